@@ -1,0 +1,223 @@
+//! The Shipment aggregate: one per order, from the saga's request through the
+//! carrier's answer to dispatch and delivery.
+//!
+//! A shipment can be cancelled until it is dispatched. The carrier answers
+//! asynchronously, so its answer may arrive after a cancellation: a late
+//! booking is still recorded, so that the carrier adapter knows which booking
+//! to withdraw.
+
+use events::domain::address::Address;
+use events::domain::shipment::{ShipmentCommand, ShipmentEvent, ShipmentRejection, ShipmentStatus};
+use events::domain::text::{is_valid_reason, is_valid_reference};
+
+use super::Aggregate;
+
+#[cfg(test)]
+mod tests;
+
+type Decision = Result<Vec<ShipmentEvent>, ShipmentRejection>;
+
+/// State of one order's shipment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shipment {
+    requested: Option<Requested>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Requested {
+    address: Address,
+    status: ShipmentStatus,
+    tracking_ref: Option<String>,
+    refusal_reason: Option<String>,
+}
+
+impl Shipment {
+    pub fn exists(&self) -> bool {
+        self.requested.is_some()
+    }
+
+    pub fn status(&self) -> Option<ShipmentStatus> {
+        self.requested.as_ref().map(|r| r.status)
+    }
+
+    pub fn address(&self) -> Option<&Address> {
+        self.requested.as_ref().map(|r| &r.address)
+    }
+
+    pub fn tracking_ref(&self) -> Option<&str> {
+        self.requested.as_ref()?.tracking_ref.as_deref()
+    }
+
+    pub fn refusal_reason(&self) -> Option<&str> {
+        self.requested.as_ref()?.refusal_reason.as_deref()
+    }
+
+    /// The carrier booking the carrier adapter must withdraw: the tracking
+    /// reference of a cancelled shipment, whether the booking came before or
+    /// after the cancellation.
+    pub fn booking_to_withdraw(&self) -> Option<&str> {
+        match self.status() {
+            Some(ShipmentStatus::Cancelled) => self.tracking_ref(),
+            _ => None,
+        }
+    }
+
+    fn existing(&self) -> Result<&Requested, ShipmentRejection> {
+        self.requested.as_ref().ok_or(ShipmentRejection::NotFound)
+    }
+
+    fn request(&self, address: &Address) -> Decision {
+        address
+            .validate()
+            .map_err(|field| ShipmentRejection::InvalidAddress { field })?;
+        match &self.requested {
+            None => Ok(vec![ShipmentEvent::ShipmentRequested {
+                address: address.clone(),
+            }]),
+            Some(r) if r.address == *address => Ok(vec![]),
+            Some(_) => Err(ShipmentRejection::AlreadyRequested),
+        }
+    }
+}
+
+impl Requested {
+    fn same_booking(&self, tracking_ref: &str) -> Decision {
+        match &self.tracking_ref {
+            Some(known) if known == tracking_ref => Ok(vec![]),
+            _ => Err(ShipmentRejection::TrackingRefMismatch),
+        }
+    }
+
+    fn record_scheduled(&self, tracking_ref: &str) -> Decision {
+        let scheduled = || {
+            Ok(vec![ShipmentEvent::ShipmentScheduled {
+                tracking_ref: tracking_ref.to_owned(),
+            }])
+        };
+        match self.status {
+            ShipmentStatus::Requested => scheduled(),
+            ShipmentStatus::Cancelled if self.tracking_ref.is_none() => scheduled(),
+            ShipmentStatus::Refused => Err(ShipmentRejection::Refused),
+            ShipmentStatus::Cancelled
+            | ShipmentStatus::Scheduled
+            | ShipmentStatus::Dispatched
+            | ShipmentStatus::Delivered => self.same_booking(tracking_ref),
+        }
+    }
+
+    fn record_refused(&self, reason: &str) -> Decision {
+        match self.status {
+            ShipmentStatus::Requested => Ok(vec![ShipmentEvent::ShipmentRefused {
+                reason: reason.to_owned(),
+            }]),
+            // Nothing was booked, so a refusal after a cancellation changes nothing.
+            ShipmentStatus::Refused | ShipmentStatus::Cancelled => Ok(vec![]),
+            ShipmentStatus::Scheduled | ShipmentStatus::Dispatched | ShipmentStatus::Delivered => {
+                Err(ShipmentRejection::AlreadyScheduled {
+                    status: self.status,
+                })
+            }
+        }
+    }
+
+    fn cancel(&self) -> Decision {
+        match self.status {
+            ShipmentStatus::Requested | ShipmentStatus::Scheduled => {
+                Ok(vec![ShipmentEvent::ShipmentCancelled])
+            }
+            ShipmentStatus::Cancelled | ShipmentStatus::Refused => Ok(vec![]),
+            ShipmentStatus::Dispatched | ShipmentStatus::Delivered => {
+                Err(ShipmentRejection::AlreadyDispatched {
+                    status: self.status,
+                })
+            }
+        }
+    }
+
+    fn dispatch(&self) -> Decision {
+        match self.status {
+            ShipmentStatus::Scheduled => Ok(vec![ShipmentEvent::ShipmentDispatched]),
+            ShipmentStatus::Dispatched | ShipmentStatus::Delivered => Ok(vec![]),
+            ShipmentStatus::Requested => Err(ShipmentRejection::NotScheduled {
+                status: self.status,
+            }),
+            ShipmentStatus::Refused => Err(ShipmentRejection::Refused),
+            ShipmentStatus::Cancelled => Err(ShipmentRejection::Cancelled),
+        }
+    }
+
+    fn deliver(&self) -> Decision {
+        match self.status {
+            ShipmentStatus::Dispatched => Ok(vec![ShipmentEvent::ShipmentDelivered]),
+            ShipmentStatus::Delivered => Ok(vec![]),
+            ShipmentStatus::Requested | ShipmentStatus::Scheduled => {
+                Err(ShipmentRejection::NotDispatched {
+                    status: self.status,
+                })
+            }
+            ShipmentStatus::Refused => Err(ShipmentRejection::Refused),
+            ShipmentStatus::Cancelled => Err(ShipmentRejection::Cancelled),
+        }
+    }
+
+    fn apply(&mut self, event: &ShipmentEvent) {
+        match event {
+            ShipmentEvent::ShipmentRequested { .. } => {}
+            ShipmentEvent::ShipmentScheduled { tracking_ref } => {
+                self.tracking_ref = Some(tracking_ref.clone());
+                // A late booking leaves a cancelled shipment cancelled.
+                if self.status == ShipmentStatus::Requested {
+                    self.status = ShipmentStatus::Scheduled;
+                }
+            }
+            ShipmentEvent::ShipmentRefused { reason } => {
+                self.status = ShipmentStatus::Refused;
+                self.refusal_reason = Some(reason.clone());
+            }
+            ShipmentEvent::ShipmentCancelled => self.status = ShipmentStatus::Cancelled,
+            ShipmentEvent::ShipmentDispatched => self.status = ShipmentStatus::Dispatched,
+            ShipmentEvent::ShipmentDelivered => self.status = ShipmentStatus::Delivered,
+        }
+    }
+}
+
+impl Aggregate for Shipment {
+    type Command = ShipmentCommand;
+    type Event = ShipmentEvent;
+    type Rejection = ShipmentRejection;
+
+    fn decide(&self, command: &ShipmentCommand) -> Decision {
+        match command {
+            ShipmentCommand::RequestShipment { address } => self.request(address),
+            ShipmentCommand::RecordScheduled { tracking_ref } => {
+                if !is_valid_reference(tracking_ref) {
+                    return Err(ShipmentRejection::InvalidTrackingRef);
+                }
+                self.existing()?.record_scheduled(tracking_ref)
+            }
+            ShipmentCommand::RecordRefused { reason } => {
+                if !is_valid_reason(reason) {
+                    return Err(ShipmentRejection::InvalidReason);
+                }
+                self.existing()?.record_refused(reason)
+            }
+            ShipmentCommand::Cancel => self.existing()?.cancel(),
+            ShipmentCommand::Dispatch => self.existing()?.dispatch(),
+            ShipmentCommand::Deliver => self.existing()?.deliver(),
+        }
+    }
+
+    fn evolve(mut self, event: &ShipmentEvent) -> Self {
+        if let ShipmentEvent::ShipmentRequested { address } = event {
+            self.requested = Some(Requested {
+                address: address.clone(),
+                status: ShipmentStatus::Requested,
+                tracking_ref: None,
+                refusal_reason: None,
+            });
+        } else if let Some(requested) = &mut self.requested {
+            requested.apply(event);
+        }
+        self
+    }
+}

@@ -1,0 +1,88 @@
+//! The command side: turns requests into events on Kafka.
+//!
+//! - [`aggregate`]: the aggregates as pure `decide`/`evolve` functions.
+//! - [`processor`]: command processors, the single writer of each events
+//!   partition (restore, decide, publish in one Kafka transaction).
+//! - [`bus`]: how the HTTP API hands commands to the processors and awaits replies.
+//! - [`http`]: the command HTTP API (axum).
+//! - [`probe`]: transactional pipeline probes.
+//!
+//! [`run`] starts the service; the binary in `main.rs` only parses flags.
+
+pub mod aggregate;
+pub mod bus;
+pub mod http;
+pub mod probe;
+pub mod processor;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use events::KafkaConfig;
+use events::service::{self, Health};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the command service needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    /// Stable per instance: transactional ids derive from it (zombie fencing).
+    pub instance_id: String,
+    pub jwt_secret: String,
+    /// Base URL of the query API, for `Location` headers.
+    pub query_api_url: String,
+    /// How long a request waits for the processor's reply before answering 202.
+    pub reply_wait: Duration,
+}
+
+/// Runs the command API and a command processor until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    config
+        .kafka
+        .ensure_topics(&config.kafka.all_topics())
+        .await
+        .context("creating kafka topics")?;
+    let processor = processor::spawn(
+        processor::ProcessorConfig {
+            kafka: config.kafka.clone(),
+            group_id: format!("{}command-processors", config.kafka.topic_prefix),
+            transactional_id: format!(
+                "{}{}-processor",
+                config.kafka.topic_prefix, config.instance_id
+            ),
+            max_batch: 500,
+            dedup_window: Duration::from_secs(24 * 3600),
+            dedup_capacity: 200_000,
+        },
+        shutdown.clone(),
+    )
+    .context("starting the command processor")?;
+    let kafka = config.kafka.clone();
+    let health = Health::new().check("kafka", move || {
+        let kafka = kafka.clone();
+        async move { kafka.check().await }
+    });
+    tracing::info!(addr = %listener.local_addr()?, "command api listening");
+    let app = http::router(http::AppState {
+        probes: std::sync::Arc::new(probe::ProbeWriter::new(
+            &config.kafka,
+            format!("{}{}-probe", config.kafka.topic_prefix, config.instance_id),
+        )),
+    });
+    let served = service::serve(
+        listener,
+        service::with_ops(app, "command", health),
+        shutdown,
+    )
+    .await;
+    // The processor notices the cancelled token between batches.
+    tokio::task::spawn_blocking(move || processor.join())
+        .await
+        .ok();
+    served.context("serving http")
+}

@@ -1,0 +1,334 @@
+//! Command processors: the single writer of each events partition.
+//!
+//! A processor is a member of a consumer group over the commands topics. When
+//! it is assigned a partition it restores that partition's aggregates from the
+//! events topic ([`restore`]); then it loops: poll a batch of commands, decide
+//! each one against the in-memory state ([`store`]), and in one Kafka
+//! transaction produce the events, produce the replies, and commit the
+//! command offsets with the group's metadata (KIP-447), which fences a zombie
+//! that lost the partition.
+//!
+//! The loop runs on its own OS thread because librdkafka's transaction calls
+//! block. Any failure inside a transaction ends the session: the producer,
+//! consumer and in-memory state are dropped and rebuilt from the log, exactly
+//! as after a crash, so there is one recovery path and it is always exercised.
+
+mod restore;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use events::command::CommandEnvelope;
+use events::{AggregateType, KafkaConfig, kafka};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use store::{Decision, PartitionStore};
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of one processor instance.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub kafka: KafkaConfig,
+    /// Shared by every processor instance of a deployment.
+    pub group_id: String,
+    /// Stable per instance, so a restarted instance fences its predecessor.
+    pub transactional_id: String,
+    /// Most commands decided in one transaction.
+    pub max_batch: usize,
+    /// How long a command id is remembered for deduplication.
+    pub dedup_window: Duration,
+    /// Most command ids remembered per partition.
+    pub dedup_capacity: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("restoring state failed: {0}")]
+    Restore(String),
+    #[error("the consumer has no group metadata")]
+    NoGroupMetadata,
+}
+
+/// Starts a processor on its own thread; it runs until `shutdown`.
+pub fn spawn(
+    config: ProcessorConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("command-processor".into())
+        .spawn(move || run(config, shutdown))
+}
+
+fn run(config: ProcessorConfig, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let started = Instant::now();
+        match Session::start(&config).and_then(|mut session| session.run(&shutdown)) {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "command processor session failed, restarting from the log");
+                metrics::counter!("command_processor_restarts_total").increment(1);
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(100);
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Partitions gained or lost in one rebalance.
+struct PartitionChange {
+    assigned: bool,
+    partitions: Vec<(String, i32)>,
+}
+
+/// Partition changes seen by the consumer, handled between transactions.
+#[derive(Default)]
+struct RebalanceLog {
+    changes: Mutex<Vec<PartitionChange>>,
+}
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (assigned, list) = match rebalance {
+            Rebalance::Assign(list) => (true, list),
+            Rebalance::Revoke(list) => (false, list),
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "rebalance error");
+                return;
+            }
+        };
+        let partitions = list
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        changes.push(PartitionChange {
+            assigned,
+            partitions,
+        });
+    }
+}
+
+/// One life of a processor: a consumer, a transactional producer, and the
+/// state of the partitions it owns.
+struct Session<'a> {
+    config: &'a ProcessorConfig,
+    consumer: BaseConsumer<RebalanceLog>,
+    producer: BaseProducer,
+    topics: HashMap<String, AggregateType>,
+    stores: HashMap<(AggregateType, i32), PartitionStore>,
+}
+
+impl<'a> Session<'a> {
+    fn start(config: &'a ProcessorConfig) -> Result<Session<'a>, ProcessorError> {
+        let producer: BaseProducer = config
+            .kafka
+            .transactional_producer(&config.transactional_id)
+            .create()?;
+        producer.init_transactions(TXN_TIMEOUT)?;
+        let consumer: BaseConsumer<RebalanceLog> = config
+            .kafka
+            .consumer(&config.group_id)
+            .create_with_context(RebalanceLog::default())?;
+        let topics: HashMap<String, AggregateType> = AggregateType::COMMANDED
+            .into_iter()
+            .map(|t| (config.kafka.commands_topic(t), t))
+            .collect();
+        let names: Vec<&str> = topics.keys().map(String::as_str).collect();
+        consumer.subscribe(&names)?;
+        Ok(Session {
+            config,
+            consumer,
+            producer,
+            topics,
+            stores: HashMap::new(),
+        })
+    }
+
+    fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
+        while !shutdown.is_cancelled() {
+            let batch = self.poll_batch()?;
+            self.apply_rebalances()?;
+            let batch: Vec<OwnedMessage> = batch
+                .into_iter()
+                .filter(|m| self.owns(m.topic(), m.partition()))
+                .collect();
+            if !batch.is_empty() {
+                self.process(&batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.topics
+            .get(topic)
+            .is_some_and(|t| self.stores.contains_key(&(*t, partition)))
+    }
+
+    /// Waits briefly for one command, then takes what else is buffered.
+    fn poll_batch(&self) -> Result<Vec<OwnedMessage>, ProcessorError> {
+        let mut batch = Vec::new();
+        let mut timeout = Duration::from_millis(100);
+        while batch.len() < self.config.max_batch {
+            match self.consumer.poll(timeout) {
+                None => break,
+                Some(Ok(message)) => batch.push(message.detach()),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "polling commands failed");
+                    break;
+                }
+            }
+            timeout = Duration::ZERO;
+        }
+        Ok(batch)
+    }
+
+    /// Restores newly assigned partitions and forgets revoked ones.
+    fn apply_rebalances(&mut self) -> Result<(), ProcessorError> {
+        let changes = std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for PartitionChange {
+            assigned,
+            partitions,
+        } in changes
+        {
+            for (topic, partition) in partitions {
+                let Some(&aggregate) = self.topics.get(&topic) else {
+                    continue;
+                };
+                if assigned {
+                    let store = restore::restore(
+                        &self.config.kafka,
+                        aggregate,
+                        partition,
+                        self.config.dedup_window,
+                        self.config.dedup_capacity,
+                    )?;
+                    self.stores.insert((aggregate, partition), store);
+                } else {
+                    self.stores.remove(&(aggregate, partition));
+                }
+            }
+        }
+        metrics::gauge!("command_processor_partitions").set(self.stores.len() as f64);
+        Ok(())
+    }
+
+    /// Decides a batch and publishes it in one transaction.
+    fn process(&mut self, batch: &[OwnedMessage]) -> Result<(), ProcessorError> {
+        let started = Instant::now();
+        self.producer.begin_transaction()?;
+        let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
+        let mut produced = 0usize;
+        for message in batch {
+            let next = offsets
+                .entry((message.topic(), message.partition()))
+                .or_insert(0);
+            *next = (*next).max(message.offset() + 1);
+            let Some(decision) = self.decide(message) else {
+                continue;
+            };
+            produced += decision.events.len();
+            self.publish(message.partition(), &decision)?;
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        }
+        let metadata = self
+            .consumer
+            .group_metadata()
+            .ok_or(ProcessorError::NoGroupMetadata)?;
+        if let Err(e) = self
+            .producer
+            .send_offsets_to_transaction(&list, &metadata, TXN_TIMEOUT)
+            .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT))
+        {
+            // Best effort: the next session's init_transactions aborts it anyway.
+            drop(self.producer.abort_transaction(TXN_TIMEOUT));
+            return Err(e.into());
+        }
+        metrics::counter!("commands_processed_total").increment(batch.len() as u64);
+        metrics::counter!("events_appended_total").increment(produced as u64);
+        metrics::histogram!("command_batch_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn decide(&mut self, message: &OwnedMessage) -> Option<Decision> {
+        let aggregate = *self.topics.get(message.topic())?;
+        let store = self.stores.get_mut(&(aggregate, message.partition()))?;
+        match serde_json::from_slice::<CommandEnvelope>(message.payload().unwrap_or_default()) {
+            Ok(envelope) => Some(store.handle(&envelope, Utc::now())),
+            Err(e) => {
+                // Without a decodable envelope there is no command id to
+                // answer; the record is skipped and counted.
+                tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "undecodable command skipped");
+                metrics::counter!("commands_malformed_total").increment(1);
+                None
+            }
+        }
+    }
+
+    /// Produces a decision's events and reply to the command's partition of
+    /// the events and replies topics (co-partitioned with the commands topic).
+    fn publish(&self, partition: i32, decision: &Decision) -> Result<(), ProcessorError> {
+        let aggregate = decision.reply.aggregate_type;
+        let events_topic = self.config.kafka.events_topic(aggregate);
+        for event in &decision.events {
+            let record = BaseRecord::to(&events_topic)
+                .partition(partition)
+                .key(event.meta.aggregate_id.as_str())
+                .payload(&event.payload)
+                .headers(kafka::to_headers(&event.meta));
+            self.send(record)?;
+        }
+        let replies_topic = self.config.kafka.replies_topic(aggregate);
+        let reply = serde_json::to_vec(&decision.reply).unwrap_or_default();
+        let record = BaseRecord::to(&replies_topic)
+            .partition(partition)
+            .key(decision.reply.aggregate_id.as_str())
+            .payload(&reply);
+        self.send(record)
+    }
+
+    fn send(&self, mut record: BaseRecord<'_, str, Vec<u8>>) -> Result<(), ProcessorError> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    returned,
+                )) => {
+                    record = returned;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The Kafka mapping: topic names, client settings, and the CloudEvents
+//! headers that carry an [`EventMeta`].
+//!
+//! Every producer and consumer in the project is configured here, so the traps
+//! listed in KAFKA.md (partitioner, idempotence, read_committed, latency
+//! defaults) are dealt with once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::types::RDKafkaErrorCode;
+use uuid::Uuid;
+
+use crate::envelope::{AggregateType, EventMeta};
+
+/// Command-line flags (and environment variables) of every service that talks to Kafka.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long = "kafka-brokers",
+        env = "KAFKA_BROKERS",
+        default_value = "127.0.0.1:19092"
+    )]
+    pub brokers: String,
+    /// Prefix of every topic name (to run several deployments on one cluster).
+    #[arg(long = "topic-prefix", env = "TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+    /// Partitions of each commands and events topic when the service creates it.
+    #[arg(
+        long = "kafka-partitions",
+        env = "KAFKA_PARTITIONS",
+        default_value_t = 8
+    )]
+    pub partitions: i32,
+}
+
+impl From<KafkaArgs> for KafkaConfig {
+    fn from(args: KafkaArgs) -> KafkaConfig {
+        KafkaConfig {
+            brokers: args.brokers,
+            topic_prefix: args.topic_prefix,
+            partitions: args.partitions,
+        }
+    }
+}
+
+/// Where the brokers are and how this deployment names its topics.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list.
+    pub brokers: String,
+    /// Prepended to every topic name; tests use a fresh prefix each.
+    pub topic_prefix: String,
+    /// Partitions of every commands and events topic (they are co-partitioned).
+    pub partitions: i32,
+}
+
+impl KafkaConfig {
+    pub fn new(brokers: impl Into<String>) -> KafkaConfig {
+        KafkaConfig {
+            brokers: brokers.into(),
+            topic_prefix: String::new(),
+            partitions: 8,
+        }
+    }
+
+    pub fn events_topic(&self, aggregate: AggregateType) -> String {
+        format!("{}{}.events", self.topic_prefix, aggregate.as_str())
+    }
+
+    pub fn commands_topic(&self, aggregate: AggregateType) -> String {
+        format!("{}{}.commands", self.topic_prefix, aggregate.as_str())
+    }
+
+    pub fn replies_topic(&self, aggregate: AggregateType) -> String {
+        format!("{}{}.replies", self.topic_prefix, aggregate.as_str())
+    }
+
+    /// Every topic of the system: events of every stream, and commands and
+    /// replies of the aggregates that take commands.
+    pub fn all_topics(&self) -> Vec<String> {
+        let events = AggregateType::ALL.into_iter().map(|t| self.events_topic(t));
+        let commands = AggregateType::COMMANDED
+            .into_iter()
+            .flat_map(|t| [self.commands_topic(t), self.replies_topic(t)]);
+        events.chain(commands).collect()
+    }
+
+    /// Common settings of every client.
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("socket.keepalive.enable", "true")
+            .set("reconnect.backoff.max.ms", "1000");
+        config
+    }
+
+    /// An idempotent producer with low-latency batching. Java's murmur2
+    /// partitioner, so every Kafka tool agrees where a key lives.
+    pub fn producer(&self) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "2")
+            .set("batch.size", "262144")
+            .set("max.in.flight.requests.per.connection", "5")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", "30000");
+        config
+    }
+
+    /// A transactional producer's settings; `transactional_id` must be stable
+    /// per processor instance so a restarted instance fences its zombie.
+    pub fn transactional_producer(&self, transactional_id: &str) -> ClientConfig {
+        let mut config = self.producer();
+        config
+            .set("transactional.id", transactional_id)
+            .set("transaction.timeout.ms", "30000");
+        config
+    }
+
+    /// A consumer that sees only committed transactions and never commits
+    /// offsets on its own: positions are stored next to the effects.
+    pub fn consumer(&self, group_id: &str) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("group.id", group_id)
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("fetch.wait.max.ms", "5")
+            .set("fetch.queue.backoff.ms", "5")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        config
+    }
+
+    /// Creates the topics that do not exist yet; existing ones are left as they are.
+    pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
+        let admin: AdminClient<DefaultClientContext> = self.base().create()?;
+        let specs: Vec<NewTopic> = topics
+            .iter()
+            .map(|name| {
+                NewTopic::new(name, self.partitions, TopicReplication::Fixed(1))
+                    .set("retention.ms", "-1")
+                    .set("retention.bytes", "-1")
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&specs, &options).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
+                        tracing::error!(%topic, %code, "creating topic failed");
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the cluster for its metadata: the readiness check of every service.
+    pub async fn check(&self) -> Result<(), KafkaError> {
+        let config = self.base();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = config.create()?;
+            consumer
+                .fetch_metadata(None, Duration::from_secs(2))
+                .map(|_| ())
+        })
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+    }
+}
+
+const CE_SPECVERSION: &str = "ce_specversion";
+const CE_ID: &str = "ce_id";
+const CE_SOURCE: &str = "ce_source";
+const CE_TYPE: &str = "ce_type";
+const CE_SUBJECT: &str = "ce_subject";
+const CE_TIME: &str = "ce_time";
+const CE_SCHEMAVERSION: &str = "ce_schemaversion";
+const CE_SEQUENCE: &str = "ce_sequence";
+const CE_COMMANDID: &str = "ce_commandid";
+const CE_CORRELATIONID: &str = "ce_correlationid";
+const CE_CAUSATIONID: &str = "ce_causationid";
+const CE_TRACEPARENT: &str = "ce_traceparent";
+const CONTENT_TYPE: &str = "content-type";
+
+/// Why a record's headers are not a valid envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("header {0} is missing")]
+    Missing(&'static str),
+    #[error("header {0} is not valid")]
+    Invalid(&'static str),
+}
+
+/// The CloudEvents (Kafka protocol binding, binary mode) headers of an event.
+pub fn to_headers(meta: &EventMeta) -> OwnedHeaders {
+    let source = format!("/commerce/{}", meta.aggregate_type);
+    let fields: [(&str, String); 11] = [
+        (CE_SPECVERSION, "1.0".to_owned()),
+        (CE_ID, meta.event_id.to_string()),
+        (CE_SOURCE, source),
+        (CE_TYPE, meta.event_type.clone()),
+        (CE_SUBJECT, meta.aggregate_id.clone()),
+        (CE_TIME, meta.occurred_at.to_rfc3339()),
+        (CE_SCHEMAVERSION, meta.schema_version.to_string()),
+        (CE_SEQUENCE, meta.sequence.to_string()),
+        (CE_COMMANDID, meta.command_id.to_string()),
+        (CE_CORRELATIONID, meta.correlation_id.to_string()),
+        (CE_CAUSATIONID, meta.causation_id.to_string()),
+    ];
+    let mut headers = OwnedHeaders::new_with_capacity(fields.len() + 2);
+    for (key, value) in &fields {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    }
+    if let Some(traceparent) = &meta.traceparent {
+        headers = headers.insert(Header {
+            key: CE_TRACEPARENT,
+            value: Some(traceparent.as_bytes()),
+        });
+    }
+    headers.insert(Header {
+        key: CONTENT_TYPE,
+        value: Some("application/json".as_bytes()),
+    })
+}
+
+/// Reads an [`EventMeta`] back from a record's headers.
+pub fn from_headers<H: Headers>(headers: &H) -> Result<EventMeta, HeaderError> {
+    let get = |name: &'static str| -> Result<&str, HeaderError> {
+        headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .ok_or(HeaderError::Missing(name))
+            .and_then(|v| std::str::from_utf8(v).map_err(|_| HeaderError::Invalid(name)))
+    };
+    fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, HeaderError> {
+        value.parse().map_err(|_| HeaderError::Invalid(name))
+    }
+    let source = get(CE_SOURCE)?;
+    let aggregate_type = source
+        .strip_prefix("/commerce/")
+        .and_then(AggregateType::parse)
+        .ok_or(HeaderError::Invalid(CE_SOURCE))?;
+    let traceparent = match get(CE_TRACEPARENT) {
+        Ok(value) => Some(value.to_owned()),
+        Err(HeaderError::Missing(_)) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(EventMeta {
+        event_id: parse::<Uuid>(CE_ID, get(CE_ID)?)?,
+        event_type: get(CE_TYPE)?.to_owned(),
+        schema_version: parse(CE_SCHEMAVERSION, get(CE_SCHEMAVERSION)?)?,
+        aggregate_type,
+        aggregate_id: get(CE_SUBJECT)?.to_owned(),
+        sequence: parse(CE_SEQUENCE, get(CE_SEQUENCE)?)?,
+        occurred_at: DateTime::parse_from_rfc3339(get(CE_TIME)?)
+            .map_err(|_| HeaderError::Invalid(CE_TIME))?
+            .with_timezone(&Utc),
+        command_id: parse(CE_COMMANDID, get(CE_COMMANDID)?)?,
+        correlation_id: parse(CE_CORRELATIONID, get(CE_CORRELATIONID)?)?,
+        causation_id: parse(CE_CAUSATIONID, get(CE_CAUSATIONID)?)?,
+        traceparent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::new_id;
+
+    fn meta() -> EventMeta {
+        EventMeta {
+            event_id: new_id(),
+            event_type: "OrderPlaced".into(),
+            schema_version: 1,
+            aggregate_type: AggregateType::Order,
+            aggregate_id: "0193-order".into(),
+            sequence: 7,
+            occurred_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00.123Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            command_id: new_id(),
+            correlation_id: new_id(),
+            causation_id: new_id(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        }
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        let meta = meta();
+        assert_eq!(from_headers(&to_headers(&meta)), Ok(meta));
+    }
+
+    #[test]
+    fn traceparent_is_optional() {
+        let meta = EventMeta {
+            traceparent: None,
+            ..meta()
+        };
+        assert_eq!(from_headers(&to_headers(&meta)), Ok(meta));
+    }
+
+    #[test]
+    fn missing_and_invalid_headers_are_named() {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: CE_SOURCE,
+            value: Some("/commerce/orders".as_bytes()),
+        });
+        assert_eq!(from_headers(&headers), Err(HeaderError::Missing(CE_ID)));
+        let headers = OwnedHeaders::new().insert(Header {
+            key: CE_SOURCE,
+            value: Some("/elsewhere".as_bytes()),
+        });
+        assert_eq!(from_headers(&headers), Err(HeaderError::Invalid(CE_SOURCE)));
+    }
+
+    #[test]
+    fn topics_carry_the_prefix() {
+        let config = KafkaConfig {
+            topic_prefix: "t1.".into(),
+            ..KafkaConfig::new("127.0.0.1:1")
+        };
+        assert_eq!(
+            config.events_topic(AggregateType::Order),
+            "t1.orders.events"
+        );
+        assert_eq!(
+            config.commands_topic(AggregateType::CatalogItem),
+            "t1.catalog.commands"
+        );
+    }
+}

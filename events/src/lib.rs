@@ -1,0 +1,28 @@
+//! The wire contract of the commerce core, and the runtime every service shares.
+//!
+//! Everything that crosses a process boundary is defined here once, so the
+//! command processors, sagas, projectors and tools cannot disagree about it:
+//!
+//! - [`envelope`]: the event envelope ([`EventMeta`], [`Envelope`]) and
+//!   [`AggregateType`], which names the streams and topics.
+//! - [`domain`]: the commands, events and rejections of each aggregate as
+//!   closed enums, plus the value types (ids, money).
+//! - [`command`]: the command envelope, the replies, and [`command::DomainCommand`]
+//!   (every aggregate's commands in one enum).
+//! - [`kafka`]: topic names, client settings, CloudEvents headers.
+//! - [`message`]: the [`message::EventPayload`] and [`message::Rejection`] traits
+//!   every event family and rejection implements, and upcasting on read.
+//! - [`probe`]: the synthetic pipeline-probe event.
+//! - [`service`]: logging, shutdown, metrics, health and problem+json, the
+//!   plumbing of every binary.
+
+pub mod command;
+pub mod domain;
+pub mod envelope;
+pub mod kafka;
+pub mod message;
+pub mod probe;
+pub mod service;
+
+pub use envelope::{AggregateType, Envelope, EventMeta, new_id};
+pub use kafka::{KafkaArgs, KafkaConfig};

@@ -1,0 +1,271 @@
+//! What every service binary shares: logging, shutdown, Prometheus metrics,
+//! health endpoints and problem+json errors.
+//!
+//! Kept here rather than in a crate of its own because every service already
+//! depends on `events`, and the owner fixed the set of crates.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Structured logs on stderr; `LOG_FORMAT=json` for machine-readable lines,
+/// `RUST_LOG` to filter (default `info`).
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second initialisation (tests start several services in one process) is fine.
+    drop(result);
+}
+
+/// A token cancelled on SIGTERM or ctrl-c.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                Err(_) => drop(ctrl_c.await),
+            }
+        }
+        #[cfg(not(unix))]
+        drop(ctrl_c.await);
+        tracing::info!("shutdown requested");
+        cancel.cancel();
+    });
+    token
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
+            .expect("static bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (a test harness); ours then
+        // still renders what it sees through the handle.
+        drop(metrics::set_global_recorder(recorder));
+        handle
+    })
+}
+
+/// A named readiness check: Ok when the dependency answers.
+pub type CheckFn = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync + 'static,
+>;
+
+/// The dependencies a service needs before it is ready.
+#[derive(Clone, Default)]
+pub struct Health {
+    checks: Vec<(&'static str, CheckFn)>,
+}
+
+impl Health {
+    pub fn new() -> Health {
+        Health::default()
+    }
+
+    pub fn check<F, Fut, E>(mut self, name: &'static str, check: F) -> Health
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let check = Arc::new(check);
+        self.checks.push((
+            name,
+            Arc::new(move || {
+                let fut = check();
+                Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+            }),
+        ));
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    checks: std::collections::BTreeMap<&'static str, String>,
+}
+
+async fn ready(State(health): State<Health>) -> Response {
+    let mut ok = true;
+    let mut checks = std::collections::BTreeMap::new();
+    for (name, check) in &health.checks {
+        let outcome = tokio::time::timeout(Duration::from_secs(3), check()).await;
+        let text = match outcome {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(e)) => {
+                ok = false;
+                e
+            }
+            Err(_) => {
+                ok = false;
+                "timed out".to_owned()
+            }
+        };
+        checks.insert(*name, text);
+    }
+    let (code, status) = if ok {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    };
+    (code, Json(Readiness { status, checks })).into_response()
+}
+
+async fn render_metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics_handle().render(),
+    )
+}
+
+/// `/health/live`, `/health/ready` and `/metrics`, merged into a service's
+/// router, which also gets request metrics and a problem+json 404.
+pub fn with_ops(router: Router, service: &'static str, health: Health) -> Router {
+    metrics_handle();
+    let ops = Router::new()
+        .route(
+            "/health/live",
+            get(|| async { Json(serde_json::json!({"status": "live"})) }),
+        )
+        .route("/health/ready", get(ready))
+        .with_state(health)
+        .route("/metrics", get(render_metrics));
+    router
+        .merge(ops)
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such resource") })
+        .layer(middleware::from_fn_with_state(service, track_requests))
+}
+
+async fn track_requests(
+    State(service): State<&'static str>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let labels = [
+        ("service", service.to_owned()),
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serves `router` until `shutdown` is cancelled, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// An RFC 9457 problem details body. `kind` is the stable machine-readable part
+/// of the `type` URI.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        rename = "retry_after_seconds"
+    )]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub const TYPE_BASE: &'static str = "https://commerce.example/problems/";
+
+    pub fn new(status: StatusCode, kind: &str, title: impl Into<String>) -> Problem {
+        Problem {
+            type_uri: format!("{}{kind}", Problem::TYPE_BASE),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Problem {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// For 503s: when the client may try again.
+    pub fn retry_after(mut self, seconds: u64) -> Problem {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry = self.retry_after;
+        let mut response = (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            Json(self),
+        )
+            .into_response();
+        if let Some(seconds) = retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,111 @@
+//! The projector loop: fetch a batch, apply it and its positions in one
+//! PostgreSQL transaction, then tell Kafka how far we got (a hint only).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use events::KafkaConfig;
+use futures::FutureExt;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::record::Record;
+use crate::{dead_letters, positions, probes};
+
+const MAX_BATCH: usize = 1000;
+
+pub fn subscribe(
+    kafka: &KafkaConfig,
+    group_id: &str,
+    topics: &[String],
+) -> Result<StreamConsumer, KafkaError> {
+    let consumer: StreamConsumer = kafka.consumer(group_id).create()?;
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    Ok(consumer)
+}
+
+/// Runs until `shutdown`; transient PostgreSQL or Kafka failures are retried,
+/// never skipped.
+pub async fn run(consumer: StreamConsumer, pool: PgPool, shutdown: CancellationToken) {
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            batch = next_batch(&consumer) => batch,
+        };
+        let records = match batch {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka consume failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match apply(&pool, records.clone()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "applying a batch failed, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        commit_hint(&consumer, &records);
+    }
+}
+
+/// Waits for one record, then takes whatever else is already buffered.
+async fn next_batch(consumer: &StreamConsumer) -> Result<Vec<Record>, KafkaError> {
+    let first = consumer.recv().await?;
+    let mut records = vec![Record::from_message(&first)];
+    drop(first);
+    while records.len() < MAX_BATCH {
+        match consumer.recv().now_or_never() {
+            Some(Ok(message)) => records.push(Record::from_message(&message)),
+            Some(Err(e)) => return Err(e),
+            None => break,
+        }
+    }
+    Ok(records)
+}
+
+async fn apply(pool: &PgPool, records: Vec<Record>) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let fresh = positions::claim(&mut tx, probes::PROJECTION, records).await?;
+    if fresh.is_empty() {
+        return tx.commit().await;
+    }
+    let dead = probes::apply(&mut tx, &fresh).await?;
+    dead_letters::store(&mut tx, &dead).await?;
+    positions::advance(&mut tx, probes::PROJECTION, &fresh).await?;
+    tx.commit().await?;
+    metrics::counter!("projection_events_applied_total", "projection" => probes::PROJECTION)
+        .increment(fresh.len() as u64);
+    Ok(())
+}
+
+fn commit_hint(consumer: &StreamConsumer, records: &[Record]) {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for r in records {
+        let entry = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
+        *entry = (*entry).max(r.offset + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(e) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::debug!(error = %e, "building the offset hint failed");
+            return;
+        }
+    }
+    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+        tracing::debug!(error = %e, "committing the offset hint failed");
+    }
+}

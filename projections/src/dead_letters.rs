@@ -1,0 +1,64 @@
+//! Records a projection could not apply. They are stored with their position
+//! and error, and the projection moves on.
+
+use sqlx::{Postgres, Transaction};
+
+use crate::record::Record;
+
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub projection: &'static str,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Option<Vec<u8>>,
+    pub error: String,
+}
+
+impl DeadLetter {
+    pub fn new(projection: &'static str, record: &Record, error: String) -> DeadLetter {
+        DeadLetter {
+            projection,
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key.clone(),
+            payload: record.payload.clone(),
+            error,
+        }
+    }
+}
+
+pub async fn store(
+    tx: &mut Transaction<'_, Postgres>,
+    letters: &[DeadLetter],
+) -> Result<(), sqlx::Error> {
+    for letter in letters {
+        tracing::warn!(
+            projection = letter.projection,
+            topic = %letter.topic,
+            partition = letter.partition,
+            offset = letter.offset,
+            error = %letter.error,
+            "dead-lettering a record"
+        );
+        metrics::counter!("projection_dead_letters_total", "projection" => letter.projection)
+            .increment(1);
+        sqlx::query(
+            "INSERT INTO dead_letters (projection, topic, partition, \"offset\", record_key, payload, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(letter.projection)
+        .bind(&letter.topic)
+        .bind(letter.partition)
+        .bind(letter.offset)
+        .bind(&letter.key)
+        .bind(&letter.payload)
+        .bind(&letter.error)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Projectors: fold the event log into read models in PostgreSQL (and the
+//! Redis cache) that the query API serves.
+//!
+//! - `consumer`: the batch loop (read_committed, one transaction per batch).
+//! - `positions`: per-partition positions stored with the view rows.
+//! - `record`: a detached Kafka record.
+//! - [`dead_letters`]: records a projection could not apply.
+//! - [`probes`]: the pipeline-probe view.
+//! - [`db`]: the views database and its migrations (`migrations/`).
+//!
+//! [`run`] starts the service; the binary in `main.rs` only parses flags.
+
+mod consumer;
+pub mod db;
+pub mod dead_letters;
+mod positions;
+pub mod probes;
+mod record;
+
+use anyhow::Context;
+use events::service::{self, Health};
+use events::{AggregateType, KafkaConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything a projector instance needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    /// Consumer group shared by all projector instances of a deployment.
+    pub group_id: String,
+    pub database_url: String,
+    pub redis_url: String,
+}
+
+/// Runs the projector until `shutdown` is cancelled; `listener` serves the
+/// health and metrics endpoints.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = db::connect_and_migrate(&config.database_url)
+        .await
+        .context("connecting to the views database")?;
+    let redis = redis::Client::open(config.redis_url.as_str()).context("parsing the redis url")?;
+    config
+        .kafka
+        .ensure_topics(&config.kafka.all_topics())
+        .await
+        .context("creating kafka topics")?;
+    let consumer = consumer::subscribe(
+        &config.kafka,
+        &config.group_id,
+        &[config.kafka.events_topic(AggregateType::Probe)],
+    )
+    .context("subscribing to the event topics")?;
+
+    let tasks = TaskTracker::new();
+    tasks.spawn(consumer::run(consumer, pool.clone(), shutdown.clone()));
+    tasks.close();
+
+    let kafka = config.kafka.clone();
+    let check_pool = pool.clone();
+    let health = Health::new()
+        .check("kafka", move || {
+            let kafka = kafka.clone();
+            async move { kafka.check().await }
+        })
+        .check("postgres", move || {
+            let pool = check_pool.clone();
+            async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
+        })
+        .check("redis", move || {
+            let redis = redis.clone();
+            async move {
+                let mut conn = redis.get_multiplexed_async_connection().await?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map(|_| ())
+            }
+        });
+    tracing::info!(addr = %listener.local_addr()?, "projector listening");
+    let served = service::serve(
+        listener,
+        service::with_ops(axum::Router::new(), "projections", health),
+        shutdown,
+    )
+    .await;
+    tasks.wait().await;
+    served.context("serving http")
+}

@@ -1,0 +1,74 @@
+//! The `probes` view: pipeline probes as the projector saw them.
+
+use chrono::{DateTime, Utc};
+use events::probe::ProbeEvent;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::dead_letters::DeadLetter;
+use crate::record::Record;
+
+pub const PROJECTION: &str = "probes";
+
+/// Applies a batch of probe records; undecodable ones become dead letters.
+pub async fn apply(
+    tx: &mut Transaction<'_, Postgres>,
+    records: &[Record],
+) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    let mut ids: Vec<Uuid> = Vec::with_capacity(records.len());
+    let mut sent: Vec<DateTime<Utc>> = Vec::with_capacity(records.len());
+    let mut committed: Vec<DateTime<Utc>> = Vec::with_capacity(records.len());
+    let mut dead = Vec::new();
+    for record in records {
+        match decode(record) {
+            Ok(ProbeEvent::ProbeRecorded { probe_id, sent_at }) => {
+                ids.push(probe_id);
+                sent.push(sent_at);
+                committed.push(record.appended_at.unwrap_or(sent_at));
+            }
+            Err(error) => dead.push(DeadLetter::new(PROJECTION, record, error)),
+        }
+    }
+    sqlx::query(
+        "INSERT INTO probes (probe_id, sent_at, committed_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[])
+         ON CONFLICT (probe_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&sent)
+    .bind(&committed)
+    .execute(&mut **tx)
+    .await?;
+    Ok(dead)
+}
+
+fn decode(record: &Record) -> Result<ProbeEvent, String> {
+    let meta = record.meta().map_err(|e| e.to_string())?;
+    if meta.schema_version != ProbeEvent::SCHEMA_VERSION {
+        return Err(format!(
+            "unsupported schema version {} of {}",
+            meta.schema_version, meta.event_type
+        ));
+    }
+    let payload = record.payload.as_deref().ok_or("record has no payload")?;
+    serde_json::from_slice(payload)
+        .map_err(|e| format!("undecodable {} payload: {e}", meta.event_type))
+}
+
+/// A probe as stored in the view.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ProbeRow {
+    pub probe_id: Uuid,
+    pub sent_at: DateTime<Utc>,
+    pub committed_at: DateTime<Utc>,
+    pub projected_at: DateTime<Utc>,
+}
+
+pub async fn find(pool: &sqlx::PgPool, probe_id: Uuid) -> Result<Option<ProbeRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT probe_id, sent_at, committed_at, projected_at FROM probes WHERE probe_id = $1",
+    )
+    .bind(probe_id)
+    .fetch_optional(pool)
+    .await
+}

@@ -1,0 +1,241 @@
+//! Helpers for end-to-end tests against the real stack (`scripts/stack up`).
+//!
+//! Each [`TestEnv`] gets its own topic prefix and its own databases, so tests
+//! run in parallel and in any order. Services run in-process on port 0 with
+//! the same `run` functions the binaries call.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use events::KafkaConfig;
+use sqlx::migrate::MigrateDatabase;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Where the stack listens; the defaults are those of `scripts/stack`.
+pub fn kafka_brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:15432".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:16379".into())
+}
+
+/// The HS256 secret the in-process command services are started with.
+pub const JWT_SECRET: &str = "test-secret";
+
+/// One test's private slice of the stack.
+pub struct TestEnv {
+    pub id: String,
+    pub kafka: KafkaConfig,
+    pub views_db_url: String,
+    pub sagas_db_url: String,
+    pub redis_url: String,
+    pub shutdown: CancellationToken,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let kafka = KafkaConfig {
+            topic_prefix: format!("t{id}."),
+            partitions: 2,
+            ..KafkaConfig::new(kafka_brokers())
+        };
+        TestEnv {
+            views_db_url: format!("{}/t{id}_views", postgres_url()),
+            sagas_db_url: format!("{}/t{id}_sagas", postgres_url()),
+            redis_url: redis_url(),
+            kafka,
+            id,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    pub fn spawn_command(&self) -> impl Future<Output = Service> + '_ {
+        let config = command::Config {
+            kafka: self.kafka.clone(),
+            instance_id: format!("t{}-command", self.id),
+            jwt_secret: JWT_SECRET.into(),
+            query_api_url: "http://127.0.0.1:8081".into(),
+            reply_wait: Duration::from_secs(5),
+        };
+        self.spawn(move |listener, shutdown| command::run(config, listener, shutdown))
+    }
+
+    pub fn spawn_projections(&self) -> impl Future<Output = Service> + '_ {
+        let config = projections::Config {
+            kafka: self.kafka.clone(),
+            group_id: format!("t{}-projections", self.id),
+            database_url: self.views_db_url.clone(),
+            redis_url: self.redis_url.clone(),
+        };
+        self.spawn(move |listener, shutdown| projections::run(config, listener, shutdown))
+    }
+
+    pub fn spawn_query_api(&self) -> impl Future<Output = Service> + '_ {
+        let config = query_api::Config {
+            database_url: self.views_db_url.clone(),
+            redis_url: self.redis_url.clone(),
+        };
+        self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
+    }
+
+    pub fn spawn_sagas(&self) -> impl Future<Output = Service> + '_ {
+        let config = sagas::Config {
+            kafka: self.kafka.clone(),
+            database_url: self.sagas_db_url.clone(),
+        };
+        self.spawn(move |listener, shutdown| sagas::run(config, listener, shutdown))
+    }
+
+    async fn spawn<F, Fut>(&self, run: F) -> Service
+    where
+        F: FnOnce(TcpListener, CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding port 0");
+        let addr = listener.local_addr().expect("local address");
+        let task = run(listener, self.shutdown.child_token());
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                panic!("service at {addr} failed: {e:#}");
+            }
+        });
+        let service = Service::new(addr);
+        service.wait_ready().await;
+        service
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        TestEnv::new()
+    }
+}
+
+impl Drop for TestEnv {
+    /// Stops the test's services and removes its topics and databases, so a
+    /// long-lived stack does not fill up with test leftovers.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let kafka = self.kafka.clone();
+        let databases = [self.views_db_url.clone(), self.sagas_db_url.clone()];
+        // Drop cannot await; a helper thread with its own runtime can.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building the cleanup runtime");
+            runtime.block_on(async {
+                // Give in-process services a moment to close their connections.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                delete_topics(&kafka).await;
+                for url in databases {
+                    drop(sqlx::Postgres::force_drop_database(&url).await);
+                }
+            });
+        });
+        drop(cleanup.join());
+    }
+}
+
+async fn delete_topics(kafka: &KafkaConfig) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let Ok(admin) = kafka
+        .producer()
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
+        return;
+    };
+    let Ok(metadata) = admin.inner().fetch_metadata(None, Duration::from_secs(5)) else {
+        return;
+    };
+    let topics: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|name| name.starts_with(&kafka.topic_prefix))
+        .collect();
+    if !topics.is_empty() {
+        drop(admin.delete_topics(&topics, &AdminOptions::new()).await);
+    }
+}
+
+/// A service started by a test, with an HTTP client pointed at it.
+pub struct Service {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+}
+
+impl Service {
+    fn new(addr: SocketAddr) -> Service {
+        Service {
+            addr,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("building the http client"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET failed")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST failed")
+    }
+
+    /// Polls `/health/ready` until it answers 200.
+    pub async fn wait_ready(&self) {
+        eventually(Duration::from_secs(60), || async {
+            match self.http.get(self.url("/health/ready")).send().await {
+                Ok(r) if r.status().is_success() => Some(()),
+                _ => None,
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("service at {} never became ready", self.addr));
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or gives up after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
