@@ -59,36 +59,55 @@ pub trait CommandBus: Send + Sync + 'static {
     fn status(&self, command_id: Uuid) -> CommandStatus;
 }
 
+/// A waiter is keyed by command id and fingerprint: a request that reuses an
+/// Idempotency-Key for a different body must get its own (refusing) reply,
+/// not the original one, and must not replace the original in the cache.
+type WaitKey = (Uuid, String);
+
 /// Replies this instance has seen recently, and the commands it still waits for.
 #[derive(Default)]
 struct Replies {
-    waiters: HashMap<Uuid, Vec<oneshot::Sender<Reply>>>,
+    waiters: HashMap<WaitKey, Vec<oneshot::Sender<Reply>>>,
+    /// Commands sent by this instance whose reply has not arrived.
+    pending: HashMap<Uuid, ()>,
+    pending_order: VecDeque<Uuid>,
+    /// The first reply seen for each command id (later ones are duplicates or
+    /// refusals of a reused key).
     recent: HashMap<Uuid, Reply>,
-    order: VecDeque<Uuid>,
+    recent_order: VecDeque<Uuid>,
 }
 
-/// How many recent replies each command API instance remembers for
-/// `GET /commands/{id}`.
-const RECENT_REPLIES: usize = 100_000;
+/// How many replies (and pending command ids) each command API instance
+/// remembers for `GET /commands/{id}`.
+const REMEMBERED: usize = 100_000;
 
 impl Replies {
     fn record(&mut self, reply: Reply) {
-        if let Some(waiters) = self.waiters.remove(&reply.command_id) {
-            for waiter in waiters {
-                drop(waiter.send(reply.clone()));
-            }
+        let key = (reply.command_id, reply.fingerprint.clone());
+        for waiter in self.waiters.remove(&key).unwrap_or_default() {
+            drop(waiter.send(reply.clone()));
         }
-        if self
-            .recent
-            .insert(reply.command_id, reply.clone())
-            .is_none()
-        {
-            self.order.push_back(reply.command_id);
+        self.pending.remove(&reply.command_id);
+        if !self.recent.contains_key(&reply.command_id) {
+            self.recent_order.push_back(reply.command_id);
+            self.recent.insert(reply.command_id, reply);
+            bound(&mut self.recent, &mut self.recent_order);
         }
-        while self.order.len() > RECENT_REPLIES {
-            if let Some(old) = self.order.pop_front() {
-                self.recent.remove(&old);
-            }
+    }
+
+    fn sent(&mut self, command_id: Uuid) {
+        if self.pending.insert(command_id, ()).is_none() {
+            self.pending_order.push_back(command_id);
+            bound(&mut self.pending, &mut self.pending_order);
+        }
+    }
+}
+
+/// Forgets the oldest entries past [`REMEMBERED`].
+fn bound<V>(map: &mut HashMap<Uuid, V>, order: &mut VecDeque<Uuid>) {
+    while order.len() > REMEMBERED {
+        if let Some(old) = order.pop_front() {
+            map.remove(&old);
         }
     }
 }
@@ -111,6 +130,7 @@ impl KafkaBus {
         // the same Idempotency-Key, which the processor deduplicates.
         producer_config.set("message.timeout.ms", "5000");
         let producer: FutureProducer = producer_config.create()?;
+        config.ensure_topics(&config.all_topics()).await?;
         let consumer = follow_replies(&config).await?;
         let replies = Arc::new(Mutex::new(Replies::default()));
         tokio::spawn(read_replies(consumer, replies.clone(), shutdown));
@@ -125,9 +145,8 @@ impl KafkaBus {
 /// A consumer assigned to every replies partition at its current end. The end
 /// offsets are fetched before returning, so no reply produced afterwards is missed.
 async fn follow_replies(config: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
-    let mut consumer_config = config.consumer("command-api-replies");
-    consumer_config.remove("group.id");
-    let consumer: StreamConsumer = consumer_config.create()?;
+    // Assigned, never subscribed: the group id is required but no group is joined.
+    let consumer: StreamConsumer = config.consumer("command-api-replies").create()?;
     let topics: Vec<String> = AggregateType::COMMANDED
         .into_iter()
         .map(|t| config.replies_topic(t))
@@ -137,8 +156,7 @@ async fn follow_replies(config: &KafkaConfig) -> Result<StreamConsumer, KafkaErr
         let mut list = TopicPartitionList::new();
         for topic in &topics {
             for partition in 0..partitions {
-                let (_, high) =
-                    consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+                let high = end_offset(&consumer, topic, partition)?;
                 list.add_partition_offset(topic, partition, Offset::Offset(high))?;
             }
         }
@@ -147,6 +165,22 @@ async fn follow_replies(config: &KafkaConfig) -> Result<StreamConsumer, KafkaErr
     })
     .await
     .map_err(|_| KafkaError::Canceled)?
+}
+
+/// The partition's end, retried while a just-created topic has no leader yet.
+fn end_offset(consumer: &StreamConsumer, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+    let mut attempts = 0;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok((_, high)) => return Ok(high),
+            Err(e) if attempts < 50 => {
+                tracing::debug!(error = %e, topic, partition, "waiting for the partition leader");
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn read_replies(
@@ -194,23 +228,35 @@ impl CommandBus for KafkaBus {
         let topic = self.config.commands_topic(command.command.aggregate_type());
         let payload =
             serde_json::to_vec(&command).map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let key: WaitKey = (command_id, command.fingerprint.clone());
         // Register before producing: the reply may arrive before `send` returns.
         let (tx, rx) = oneshot::channel();
         {
             let mut replies = lock(&self.replies);
-            if let Some(reply) = replies.recent.get(&command_id) {
+            if let Some(reply) = replies.recent.get(&command_id)
+                && reply.fingerprint == command.fingerprint
+            {
                 return Ok(Dispatch::Completed(reply.clone()));
             }
-            replies.waiters.entry(command_id).or_default().push(tx);
+            replies.waiters.entry(key.clone()).or_default().push(tx);
         }
         let record = FutureRecord::to(&topic)
             .key(command.aggregate_id.as_str())
             .payload(&payload);
-        if let Err((e, _)) = self.producer.send(record, Duration::from_secs(5)).await {
-            lock(&self.replies).waiters.remove(&command_id);
-            return Err(BusError::Unavailable(e.to_string()));
+        let sent = self.producer.send(record, Duration::from_secs(5)).await;
+        {
+            let mut replies = lock(&self.replies);
+            if let Err((e, _)) = sent {
+                replies.waiters.remove(&key);
+                return Err(BusError::Unavailable(e.to_string()));
+            }
+            replies.sent(command_id);
         }
-        match tokio::time::timeout(wait, rx).await {
+        let outcome = tokio::time::timeout(wait, rx).await;
+        // A reply that comes later still lands in `recent` for the status URL;
+        // the waiter itself is no longer needed.
+        lock(&self.replies).waiters.remove(&key);
+        match outcome {
             Ok(Ok(reply)) => Ok(Dispatch::Completed(reply)),
             _ => Ok(Dispatch::Queued),
         }
@@ -220,7 +266,7 @@ impl CommandBus for KafkaBus {
         let replies = lock(&self.replies);
         if let Some(reply) = replies.recent.get(&command_id) {
             CommandStatus::Completed(reply.clone())
-        } else if replies.waiters.contains_key(&command_id) {
+        } else if replies.pending.contains_key(&command_id) {
             CommandStatus::Pending
         } else {
             CommandStatus::Unknown

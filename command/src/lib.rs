@@ -10,11 +10,14 @@
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
 pub mod aggregate;
+pub mod auth;
 pub mod bus;
 pub mod http;
+pub mod openapi;
 pub mod probe;
 pub mod processor;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -63,13 +66,34 @@ pub async fn run(
     )
     .context("starting the command processor")?;
     let kafka = config.kafka.clone();
-    let health = Health::new().check("kafka", move || {
-        let kafka = kafka.clone();
-        async move { kafka.check().await }
-    });
+    let processor_ready = processor.readiness();
+    let health = Health::new()
+        .check("kafka", move || {
+            let kafka = kafka.clone();
+            async move { kafka.check().await }
+        })
+        .check("processor", move || {
+            let ready = processor_ready.load(std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if ready {
+                    Ok(())
+                } else {
+                    Err("joining the group or restoring partitions")
+                }
+            }
+        });
     tracing::info!(addr = %listener.local_addr()?, "command api listening");
+    let bus = bus::KafkaBus::start(config.kafka.clone(), shutdown.clone())
+        .await
+        .context("starting the command bus")?;
     let app = http::router(http::AppState {
-        probes: std::sync::Arc::new(probe::ProbeWriter::new(
+        bus: Arc::new(bus),
+        auth: Arc::new(auth::JwtVerifier::hs256(config.jwt_secret.as_bytes())),
+        settings: http::Settings {
+            query_api_url: config.query_api_url.clone(),
+            reply_wait: config.reply_wait,
+        },
+        probes: Arc::new(probe::ProbeWriter::new(
             &config.kafka,
             format!("{}{}-probe", config.kafka.topic_prefix, config.instance_id),
         )),

@@ -239,3 +239,37 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Every record of every partition of `topic`, read_committed, in partition
+/// then offset order, up to the end of the log.
+pub async fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::{Offset, TopicPartitionList};
+    // Assigned, never subscribed: a group id is required but no group is joined.
+    let mut config = kafka.consumer("test-reader");
+    config.set("enable.partition.eof", "true");
+    let topic = topic.to_owned();
+    let partitions = kafka.partitions;
+    tokio::task::spawn_blocking(move || {
+        let mut records = Vec::new();
+        for partition in 0..partitions {
+            let consumer: BaseConsumer = config.create().expect("creating a consumer");
+            let mut list = TopicPartitionList::new();
+            list.add_partition_offset(&topic, partition, Offset::Beginning)
+                .unwrap();
+            consumer.assign(&list).unwrap();
+            loop {
+                match consumer.poll(Duration::from_secs(30)) {
+                    Some(Ok(message)) => records.push(message.detach()),
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => panic!("reading {topic}: {e}"),
+                    None => panic!("reading {topic}/{partition}: no end within 30s"),
+                }
+            }
+        }
+        records
+    })
+    .await
+    .expect("reading the topic")
+}

@@ -15,7 +15,22 @@ async fn a_probe_travels_from_command_api_to_query_api() {
     let query = env.spawn_query_api().await;
     let _sagas = env.spawn_sagas().await;
 
-    let response = command.post_json("/probes", &serde_json::json!({})).await;
+    let admin = command::auth::mint_hs256(
+        tests::JWT_SECRET.as_bytes(),
+        &events::command::Principal {
+            subject: "ops".into(),
+            role: events::command::Role::Admin,
+        },
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    let response = command
+        .http
+        .post(command.url("/probes"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let probe: Value = response.json().await.unwrap();
     let probe_id = probe["probe_id"].as_str().unwrap().to_owned();

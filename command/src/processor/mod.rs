@@ -17,7 +17,8 @@ mod restore;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -61,21 +62,44 @@ pub enum ProcessorError {
     NoGroupMetadata,
 }
 
-/// Starts a processor on its own thread; it runs until `shutdown`.
-pub fn spawn(
-    config: ProcessorConfig,
-    shutdown: CancellationToken,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("command-processor".into())
-        .spawn(move || run(config, shutdown))
+/// A running processor.
+pub struct Processor {
+    thread: std::thread::JoinHandle<()>,
+    ready: Arc<AtomicBool>,
 }
 
-fn run(config: ProcessorConfig, shutdown: CancellationToken) {
+impl Processor {
+    /// True once the processor has joined its group and restored every
+    /// partition it was assigned (possibly none), so commands are decided
+    /// without waiting for a restore.
+    pub fn readiness(&self) -> Arc<AtomicBool> {
+        self.ready.clone()
+    }
+
+    /// Waits for the thread to finish (after `shutdown` was cancelled).
+    pub fn join(self) {
+        drop(self.thread.join());
+    }
+}
+
+/// Starts a processor on its own thread; it runs until `shutdown`.
+pub fn spawn(config: ProcessorConfig, shutdown: CancellationToken) -> std::io::Result<Processor> {
+    let ready = Arc::new(AtomicBool::new(false));
+    let flag = ready.clone();
+    let thread = std::thread::Builder::new()
+        .name("command-processor".into())
+        .spawn(move || run(config, shutdown, flag))?;
+    Ok(Processor { thread, ready })
+}
+
+fn run(config: ProcessorConfig, shutdown: CancellationToken, ready: Arc<AtomicBool>) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let started = Instant::now();
-        match Session::start(&config).and_then(|mut session| session.run(&shutdown)) {
+        let outcome =
+            Session::start(&config, ready.clone()).and_then(|mut session| session.run(&shutdown));
+        ready.store(false, Ordering::Relaxed);
+        match outcome {
             Ok(()) => return,
             Err(e) => {
                 tracing::error!(error = %e, "command processor session failed, restarting from the log");
@@ -135,10 +159,14 @@ struct Session<'a> {
     producer: BaseProducer,
     topics: HashMap<String, AggregateType>,
     stores: HashMap<(AggregateType, i32), PartitionStore>,
+    ready: Arc<AtomicBool>,
 }
 
 impl<'a> Session<'a> {
-    fn start(config: &'a ProcessorConfig) -> Result<Session<'a>, ProcessorError> {
+    fn start(
+        config: &'a ProcessorConfig,
+        ready: Arc<AtomicBool>,
+    ) -> Result<Session<'a>, ProcessorError> {
         let producer: BaseProducer = config
             .kafka
             .transactional_producer(&config.transactional_id)
@@ -160,6 +188,7 @@ impl<'a> Session<'a> {
             producer,
             topics,
             stores: HashMap::new(),
+            ready,
         })
     }
 
@@ -202,7 +231,8 @@ impl<'a> Session<'a> {
         Ok(batch)
     }
 
-    /// Restores newly assigned partitions and forgets revoked ones.
+    /// Restores newly assigned partitions (every aggregate type in parallel)
+    /// and forgets revoked ones.
     fn apply_rebalances(&mut self) -> Result<(), ProcessorError> {
         let changes = std::mem::take(
             &mut *self
@@ -212,30 +242,53 @@ impl<'a> Session<'a> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
         );
-        for PartitionChange {
-            assigned,
-            partitions,
-        } in changes
-        {
-            for (topic, partition) in partitions {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut assigned: HashMap<AggregateType, Vec<i32>> = HashMap::new();
+        for change in changes {
+            for (topic, partition) in change.partitions {
                 let Some(&aggregate) = self.topics.get(&topic) else {
                     continue;
                 };
-                if assigned {
-                    let store = restore::restore(
-                        &self.config.kafka,
-                        aggregate,
-                        partition,
-                        self.config.dedup_window,
-                        self.config.dedup_capacity,
-                    )?;
-                    self.stores.insert((aggregate, partition), store);
+                let wanted = assigned.entry(aggregate).or_default();
+                if change.assigned {
+                    wanted.push(partition);
                 } else {
+                    wanted.retain(|p| *p != partition);
                     self.stores.remove(&(aggregate, partition));
                 }
             }
         }
+        let config = self.config;
+        let restored: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = assigned
+                .into_iter()
+                .filter(|(_, partitions)| !partitions.is_empty())
+                .map(|(aggregate, partitions)| {
+                    scope.spawn(move || {
+                        let stores = restore::restore(
+                            &config.kafka,
+                            aggregate,
+                            &partitions,
+                            config.dedup_window,
+                            config.dedup_capacity,
+                        );
+                        (aggregate, stores)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        for joined in restored {
+            let (aggregate, stores) =
+                joined.map_err(|_| ProcessorError::Restore("a restore thread panicked".into()))?;
+            for (partition, store) in stores? {
+                self.stores.insert((aggregate, partition), store);
+            }
+        }
         metrics::gauge!("command_processor_partitions").set(self.stores.len() as f64);
+        self.ready.store(true, Ordering::Relaxed);
         Ok(())
     }
 

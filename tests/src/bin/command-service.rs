@@ -1,0 +1,28 @@
+//! The command service as a separate process, configured from the
+//! environment, so crash tests can SIGKILL it mid-batch. It prints its HTTP
+//! address on the first line of stdout.
+
+use std::time::Duration;
+
+use events::KafkaConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    events::service::init_tracing();
+    let env = |name: &str| std::env::var(name).unwrap_or_default();
+    let kafka = KafkaConfig {
+        brokers: env("KAFKA_BROKERS"),
+        topic_prefix: env("TOPIC_PREFIX"),
+        partitions: env("KAFKA_PARTITIONS").parse()?,
+    };
+    let config = command::Config {
+        kafka,
+        instance_id: env("INSTANCE_ID"),
+        jwt_secret: tests::JWT_SECRET.into(),
+        query_api_url: "http://127.0.0.1:8081".into(),
+        reply_wait: Duration::from_secs(5),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    command::run(config, listener, events::service::shutdown_on_signal()).await
+}
