@@ -123,9 +123,15 @@ impl KafkaConfig {
     /// per processor instance so a restarted instance fences its zombie.
     pub fn transactional_producer(&self, transactional_id: &str) -> ClientConfig {
         let mut config = self.producer();
+        // A new transaction right after a commit is refused with
+        // CONCURRENT_TRANSACTIONS until the broker has written the previous
+        // markers; librdkafka retries after retry.backoff.ms, whose 100 ms
+        // default would cap a processor at a few transactions per second.
         config
             .set("transactional.id", transactional_id)
-            .set("transaction.timeout.ms", "30000");
+            .set("transaction.timeout.ms", "30000")
+            .set("retry.backoff.ms", "5")
+            .set("retry.backoff.max.ms", "100");
         config
     }
 

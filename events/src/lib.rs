@@ -9,6 +9,8 @@
 //!   closed enums, plus the value types (ids, money).
 //! - [`command`]: the command envelope, the replies, and [`command::DomainCommand`]
 //!   (every aggregate's commands in one enum).
+//! - [`consistency`]: the consistency token a command answer carries and a
+//!   read may present (read-your-writes).
 //! - [`kafka`]: topic names, client settings, CloudEvents headers.
 //! - [`message`]: the [`message::EventPayload`] and [`message::Rejection`] traits
 //!   every event family and rejection implements, and upcasting on read.
@@ -17,6 +19,7 @@
 //!   plumbing of every binary.
 
 pub mod command;
+pub mod consistency;
 pub mod domain;
 pub mod envelope;
 pub mod kafka;

@@ -12,8 +12,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::dispatch::{self, Routes};
 use crate::record::Record;
-use crate::{dead_letters, positions, probes};
 
 const MAX_BATCH: usize = 1000;
 
@@ -30,7 +30,12 @@ pub fn subscribe(
 
 /// Runs until `shutdown`; transient PostgreSQL or Kafka failures are retried,
 /// never skipped.
-pub async fn run(consumer: StreamConsumer, pool: PgPool, shutdown: CancellationToken) {
+pub async fn run(
+    consumer: StreamConsumer,
+    pool: PgPool,
+    routes: Routes,
+    shutdown: CancellationToken,
+) {
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -46,7 +51,7 @@ pub async fn run(consumer: StreamConsumer, pool: PgPool, shutdown: CancellationT
         };
         let mut backoff = Duration::from_millis(50);
         loop {
-            match apply(&pool, records.clone()).await {
+            match apply(&pool, &routes, records.clone()).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "applying a batch failed, retrying");
@@ -77,18 +82,14 @@ async fn next_batch(consumer: &StreamConsumer) -> Result<Vec<Record>, KafkaError
     Ok(records)
 }
 
-async fn apply(pool: &PgPool, records: Vec<Record>) -> Result<(), sqlx::Error> {
+async fn apply(pool: &PgPool, routes: &Routes, records: Vec<Record>) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let fresh = positions::claim(&mut tx, probes::PROJECTION, records).await?;
-    if fresh.is_empty() {
-        return tx.commit().await;
-    }
-    let dead = probes::apply(&mut tx, &fresh).await?;
-    dead_letters::store(&mut tx, &dead).await?;
-    positions::advance(&mut tx, probes::PROJECTION, &fresh).await?;
+    let applied = dispatch::apply_batch(&mut tx, routes, records).await?;
     tx.commit().await?;
-    metrics::counter!("projection_events_applied_total", "projection" => probes::PROJECTION)
-        .increment(fresh.len() as u64);
+    for (set, count) in applied {
+        metrics::counter!("projection_events_applied_total", "projection" => set.projection())
+            .increment(count as u64);
+    }
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! Redis cache) that the query API serves.
 //!
 //! - `consumer`: the batch loop (read_committed, one transaction per batch).
+//! - `dispatch`: which view set each topic feeds; applies a batch to all of them.
+//! - [`views`]: the business views, each a pure fold plus its bulk SQL.
 //! - `positions`: per-partition positions stored with the view rows.
 //! - `record`: a detached Kafka record.
 //! - [`dead_letters`]: records a projection could not apply.
@@ -13,13 +15,15 @@
 mod consumer;
 pub mod db;
 pub mod dead_letters;
+mod dispatch;
 mod positions;
 pub mod probes;
 mod record;
+pub mod views;
 
 use anyhow::Context;
+use events::KafkaConfig;
 use events::service::{self, Health};
-use events::{AggregateType, KafkaConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -50,15 +54,17 @@ pub async fn run(
         .ensure_topics(&config.kafka.all_topics())
         .await
         .context("creating kafka topics")?;
-    let consumer = consumer::subscribe(
-        &config.kafka,
-        &config.group_id,
-        &[config.kafka.events_topic(AggregateType::Probe)],
-    )
-    .context("subscribing to the event topics")?;
+    let routes = dispatch::Routes::new(&config.kafka);
+    let consumer = consumer::subscribe(&config.kafka, &config.group_id, &routes.topics())
+        .context("subscribing to the event topics")?;
 
     let tasks = TaskTracker::new();
-    tasks.spawn(consumer::run(consumer, pool.clone(), shutdown.clone()));
+    tasks.spawn(consumer::run(
+        consumer,
+        pool.clone(),
+        routes,
+        shutdown.clone(),
+    ));
     tasks.close();
 
     let kafka = config.kafka.clone();

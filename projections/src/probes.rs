@@ -1,6 +1,7 @@
 //! The `probes` view: pipeline probes as the projector saw them.
 
 use chrono::{DateTime, Utc};
+use events::AggregateType;
 use events::probe::ProbeEvent;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -43,16 +44,7 @@ pub async fn apply(
 }
 
 fn decode(record: &Record) -> Result<ProbeEvent, String> {
-    let meta = record.meta().map_err(|e| e.to_string())?;
-    if meta.schema_version != ProbeEvent::SCHEMA_VERSION {
-        return Err(format!(
-            "unsupported schema version {} of {}",
-            meta.schema_version, meta.event_type
-        ));
-    }
-    let payload = record.payload.as_deref().ok_or("record has no payload")?;
-    serde_json::from_slice(payload)
-        .map_err(|e| format!("undecodable {} payload: {e}", meta.event_type))
+    crate::views::decode::<ProbeEvent>(record, AggregateType::Probe).map(|(_, event)| event)
 }
 
 /// A probe as stored in the view.

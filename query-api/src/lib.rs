@@ -1,10 +1,22 @@
-//! The query API: serves the read models the projectors maintain.
+//! The query API: serves the read models the projectors maintain, over HTTP
+//! with problem+json errors. It only reads the views database.
 //!
-//! - `http`: routes and the problem+json error type.
+//! - `http`: routes, handlers and [`http::QueryError`].
+//! - `auth`: bearer tokens (HS256 JWT) turned into a caller.
+//! - `consistency`: `X-Consistency-Token` parsing and the bounded wait for it.
+//!
+//! Who reads what: the catalog and probes are public; an order and a
+//! customer's history need a token, and a customer sees only their own.
+//! Redis is not consulted yet: every read goes to PostgreSQL.
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
+mod auth;
+mod consistency;
 mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use events::service::{self, Health};
@@ -16,6 +28,29 @@ use tokio_util::sync::CancellationToken;
 pub struct Config {
     pub database_url: String,
     pub redis_url: String,
+    /// HS256 secret bearer tokens are signed with (shared with the command API).
+    pub jwt_secret: String,
+    /// Longest a read waits for the views to reach its consistency token.
+    pub consistency_wait: Duration,
+}
+
+impl Config {
+    /// The default consistency wait.
+    pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(2);
+
+    /// A configuration with the default consistency wait.
+    pub fn new(
+        database_url: impl Into<String>,
+        redis_url: impl Into<String>,
+        jwt_secret: impl Into<String>,
+    ) -> Config {
+        Config {
+            database_url: database_url.into(),
+            redis_url: redis_url.into(),
+            jwt_secret: jwt_secret.into(),
+            consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
+        }
+    }
 }
 
 /// Runs the query API on `listener` until `shutdown` is cancelled.
@@ -43,7 +78,11 @@ pub async fn run(
                     .map(|_| ())
             }
         });
-    let app = http::router(http::AppState { pool });
+    let app = http::router(http::AppState {
+        pool,
+        verifier: Arc::new(auth::Verifier::hs256(config.jwt_secret.as_bytes())),
+        consistency_wait: config.consistency_wait,
+    });
     tracing::info!(addr = %listener.local_addr()?, "query api listening");
     service::serve(
         listener,

@@ -80,10 +80,11 @@ impl TestEnv {
     }
 
     pub fn spawn_query_api(&self) -> impl Future<Output = Service> + '_ {
-        let config = query_api::Config {
-            database_url: self.views_db_url.clone(),
-            redis_url: self.redis_url.clone(),
-        };
+        let config = query_api::Config::new(
+            self.views_db_url.clone(),
+            self.redis_url.clone(),
+            JWT_SECRET,
+        );
         self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
     }
 

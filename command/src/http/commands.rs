@@ -8,11 +8,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
-use super::consistency::consistency_token;
 use super::error::ApiError;
 use super::extract::{Anyone, ApiPath, Caller};
 use crate::bus::{CommandBus, CommandStatus};
 use crate::openapi::{InvalidRequest, Unauthorized};
+use events::consistency::consistency_token;
 
 /// A command's outcome, as far as this instance knows it.
 #[derive(Debug, Serialize, ToSchema)]

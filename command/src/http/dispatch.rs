@@ -19,10 +19,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
-use super::consistency::consistency_token;
 use super::error::ApiError;
 use super::extract::{IdempotencyKey, Traceparent};
 use crate::bus::{CommandBus, Dispatch};
+use events::consistency::consistency_token;
 
 /// Namespace of ids derived from Idempotency-Keys. Never change it: retries
 /// across a deployment would stop reaching their first attempt.

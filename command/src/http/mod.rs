@@ -5,7 +5,6 @@
 //!   rejection is problem+json.
 //! - [`error`]: [`ApiError`], the one error type of this boundary.
 //! - `dispatch`: envelope building (ids, fingerprints) and outcome mapping.
-//! - [`consistency`]: the consistency token format shared with the query API.
 //! - one module per resource: `catalog`, `orders`, `shipments`, `commands`,
 //!   `probes`.
 //!
@@ -16,7 +15,6 @@
 
 pub(crate) mod catalog;
 pub(crate) mod commands;
-pub mod consistency;
 pub(crate) mod dispatch;
 pub mod error;
 pub mod extract;
@@ -40,8 +38,8 @@ use crate::auth::JwtVerifier;
 use crate::bus::CommandBus;
 use crate::probe::ProbeWriter;
 
-pub use consistency::{ConsistencyToken, consistency_token};
 pub use error::ApiError;
+pub use events::consistency::{ConsistencyToken, consistency_token};
 
 /// Largest request body accepted; bigger ones get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

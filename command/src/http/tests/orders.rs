@@ -6,7 +6,7 @@ use events::domain::OrderCommand;
 use serde_json::json;
 
 use super::*;
-use crate::http::consistency::ConsistencyToken;
+use events::consistency::ConsistencyToken;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const ORDER: &str = "0190a5b2-3c4d-7e8f-9a0b-1c2d3e4f5a6b";

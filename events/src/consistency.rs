@@ -20,7 +20,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use events::AggregateType;
+use crate::envelope::AggregateType;
 
 const PREFIX: &str = "v1";
 

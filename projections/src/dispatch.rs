@@ -1,0 +1,115 @@
+//! Which view set each topic feeds, and how one consumed batch is applied to
+//! all of them inside one PostgreSQL transaction.
+//!
+//! Positions are kept per view set (`catalog`, `orders`, `probes`), each over
+//! the partitions of its own topics, so a view set can later be rebuilt or
+//! moved to its own consumer group without touching the others.
+
+use std::collections::{BTreeMap, HashMap};
+
+use events::{AggregateType, KafkaConfig};
+use sqlx::{Postgres, Transaction};
+
+use crate::record::Record;
+use crate::views::{catalog_items, order_set};
+use crate::{dead_letters, positions, probes};
+
+/// A set of views fed by the same topics and sharing positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ViewSet {
+    Catalog,
+    Orders,
+    Probes,
+}
+
+impl ViewSet {
+    pub fn projection(self) -> &'static str {
+        match self {
+            ViewSet::Catalog => catalog_items::PROJECTION,
+            ViewSet::Orders => order_set::PROJECTION,
+            ViewSet::Probes => probes::PROJECTION,
+        }
+    }
+
+    fn of(stream: AggregateType) -> Option<ViewSet> {
+        match stream {
+            AggregateType::CatalogItem => Some(ViewSet::Catalog),
+            AggregateType::Order | AggregateType::Payment | AggregateType::Shipment => {
+                Some(ViewSet::Orders)
+            }
+            AggregateType::Probe => Some(ViewSet::Probes),
+            // The saga view is not built by this projector yet.
+            AggregateType::Saga => None,
+        }
+    }
+}
+
+/// The topics the projector consumes and the stream each one carries.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    streams: HashMap<String, AggregateType>,
+}
+
+impl Routes {
+    pub fn new(kafka: &KafkaConfig) -> Routes {
+        let streams = AggregateType::ALL
+            .into_iter()
+            .filter(|stream| ViewSet::of(*stream).is_some())
+            .map(|stream| (kafka.events_topic(stream), stream))
+            .collect();
+        Routes { streams }
+    }
+
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.streams.keys().cloned().collect();
+        topics.sort();
+        topics
+    }
+
+    pub fn stream(&self, topic: &str) -> Option<AggregateType> {
+        self.streams.get(topic).copied()
+    }
+
+    /// Splits a batch by view set, keeping log order within each.
+    fn split(&self, records: Vec<Record>) -> BTreeMap<ViewSet, Vec<Record>> {
+        let mut sets: BTreeMap<ViewSet, Vec<Record>> = BTreeMap::new();
+        for record in records {
+            match self.stream(&record.topic).and_then(ViewSet::of) {
+                Some(set) => sets.entry(set).or_default().push(record),
+                // Only subscribed topics are consumed, so this is a bug.
+                None => tracing::error!(topic = %record.topic, "a record of an unrouted topic"),
+            }
+        }
+        sets
+    }
+}
+
+/// Applies a batch to every view set it touches, with their positions; the
+/// view sets are visited in a fixed order so concurrent instances lock
+/// position rows in the same order. Answers how many records were new per
+/// view set.
+pub async fn apply_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    routes: &Routes,
+    records: Vec<Record>,
+) -> Result<Vec<(ViewSet, usize)>, sqlx::Error> {
+    let mut applied = Vec::new();
+    for (set, records) in routes.split(records) {
+        let projection = set.projection();
+        let fresh = positions::claim(tx, projection, records).await?;
+        if fresh.is_empty() {
+            continue;
+        }
+        let dead = match set {
+            ViewSet::Catalog => catalog_items::apply_batch(tx, &fresh).await?,
+            ViewSet::Orders => {
+                order_set::apply_batch(tx, &fresh, |r| routes.stream(&r.topic)).await?
+            }
+            ViewSet::Probes => probes::apply(tx, &fresh).await?,
+        };
+        dead_letters::store(tx, &dead).await?;
+        positions::advance(tx, projection, &fresh).await?;
+        applied.push((set, fresh.len()));
+    }
+    Ok(applied)
+}

@@ -1,0 +1,122 @@
+//! The `order_timeline` view: one row per order, payment or shipment event of
+//! an order, keyed by `(order_id, source, sequence)` so a redelivery inserts
+//! nothing.
+
+use chrono::{DateTime, Utc};
+use events::EventMeta;
+use serde::Serialize;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::sequence;
+
+/// Payload fields that never leave the write side: a payment token is a
+/// credential, even in a customer's own timeline.
+const HIDDEN_FIELDS: [&str; 3] = ["type", "payment_token", "token"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TimelineEntry {
+    #[serde(skip)]
+    pub order_id: Uuid,
+    /// The stream the event came from: `orders`, `payments` or `shipments`.
+    pub source: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub detail: serde_json::Value,
+}
+
+/// The timeline entry of one event; `detail` is the payload minus its type
+/// tag and any credential.
+pub fn entry<E: Serialize>(order_id: Uuid, meta: &EventMeta, event: &E) -> TimelineEntry {
+    let mut detail = serde_json::to_value(event).unwrap_or_default();
+    if let Some(fields) = detail.as_object_mut() {
+        for hidden in HIDDEN_FIELDS {
+            fields.remove(hidden);
+        }
+    }
+    TimelineEntry {
+        order_id,
+        source: meta.aggregate_type.as_str().to_owned(),
+        sequence: sequence(meta),
+        event_type: meta.event_type.clone(),
+        occurred_at: meta.occurred_at,
+        detail,
+    }
+}
+
+pub async fn store(
+    tx: &mut Transaction<'_, Postgres>,
+    entries: &[TimelineEntry],
+) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO order_timeline (order_id, source, sequence, event_type, occurred_at, detail)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::text[],
+                              $5::timestamptz[], $6::jsonb[])
+         ON CONFLICT (order_id, source, sequence) DO NOTHING",
+    )
+    .bind(entries.iter().map(|e| e.order_id).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.source.clone()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.sequence).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.event_type.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(entries.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.detail.clone()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The timeline of an order, oldest first.
+pub async fn find(
+    conn: &mut sqlx::PgConnection,
+    order_id: Uuid,
+) -> Result<Vec<TimelineEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT order_id, source, sequence, event_type, occurred_at, detail
+         FROM order_timeline WHERE order_id = $1
+         ORDER BY occurred_at, source, sequence",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::views::testing::meta;
+    use events::AggregateType;
+    use events::domain::{Currency, Money, PaymentEvent};
+
+    #[test]
+    fn entries_name_their_source_and_hide_credentials() {
+        let id = Uuid::from_u128(9);
+        let event = PaymentEvent::PaymentAuthorizationRequested {
+            amount: Money::new(500, Currency::new("USD").unwrap()),
+            token: "tok_secret".into(),
+        };
+        let m = meta(
+            AggregateType::Payment,
+            &id.to_string(),
+            1,
+            event.event_type(),
+        );
+        let e = entry(id, &m, &event);
+        assert_eq!(
+            (e.source.as_str(), e.sequence, e.event_type.as_str()),
+            ("payments", 1, "PaymentAuthorizationRequested")
+        );
+        assert_eq!(
+            e.detail,
+            serde_json::json!({"amount": {"minor": 500, "currency": "USD"}})
+        );
+    }
+}
