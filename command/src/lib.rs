@@ -10,7 +10,7 @@
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
 pub mod aggregate;
-pub mod auth;
+pub use events::auth;
 pub mod bus;
 pub mod http;
 pub mod openapi;

@@ -7,6 +7,8 @@
 //!   [`AggregateType`], which names the streams and topics.
 //! - [`domain`]: the commands, events and rejections of each aggregate as
 //!   closed enums, plus the value types (ids, money).
+//! - [`auth`]: bearer tokens (JWT) turned into a [`command::Principal`], and
+//!   minting development tokens; shared by both HTTP APIs.
 //! - [`command`]: the command envelope, the replies, and [`command::DomainCommand`]
 //!   (every aggregate's commands in one enum).
 //! - [`consistency`]: the consistency token a command answer carries and a
@@ -18,6 +20,7 @@
 //! - [`service`]: logging, shutdown, metrics, health and problem+json, the
 //!   plumbing of every binary.
 
+pub mod auth;
 pub mod command;
 pub mod consistency;
 pub mod domain;

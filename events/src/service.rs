@@ -87,10 +87,14 @@ pub type CheckFn = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync + 'static,
 >;
 
+/// Extra facts a service reports with its readiness (never decides it).
+pub type DetailsFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync + 'static>;
+
 /// The dependencies a service needs before it is ready.
 #[derive(Clone, Default)]
 pub struct Health {
     checks: Vec<(&'static str, CheckFn)>,
+    details: Option<DetailsFn>,
 }
 
 impl Health {
@@ -114,12 +118,24 @@ impl Health {
         ));
         self
     }
+
+    /// Adds a `details` object to the readiness answer (a projector's lag,
+    /// say); it is informational and never makes the service unready.
+    pub fn details<F>(mut self, details: F) -> Health
+    where
+        F: Fn() -> serde_json::Value + Send + Sync + 'static,
+    {
+        self.details = Some(Arc::new(details));
+        self
+    }
 }
 
 #[derive(Serialize)]
 struct Readiness {
     status: &'static str,
     checks: std::collections::BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
 }
 
 async fn ready(State(health): State<Health>) -> Response {
@@ -145,7 +161,16 @@ async fn ready(State(health): State<Health>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
     };
-    (code, Json(Readiness { status, checks })).into_response()
+    let details = health.details.as_ref().map(|details| details());
+    (
+        code,
+        Json(Readiness {
+            status,
+            checks,
+            details,
+        }),
+    )
+        .into_response()
 }
 
 async fn render_metrics() -> impl IntoResponse {

@@ -14,8 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{self, Routes};
 use crate::record::Record;
+use crate::refresh::{Refresher, Touched};
 
 const MAX_BATCH: usize = 1000;
+/// How often cache writes that failed are retried while no batch arrives.
+const CACHE_RETRY_EVERY: Duration = Duration::from_secs(1);
 
 pub fn subscribe(
     kafka: &KafkaConfig,
@@ -29,16 +32,22 @@ pub fn subscribe(
 }
 
 /// Runs until `shutdown`; transient PostgreSQL or Kafka failures are retried,
-/// never skipped.
+/// never skipped. After each commit the touched documents go to the cache.
 pub async fn run(
-    consumer: StreamConsumer,
+    consumer: std::sync::Arc<StreamConsumer>,
     pool: PgPool,
     routes: Routes,
+    mut refresher: Refresher,
     shutdown: CancellationToken,
 ) {
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return,
+            // Only the wait for a first record is cancelled here, which loses nothing.
+            _ = tokio::time::sleep(CACHE_RETRY_EVERY), if refresher.has_pending() => {
+                refresher.refresh(Touched::default()).await;
+                continue;
+            }
             batch = next_batch(&consumer) => batch,
         };
         let records = match batch {
@@ -50,9 +59,9 @@ pub async fn run(
             }
         };
         let mut backoff = Duration::from_millis(50);
-        loop {
+        let touched = loop {
             match apply(&pool, &routes, records.clone()).await {
-                Ok(()) => break,
+                Ok(touched) => break touched,
                 Err(e) => {
                     tracing::warn!(error = %e, "applying a batch failed, retrying");
                     tokio::select! {
@@ -62,8 +71,9 @@ pub async fn run(
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
-        }
+        };
         commit_hint(&consumer, &records);
+        refresher.refresh(touched).await;
     }
 }
 
@@ -82,15 +92,19 @@ async fn next_batch(consumer: &StreamConsumer) -> Result<Vec<Record>, KafkaError
     Ok(records)
 }
 
-async fn apply(pool: &PgPool, routes: &Routes, records: Vec<Record>) -> Result<(), sqlx::Error> {
+async fn apply(
+    pool: &PgPool,
+    routes: &Routes,
+    records: Vec<Record>,
+) -> Result<Touched, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let applied = dispatch::apply_batch(&mut tx, routes, records).await?;
+    let (applied, touched) = dispatch::apply_batch(&mut tx, routes, records).await?;
     tx.commit().await?;
     for (set, count) in applied {
         metrics::counter!("projection_events_applied_total", "projection" => set.projection())
             .increment(count as u64);
     }
-    Ok(())
+    Ok(touched)
 }
 
 fn commit_hint(consumer: &StreamConsumer, records: &[Record]) {

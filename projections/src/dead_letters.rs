@@ -62,3 +62,36 @@ pub async fn store(
     }
     Ok(())
 }
+
+/// A stored dead letter, for readers.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredDeadLetter {
+    pub id: i64,
+    pub projection: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub record_key: Option<String>,
+    pub payload: Option<Vec<u8>>,
+    pub error: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Up to `limit` dead letters, newest first, older than `before` when given.
+pub async fn page(
+    pool: &sqlx::PgPool,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredDeadLetter>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, projection, topic, partition, \"offset\", record_key, payload, error, created_at
+         FROM dead_letters
+         WHERE $1::bigint IS NULL OR id < $1
+         ORDER BY id DESC
+         LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -11,6 +11,7 @@ use events::{AggregateType, KafkaConfig};
 use sqlx::{Postgres, Transaction};
 
 use crate::record::Record;
+use crate::refresh::Touched;
 use crate::views::{catalog_items, order_set};
 use crate::{dead_letters, positions, probes};
 
@@ -66,6 +67,17 @@ impl Routes {
         topics
     }
 
+    /// Each view set with the topics feeding it.
+    pub fn view_sets(&self) -> BTreeMap<ViewSet, Vec<String>> {
+        let mut sets: BTreeMap<ViewSet, Vec<String>> = BTreeMap::new();
+        for topic in self.topics() {
+            if let Some(set) = self.stream(&topic).and_then(ViewSet::of) {
+                sets.entry(set).or_default().push(topic);
+            }
+        }
+        sets
+    }
+
     pub fn stream(&self, topic: &str) -> Option<AggregateType> {
         self.streams.get(topic).copied()
     }
@@ -87,13 +99,14 @@ impl Routes {
 /// Applies a batch to every view set it touches, with their positions; the
 /// view sets are visited in a fixed order so concurrent instances lock
 /// position rows in the same order. Answers how many records were new per
-/// view set.
+/// view set, and the cached documents they touched.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     routes: &Routes,
     records: Vec<Record>,
-) -> Result<Vec<(ViewSet, usize)>, sqlx::Error> {
+) -> Result<(Vec<(ViewSet, usize)>, Touched), sqlx::Error> {
     let mut applied = Vec::new();
+    let mut touched = Touched::default();
     for (set, records) in routes.split(records) {
         let projection = set.projection();
         let fresh = positions::claim(tx, projection, records).await?;
@@ -101,9 +114,16 @@ pub async fn apply_batch(
             continue;
         }
         let dead = match set {
-            ViewSet::Catalog => catalog_items::apply_batch(tx, &fresh).await?,
+            ViewSet::Catalog => {
+                let (dead, skus) = catalog_items::apply_batch(tx, &fresh).await?;
+                touched.items.extend(skus);
+                dead
+            }
             ViewSet::Orders => {
-                order_set::apply_batch(tx, &fresh, |r| routes.stream(&r.topic)).await?
+                let (dead, ids) =
+                    order_set::apply_batch(tx, &fresh, |r| routes.stream(&r.topic)).await?;
+                touched.orders.extend(ids);
+                dead
             }
             ViewSet::Probes => probes::apply(tx, &fresh).await?,
         };
@@ -111,5 +131,5 @@ pub async fn apply_batch(
         positions::advance(tx, projection, &fresh).await?;
         applied.push((set, fresh.len()));
     }
-    Ok(applied)
+    Ok((applied, touched))
 }

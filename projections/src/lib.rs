@@ -4,6 +4,10 @@
 //! - `consumer`: the batch loop (read_committed, one transaction per batch).
 //! - `dispatch`: which view set each topic feeds; applies a batch to all of them.
 //! - [`views`]: the business views, each a pure fold plus its bulk SQL.
+//! - [`documents`]: the JSON the query API serves for the hot views.
+//! - [`cache`]: the Redis cache of those documents, version-guarded.
+//! - `refresh`: writes what a committed batch touched to the cache.
+//! - `lag`: how far each projection is behind the log (metrics, readiness details).
 //! - `positions`: per-partition positions stored with the view rows.
 //! - `record`: a detached Kafka record.
 //! - [`dead_letters`]: records a projection could not apply.
@@ -12,14 +16,21 @@
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
+pub mod cache;
 mod consumer;
 pub mod db;
 pub mod dead_letters;
 mod dispatch;
+pub mod documents;
+mod lag;
 mod positions;
 pub mod probes;
 mod record;
+mod refresh;
 pub mod views;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use events::KafkaConfig;
@@ -38,6 +49,9 @@ pub struct Config {
     pub redis_url: String,
 }
 
+/// Longest one cache call of the projector may take.
+const CACHE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Runs the projector until `shutdown` is cancelled; `listener` serves the
 /// health and metrics endpoints.
 pub async fn run(
@@ -48,7 +62,14 @@ pub async fn run(
     let pool = db::connect_and_migrate(&config.database_url)
         .await
         .context("connecting to the views database")?;
-    let redis = redis::Client::open(config.redis_url.as_str()).context("parsing the redis url")?;
+    let namespace = cache::namespace_for(&config.database_url);
+    let refresher = refresh::Refresher::new(
+        cache::Cache::new(&config.redis_url, namespace.clone(), CACHE_TIMEOUT)
+            .context("parsing the redis url")?,
+        pool.clone(),
+    );
+    let health_cache = cache::Cache::new(&config.redis_url, namespace, CACHE_TIMEOUT)
+        .context("parsing the redis url")?;
     config
         .kafka
         .ensure_topics(&config.kafka.all_topics())
@@ -57,12 +78,23 @@ pub async fn run(
     let routes = dispatch::Routes::new(&config.kafka);
     let consumer = consumer::subscribe(&config.kafka, &config.group_id, &routes.topics())
         .context("subscribing to the event topics")?;
+    let consumer = Arc::new(consumer);
+    let lag_report = Arc::new(Mutex::new(lag::Report::new()));
 
     let tasks = TaskTracker::new();
+    tasks.spawn(lag::run(
+        consumer.clone(),
+        pool.clone(),
+        routes.clone(),
+        config.kafka.partitions,
+        lag_report.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(consumer::run(
         consumer,
         pool.clone(),
         routes,
+        refresher,
         shutdown.clone(),
     ));
     tasks.close();
@@ -78,15 +110,16 @@ pub async fn run(
             let pool = check_pool.clone();
             async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
         })
-        .check("redis", move || {
-            let redis = redis.clone();
-            async move {
-                let mut conn = redis.get_multiplexed_async_connection().await?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .map(|_| ())
+        .check("redis", {
+            let cache = std::sync::Arc::new(health_cache);
+            move || {
+                let cache = cache.clone();
+                async move { cache.ping().await }
             }
+        })
+        .details(move || {
+            let report = lag_report.lock().map(|r| r.clone()).unwrap_or_default();
+            serde_json::json!({ "projections": report })
         });
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
     let served = service::serve(

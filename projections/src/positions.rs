@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
 use crate::record::Record;
@@ -63,36 +64,68 @@ pub async fn claim(
         .collect())
 }
 
-/// Moves the positions past the given records.
+/// The next offset of a partition and when its last record was appended.
+type Reached = (i64, Option<DateTime<Utc>>);
+
+/// Moves the positions past the given records, remembering when the broker
+/// appended the last of them (for the lag in seconds).
 pub async fn advance(
     tx: &mut Transaction<'_, Postgres>,
     projection: &str,
     records: &[Record],
 ) -> Result<(), sqlx::Error> {
-    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    let mut next: HashMap<(&str, i32), Reached> = HashMap::new();
     for r in records {
-        let entry = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
-        *entry = (*entry).max(r.offset + 1);
+        let entry = next
+            .entry((r.topic.as_str(), r.partition))
+            .or_insert((0, None));
+        if r.offset + 1 > entry.0 {
+            *entry = (r.offset + 1, r.appended_at);
+        }
     }
     let mut topics = Vec::with_capacity(next.len());
     let mut numbers = Vec::with_capacity(next.len());
     let mut offsets = Vec::with_capacity(next.len());
-    for ((topic, partition), offset) in next {
+    let mut appended = Vec::with_capacity(next.len());
+    for ((topic, partition), (offset, at)) in next {
         topics.push(topic.to_owned());
         numbers.push(partition);
         offsets.push(offset);
+        appended.push(at);
     }
     sqlx::query(
         "UPDATE projection_positions AS p
-         SET next_offset = u.o, updated_at = now()
-         FROM UNNEST($2::text[], $3::int[], $4::bigint[]) AS u(t, n, o)
+         SET next_offset = u.o, updated_at = now(),
+             last_appended_at = COALESCE(u.a, p.last_appended_at)
+         FROM UNNEST($2::text[], $3::int[], $4::bigint[], $5::timestamptz[]) AS u(t, n, o, a)
          WHERE p.projection = $1 AND p.topic = u.t AND p.partition = u.n",
     )
     .bind(projection)
     .bind(&topics)
     .bind(&numbers)
     .bind(&offsets)
+    .bind(&appended)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// One stored position, for the lag report.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Position {
+    pub projection: String,
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+    pub last_appended_at: Option<DateTime<Utc>>,
+}
+
+/// Every stored position.
+pub async fn all(pool: &sqlx::PgPool) -> Result<Vec<Position>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT projection, topic, partition, next_offset, last_appended_at
+         FROM projection_positions",
+    )
+    .fetch_all(pool)
+    .await
 }

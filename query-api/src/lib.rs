@@ -4,22 +4,27 @@
 //! - `http`: routes, handlers and [`http::QueryError`].
 //! - `auth`: bearer tokens (HS256 JWT) turned into a caller.
 //! - `consistency`: `X-Consistency-Token` parsing and the bounded wait for it.
+//! - `openapi`: the generated `GET /openapi.json`.
 //!
 //! Who reads what: the catalog and probes are public; an order and a
 //! customer's history need a token, and a customer sees only their own.
-//! Redis is not consulted yet: every read goes to PostgreSQL.
+//! Order detail and catalog items are read from the Redis cache the
+//! projector writes (bounded by `cache_timeout`), and from PostgreSQL when
+//! the cache misses, fails, is slow, or is older than a consistency token.
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
 mod auth;
 mod consistency;
 mod http;
+mod openapi;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use events::service::{self, Health};
+use projections::cache::{self, Cache};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -32,11 +37,15 @@ pub struct Config {
     pub jwt_secret: String,
     /// Longest a read waits for the views to reach its consistency token.
     pub consistency_wait: Duration,
+    /// Longest a read waits for Redis before asking PostgreSQL instead.
+    pub cache_timeout: Duration,
 }
 
 impl Config {
     /// The default consistency wait.
     pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(2);
+    /// The default cache timeout.
+    pub const DEFAULT_CACHE_TIMEOUT: Duration = Duration::from_millis(50);
 
     /// A configuration with the default consistency wait.
     pub fn new(
@@ -49,6 +58,7 @@ impl Config {
             redis_url: redis_url.into(),
             jwt_secret: jwt_secret.into(),
             consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
+            cache_timeout: Config::DEFAULT_CACHE_TIMEOUT,
         }
     }
 }
@@ -61,25 +71,31 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let pool =
         projections::db::connect_lazy(&config.database_url).context("parsing the database url")?;
-    let redis = redis::Client::open(config.redis_url.as_str()).context("parsing the redis url")?;
+    // The cache's keys are named after the views database, as the projector names them.
+    let cache = Arc::new(
+        Cache::new(
+            &config.redis_url,
+            cache::namespace_for(&config.database_url),
+            config.cache_timeout,
+        )
+        .context("parsing the redis url")?,
+    );
     let check_pool = pool.clone();
     let health = Health::new()
         .check("postgres", move || {
             let pool = check_pool.clone();
             async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
         })
-        .check("redis", move || {
-            let redis = redis.clone();
-            async move {
-                let mut conn = redis.get_multiplexed_async_connection().await?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .map(|_| ())
+        .check("redis", {
+            let cache = cache.clone();
+            move || {
+                let cache = cache.clone();
+                async move { cache.ping().await }
             }
         });
     let app = http::router(http::AppState {
         pool,
+        cache,
         verifier: Arc::new(auth::Verifier::hs256(config.jwt_secret.as_bytes())),
         consistency_wait: config.consistency_wait,
     });

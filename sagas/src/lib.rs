@@ -7,6 +7,7 @@
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
+pub mod machine;
 use anyhow::Context;
 use events::KafkaConfig;
 use events::service::{self, Health};

@@ -201,15 +201,6 @@ impl Service {
             .expect("GET failed")
     }
 
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("POST failed")
-    }
-
     /// Polls `/health/ready` until it answers 200.
     pub async fn wait_ready(&self) {
         eventually(Duration::from_secs(60), || async {

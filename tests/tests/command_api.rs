@@ -192,6 +192,39 @@ async fn bad_input_is_refused_and_appends_nothing() {
             "{problem}"
         );
     }
+    let no_token = api
+        .http
+        .post(api.url("/orders"))
+        .header("Idempotency-Key", "b-8")
+        .json(&order("MUG-1", 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+    // Expired two minutes ago: beyond any clock-skew leeway.
+    let claims =
+        json!({"sub": "alice", "role": "customer", "exp": chrono::Utc::now().timestamp() - 120});
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let (status, _) = post(&api, "/orders", &expired, Some("b-9"), &order("MUG-1", 1)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an expired token");
+    let other = token(Role::Admin, "ops");
+    let request = api
+        .http
+        .put(api.url("/catalog/items/MUG-1/price"))
+        .bearer_auth(&other)
+        .json(&json!({"unit_price": 900, "currency": "EUR"}));
+    let response = request.send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a price in another currency"
+    );
+
     let mut with_price = order("MUG-1", 1);
     with_price["lines"][0]["unit_price"] = json!(1);
     let (status, _) = post(&api, "/orders", &alice, Some("b-5"), &with_price).await;

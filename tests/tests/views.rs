@@ -391,6 +391,32 @@ async fn the_views_equal_the_fold_of_the_log() {
     );
     assert_eq!(body["payment_status"], payment.status.as_str());
     assert_eq!(body["payment_status"], "authorized");
+
+    // The confirmation counts once in each bucket size of the sales view.
+    let now = Utc::now();
+    let (from, to) = (
+        now - chrono::Duration::hours(2),
+        now + chrono::Duration::hours(1),
+    );
+    for bucket in ["minute", "hour", "day"] {
+        let path = format!(
+            "/sales?from={}&to={}&bucket={bucket}&currency=USD",
+            from.format("%Y-%m-%dT%H:%M:%SZ"),
+            to.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let report: Value = get(&query, &path, Some(&admin), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let buckets = report["buckets"].as_array().unwrap();
+        let orders: i64 = buckets.iter().map(|b| b["orders"].as_i64().unwrap()).sum();
+        let revenue: i64 = buckets
+            .iter()
+            .map(|b| b["revenue"]["minor"].as_i64().unwrap())
+            .sum();
+        assert_eq!((orders, revenue), (1, 3200), "{bucket}: {report}");
+    }
     assert_eq!(body["shipment_status"], shipment.status.as_str());
     let types: Vec<&str> = body["timeline"]
         .as_array()
@@ -535,6 +561,22 @@ async fn strangers_and_bad_input_get_problem_json() {
         "the error names the missing header"
     );
     views.close().await;
+    let openapi = get(&query, "/openapi.json", None, None).await;
+    assert_eq!(openapi.status(), StatusCode::OK);
+    let openapi: Value = openapi.json().await.unwrap();
+    assert!(openapi["paths"]["/sales"].is_object());
+    // Operators see it through the query API, newest first.
+    let letters: Value = get(&query, "/dead-letters?limit=5", Some(&admin), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = &letters["dead_letters"][0];
+    assert_eq!(
+        (first["key"].as_str(), first["projection"].as_str()),
+        (Some("poison"), Some("orders"))
+    );
+    assert_eq!(first["payload"], "{not json");
 
     assert_eq!(
         get(&query, &path, Some(&admin), None).await.status(),
@@ -560,7 +602,7 @@ async fn strangers_and_bad_input_get_problem_json() {
     let (limit_high, limit_zero) = (format!("{history}?limit=101"), format!("{history}?limit=0"));
     let cursor = format!("{history}?cursor=garbage!");
     #[rustfmt::skip]
-    let cases: [BadRead; 13] = [
+    let cases: [BadRead; 21] = [
         // Another customer's order and history look exactly like missing ones.
         (&path, Some(&stranger), None, absent, "not_found"),
         (&missing, Some(&stranger), None, absent, "not_found"),
@@ -575,11 +617,24 @@ async fn strangers_and_bad_input_get_problem_json() {
         ("/catalog/items/bad%20sku", None, None, bad, "invalid_id"),
         ("/catalog/items/NO-SUCH-SKU", None, None, absent, "not_found"),
         ("/no/such/route", None, None, absent, "not_found"),
+        ("/dead-letters", Some(&owner), None, StatusCode::FORBIDDEN, "forbidden"),
+        ("/dead-letters?cursor=%21", Some(&admin), None, bad, "invalid_cursor"),
+        ("/dead-letters?limit=1000", Some(&admin), None, bad, "invalid_limit"),
+        (SALES_REVERSED, Some(&admin), None, bad, "invalid_range"),
+        (SALES_TOO_LONG, Some(&admin), None, bad, "invalid_range"),
+        ("/sales?from=yesterday&to=today", Some(&admin), None, bad, "invalid_range"),
+        (SALES_WEEKLY, Some(&admin), None, bad, "invalid_bucket"),
+        (SALES_WEEKLY, Some(&owner), None, StatusCode::FORBIDDEN, "forbidden"),
     ];
     for (path, bearer, consistency, status, kind) in cases {
         problem(get(&query, path, bearer, consistency).await, status, kind).await;
     }
 }
+
+const SALES_REVERSED: &str = "/sales?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z";
+const SALES_TOO_LONG: &str =
+    "/sales?from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z&bucket=minute";
+const SALES_WEEKLY: &str = "/sales?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&bucket=week";
 
 /// A read that must fail: path, bearer token, consistency token, status, problem kind.
 type BadRead<'a> = (

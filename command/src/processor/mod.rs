@@ -194,7 +194,7 @@ impl<'a> Session<'a> {
 
     fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
         while !shutdown.is_cancelled() {
-            let batch = self.poll_batch()?;
+            let batch = self.poll_batch();
             self.apply_rebalances()?;
             let batch: Vec<OwnedMessage> = batch
                 .into_iter()
@@ -214,7 +214,7 @@ impl<'a> Session<'a> {
     }
 
     /// Waits briefly for one command, then takes what else is buffered.
-    fn poll_batch(&self) -> Result<Vec<OwnedMessage>, ProcessorError> {
+    fn poll_batch(&self) -> Vec<OwnedMessage> {
         let mut batch = Vec::new();
         let mut timeout = Duration::from_millis(100);
         while batch.len() < self.config.max_batch {
@@ -228,7 +228,7 @@ impl<'a> Session<'a> {
             }
             timeout = Duration::ZERO;
         }
-        Ok(batch)
+        batch
     }
 
     /// Restores newly assigned partitions (every aggregate type in parallel)

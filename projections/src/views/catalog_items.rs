@@ -96,11 +96,12 @@ fn apply(mut item: CatalogItem, event: &CatalogEvent) -> CatalogItem {
     item
 }
 
-/// Applies a batch of `catalog.events` records; undecodable ones become dead letters.
+/// Applies a batch of `catalog.events` records; undecodable ones become dead
+/// letters. Answers them and the SKUs the batch named.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     records: &[Record],
-) -> Result<Vec<DeadLetter>, sqlx::Error> {
+) -> Result<(Vec<DeadLetter>, Vec<String>), sqlx::Error> {
     let mut dead = Vec::new();
     let mut decoded = Vec::with_capacity(records.len());
     for record in records {
@@ -120,7 +121,7 @@ pub async fn apply_batch(
         fold_into(&mut items, meta.aggregate_id.clone(), meta, event, evolve);
     }
     store(tx, items.into_values().collect()).await?;
-    Ok(dead)
+    Ok((dead, skus))
 }
 
 const COLUMNS: &str =
@@ -183,6 +184,16 @@ pub async fn find(pool: &PgPool, sku: &str) -> Result<Option<CatalogItem>, sqlx:
     ))
     .bind(sku)
     .fetch_optional(pool)
+    .await
+}
+
+/// The items under `skus` that exist, for readers and the cache.
+pub async fn find_many(pool: &PgPool, skus: &[String]) -> Result<Vec<CatalogItem>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM catalog_items WHERE sku = ANY($1)"
+    ))
+    .bind(skus)
+    .fetch_all(pool)
     .await
 }
 

@@ -14,7 +14,8 @@
 //! - [`orders`]: order detail, also serving the customer order history.
 //! - [`order_payments`], [`order_shipments`]: payment and shipment status per order.
 //! - [`order_timeline`]: every order, payment and shipment event of an order.
-//! - [`order_set`]: applies a batch to the four order tables.
+//! - [`sales`]: confirmed orders and revenue per minute, hour and day.
+//! - [`order_set`]: applies a batch to the order tables and the sales.
 
 pub mod catalog_items;
 pub mod order_payments;
@@ -22,6 +23,7 @@ pub mod order_set;
 pub mod order_shipments;
 pub mod order_timeline;
 pub mod orders;
+pub mod sales;
 
 use std::collections::HashMap;
 use std::hash::Hash;

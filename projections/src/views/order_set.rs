@@ -13,7 +13,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::order_timeline::{self, TimelineEntry};
-use super::{decode, fold_into, order_payments, order_shipments, orders};
+use super::{decode, fold_into, order_payments, order_shipments, orders, sales};
 use crate::dead_letters::DeadLetter;
 use crate::record::Record;
 
@@ -30,11 +30,12 @@ struct Decoded {
 }
 
 /// Applies `records`; `stream_of` names the stream of each record's topic.
+/// Answers the dead letters and the orders the batch named.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     records: &[Record],
     stream_of: impl Fn(&Record) -> Option<AggregateType>,
-) -> Result<Vec<DeadLetter>, sqlx::Error> {
+) -> Result<(Vec<DeadLetter>, Vec<Uuid>), sqlx::Error> {
     let mut batch = Decoded::default();
     let mut dead = Vec::new();
     for record in records {
@@ -64,8 +65,14 @@ pub async fn apply_batch(
         }
     }
     let mut rows = orders::load(tx, &ids(&batch.orders)).await?;
-    fold_all(&mut rows, &batch.orders, orders::evolve);
+    let mut sold = Vec::new();
+    for (key, meta, event) in &batch.orders {
+        // The sale is read off the order as it was just before the event.
+        sold.extend(sales::delta(rows.get(key), meta, event));
+        fold_into(&mut rows, *key, meta, event, orders::evolve);
+    }
     orders::store(tx, rows.into_values().collect()).await?;
+    sales::store(tx, &sold).await?;
 
     let mut rows = order_payments::load(tx, &ids(&batch.payments)).await?;
     fold_all(&mut rows, &batch.payments, order_payments::evolve);
@@ -76,7 +83,10 @@ pub async fn apply_batch(
     order_shipments::store(tx, rows.into_values().collect()).await?;
 
     order_timeline::store(tx, &batch.timeline).await?;
-    Ok(dead)
+    let mut touched: Vec<Uuid> = batch.timeline.iter().map(|e| e.order_id).collect();
+    touched.sort();
+    touched.dedup();
+    Ok((dead, touched))
 }
 
 /// Decodes one record of an order-keyed stream and queues it and its timeline entry.

@@ -125,6 +125,20 @@ pub async fn find(
     .await
 }
 
+/// The rows of the orders under `ids` that have one.
+pub async fn find_many(
+    conn: &mut sqlx::PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, ShipmentRow>, sqlx::Error> {
+    let rows: Vec<ShipmentRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM order_shipments WHERE order_id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.order_id, r)).collect())
+}
+
 pub async fn version(pool: &PgPool, order_id: Uuid) -> Result<i64, sqlx::Error> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT version FROM order_shipments WHERE order_id = $1")

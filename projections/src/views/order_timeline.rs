@@ -14,15 +14,17 @@ use super::sequence;
 /// credential, even in a customer's own timeline.
 const HIDDEN_FIELDS: [&str; 3] = ["type", "payment_token", "token"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TimelineEntry {
     #[serde(skip)]
+    #[schema(ignore)]
     pub order_id: Uuid,
     /// The stream the event came from: `orders`, `payments` or `shipments`.
     pub source: String,
     pub sequence: i64,
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 
@@ -85,6 +87,21 @@ pub async fn find(
          ORDER BY occurred_at, source, sequence",
     )
     .bind(order_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The timelines of the orders under `ids`, each oldest first.
+pub async fn find_many(
+    conn: &mut sqlx::PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<TimelineEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT order_id, source, sequence, event_type, occurred_at, detail
+         FROM order_timeline WHERE order_id = ANY($1)
+         ORDER BY order_id, occurred_at, source, sequence",
+    )
+    .bind(ids)
     .fetch_all(conn)
     .await
 }

@@ -17,11 +17,14 @@ use super::{already_applied, sequence};
 
 /// One order line; prices appear once the saga has priced the order from its
 /// stock reservations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LineView {
     pub sku: String,
     pub quantity: u32,
+    /// `{minor, currency}`, once priced.
+    #[schema(value_type = Option<Object>)]
     pub unit_price: Option<Money>,
+    #[schema(value_type = Option<Object>)]
     pub line_total: Option<Money>,
 }
 
@@ -197,6 +200,19 @@ pub async fn find(
         .bind(order_id)
         .fetch_optional(conn)
         .await
+}
+
+/// The orders under `ids` that exist.
+pub async fn find_many(
+    conn: &mut sqlx::PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<OrderRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE order_id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(conn)
+    .await
 }
 
 /// Where a page of a customer's history starts: strictly older than this

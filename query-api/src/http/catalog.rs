@@ -1,63 +1,44 @@
 //! `GET /catalog/items/{sku}`: public, because shop front ends show price and
 //! stock to visitors who have not signed in. The Authorization header is not
-//! read here.
+//! read here. Served from the cache when it has the item (at the version a
+//! consistency token asks for), else from PostgreSQL.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use axum::response::Response;
 use events::domain::Sku;
-use projections::views::catalog_items::{self, CatalogItem};
-use serde::Serialize;
+use projections::documents;
 
-use super::{AppState, QueryError};
+use super::{AppState, QueryError, cached_response, database_response};
 
-#[derive(Debug, Serialize)]
-pub struct Price {
-    pub minor: i64,
-    pub currency: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ItemResponse {
-    pub sku: String,
-    pub name: String,
-    pub unit_price: Price,
-    pub on_hand: i64,
-    pub reserved: i64,
-    pub available: i64,
-    pub version: i64,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<CatalogItem> for ItemResponse {
-    fn from(item: CatalogItem) -> Self {
-        ItemResponse {
-            available: item.available(),
-            unit_price: Price {
-                minor: item.unit_price_minor,
-                currency: item.currency,
-            },
-            sku: item.sku,
-            name: item.name,
-            on_hand: item.on_hand,
-            reserved: item.reserved,
-            version: item.version,
-            updated_at: item.updated_at,
-        }
-    }
-}
-
+#[utoipa::path(
+    get,
+    path = "/catalog/items/{sku}",
+    tag = "catalog",
+    params(("sku" = String, Path), ("X-Consistency-Token" = Option<String>, Header)),
+    responses(
+        (status = 200, body = projections::documents::ItemDocument),
+        crate::openapi::BadRead,
+    )
+)]
 pub async fn item(
     State(state): State<AppState>,
     Path(sku): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
     let sku = Sku::new(sku.clone()).map_err(|_| QueryError::BadId(sku))?;
-    state.read_your_writes(&headers).await?;
-    let item = catalog_items::find(&state.pool, sku.as_str())
+    let token = state.token(&headers)?;
+    let lookup = state.cache.item(sku.as_str());
+    if let Some(entry) = state
+        .cached("catalog", sku.as_str(), token.as_ref(), lookup)
+        .await
+    {
+        return Ok(cached_response(entry.body));
+    }
+    state.wait_for(token.as_ref()).await?;
+    let item = documents::items(&state.pool, &[sku.as_str().to_owned()])
         .await?
+        .pop()
         .ok_or(QueryError::NotFound("catalog item"))?;
-    Ok(Json(ItemResponse::from(item)).into_response())
+    Ok(database_response(item))
 }

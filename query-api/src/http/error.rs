@@ -21,6 +21,12 @@ pub enum QueryError {
     InvalidLimit(String),
     #[error("invalid consistency token")]
     InvalidConsistencyToken,
+    #[error("invalid time range: {0}")]
+    InvalidRange(String),
+    #[error("invalid bucket {0:?}: expected minute, hour or day")]
+    InvalidBucket(String),
+    #[error("invalid currency {0:?}: expected an ISO 4217 code")]
+    InvalidCurrency(String),
     #[error("{0}")]
     Unauthorized(AuthError),
     #[error("this role may not read {0}")]
@@ -51,6 +57,9 @@ impl QueryError {
             QueryError::InvalidConsistencyToken => {
                 (StatusCode::BAD_REQUEST, "invalid_consistency_token")
             }
+            QueryError::InvalidRange(_) => (StatusCode::BAD_REQUEST, "invalid_range"),
+            QueryError::InvalidBucket(_) => (StatusCode::BAD_REQUEST, "invalid_bucket"),
+            QueryError::InvalidCurrency(_) => (StatusCode::BAD_REQUEST, "invalid_currency"),
             QueryError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             QueryError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             QueryError::StaleRead => (StatusCode::SERVICE_UNAVAILABLE, "stale_read"),

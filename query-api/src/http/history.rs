@@ -19,13 +19,13 @@ use projections::views::orders::{self, HistoryCursor, OrderRow};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::catalog::Price;
 use super::{AppState, QueryError};
+use projections::documents::Price;
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub order_id: Uuid,
     pub status: String,
@@ -36,13 +36,29 @@ pub struct HistoryEntry {
     pub version: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     pub orders: Vec<HistoryEntry>,
     /// Present when more orders follow; pass it back as `cursor`.
     pub next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/customers/{customer_id}/orders",
+    tag = "orders",
+    params(
+        ("customer_id" = String, Path),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("X-Consistency-Token" = Option<String>, Header),
+    ),
+    responses(
+        (status = 200, body = HistoryPage),
+        crate::openapi::BadRead,
+    ),
+    security(("bearer" = []))
+)]
 pub async fn customer_orders(
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
@@ -95,7 +111,7 @@ impl From<OrderRow> for HistoryEntry {
     }
 }
 
-fn parse_limit(text: Option<&str>) -> Result<i64, QueryError> {
+pub(super) fn parse_limit(text: Option<&str>) -> Result<i64, QueryError> {
     let Some(text) = text else {
         return Ok(DEFAULT_LIMIT);
     };

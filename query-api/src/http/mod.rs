@@ -6,20 +6,27 @@
 //! - `orders`: `GET /orders/{id}` (the order's customer, admins, carriers).
 //! - `history`: `GET /customers/{id}/orders` (that customer, admins).
 //! - `probes`: `GET /probes/{id}` (public).
+//! - `dead_letters`: `GET /dead-letters` (admins).
+//! - `sales`: `GET /sales` (admins).
 
-mod catalog;
+pub(crate) mod catalog;
+pub(crate) mod dead_letters;
 mod error;
-mod history;
-mod orders;
+pub(crate) mod history;
+pub(crate) mod orders;
 mod probes;
+pub(crate) mod sales;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::command::Principal;
+use events::consistency::ConsistencyToken;
+use projections::cache::{Cache, CacheError, Cached};
 use sqlx::PgPool;
 
 pub use error::QueryError;
@@ -30,6 +37,8 @@ use crate::consistency;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Tried first for the hot views; PostgreSQL answers when it misses or fails.
+    pub cache: Arc<Cache>,
     pub verifier: Arc<Verifier>,
     /// Longest a read waits for the views to reach a consistency token.
     pub consistency_wait: Duration,
@@ -43,26 +52,106 @@ impl AppState {
             .map_err(QueryError::Unauthorized)
     }
 
-    /// Honours `X-Consistency-Token`: waits (bounded) until the views have
-    /// reached it; a malformed token is a 400, a timeout a 503 `stale_read`.
-    async fn read_your_writes(&self, headers: &HeaderMap) -> Result<(), QueryError> {
+    /// The request's `X-Consistency-Token`, if any; a malformed one is a 400.
+    fn token(&self, headers: &HeaderMap) -> Result<Option<ConsistencyToken>, QueryError> {
         let Some(value) = headers.get(consistency::HEADER) else {
-            return Ok(());
+            return Ok(None);
         };
-        let token = value
+        value
             .to_str()
             .ok()
             .map(consistency::parse)
             .and_then(Result::ok)
-            .ok_or(QueryError::InvalidConsistencyToken)?;
-        consistency::wait(&token, &self.pool, self.consistency_wait).await?;
+            .map(Some)
+            .ok_or(QueryError::InvalidConsistencyToken)
+    }
+
+    /// Waits (bounded) until the PostgreSQL views have reached `token`; a
+    /// timeout is a 503 `stale_read`.
+    async fn wait_for(&self, token: Option<&ConsistencyToken>) -> Result<(), QueryError> {
+        if let Some(token) = token {
+            consistency::wait(token, &self.pool, self.consistency_wait).await?;
+        }
         Ok(())
     }
+
+    /// Honours `X-Consistency-Token` for reads served from PostgreSQL only.
+    async fn read_your_writes(&self, headers: &HeaderMap) -> Result<(), QueryError> {
+        let token = self.token(headers)?;
+        self.wait_for(token.as_ref()).await
+    }
+
+    /// The cached document `lookup` finds for the entity `id`, when it
+    /// reflects `token`. A miss, a Redis failure or timeout, or an entry
+    /// older than the token all answer `None`: PostgreSQL decides then.
+    async fn cached(
+        &self,
+        view: &'static str,
+        id: &str,
+        token: Option<&ConsistencyToken>,
+        lookup: impl Future<Output = Result<Option<Cached>, CacheError>>,
+    ) -> Option<Cached> {
+        let (outcome, found) = match lookup.await {
+            Ok(Some(entry)) if covers(&entry, id, token) => ("hit", Some(entry)),
+            Ok(Some(_)) => ("behind_token", None),
+            Ok(None) => ("miss", None),
+            Err(e) => {
+                tracing::debug!(error = %e, view, "cache read failed; reading postgresql");
+                ("error", None)
+            }
+        };
+        metrics::counter!("query_cache_lookups_total", "view" => view, "outcome" => outcome)
+            .increment(1);
+        found
+    }
+}
+
+/// True when a cached entry of `id` is at least as new as `token` asks.
+fn covers(entry: &Cached, id: &str, token: Option<&ConsistencyToken>) -> bool {
+    match token {
+        None => true,
+        Some(token) => {
+            token.id == id
+                && entry.version(token.aggregate)
+                    >= i64::try_from(token.version).unwrap_or(i64::MAX)
+        }
+    }
+}
+
+/// Where an answer came from, for operators and tests.
+const SOURCE_HEADER: &str = "x-served-from";
+
+/// A cached body, answered as is.
+fn cached_response(body: String) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(SOURCE_HEADER, HeaderValue::from_static("cache"));
+    response
+}
+
+/// A document read from PostgreSQL.
+fn database_response(document: impl serde::Serialize) -> Response {
+    let mut response = axum::Json(document).into_response();
+    response
+        .headers_mut()
+        .insert(SOURCE_HEADER, HeaderValue::from_static("postgres"));
+    response
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/probes/{probe_id}", get(probes::probe))
+        .route("/dead-letters", get(dead_letters::list))
+        .route("/sales", get(sales::report))
+        .route("/openapi.json", get(crate::openapi::serve))
         .route("/catalog/items/{sku}", get(catalog::item))
         .route("/orders/{order_id}", get(orders::order))
         .route(

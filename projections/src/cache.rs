@@ -1,0 +1,294 @@
+//! The Redis cache of the hot views: derived data only, never a source of
+//! truth. The projector writes a document after the PostgreSQL commit that
+//! produced it; readers try the cache first and fall back to PostgreSQL.
+//!
+//! Every entry is a hash: `v` (the guard version), `body` (the served JSON),
+//! `owner` (the customer an order belongs to, so readers can check access
+//! without parsing the body) and one field per feeding stream with the
+//! sequence the body reflects (`orders`, `payments`, `shipments`,
+//! `catalog`), which readers compare with consistency tokens.
+//!
+//! The guard: the write is a Lua script that stores the entry only when the
+//! stored `v` is lower or absent, so an older document never replaces a
+//! newer one. `v` is the sum of the stream sequences; documents are read
+//! from committed snapshots after the commit, and snapshots only ever grow
+//! componentwise, so the sum orders them as time does.
+//!
+//! Keys carry a namespace (the views database's name), so deployments and
+//! tests sharing one Redis never see each other's entries. Every call is
+//! bounded by a timeout; a broken connection is dropped and re-established
+//! on the next call.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use events::AggregateType;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::documents::{ItemDocument, OrderDocument};
+
+/// How long an entry lives without being rewritten; bounds what a lost
+/// write (a timeout the projector could not retry) can leave behind.
+const TTL_SECONDS: u64 = 24 * 60 * 60;
+
+/// Sets the hash in KEYS[1] from ARGV[3..] (field, value pairs) with guard
+/// version ARGV[1] and TTL ARGV[2], unless the stored guard is not lower.
+const GUARDED_SET: &str = r"
+local current = tonumber(redis.call('HGET', KEYS[1], 'v'))
+if current and current >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis failed: {0}")]
+    Redis(#[from] RedisError),
+}
+
+/// One document ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub guard: i64,
+    pub fields: Vec<(String, String)>,
+}
+
+/// A cached document as a reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub body: String,
+    pub owner: Option<String>,
+    /// The sequence the body reflects of each feeding stream.
+    pub versions: HashMap<String, i64>,
+}
+
+impl Cached {
+    /// The sequence of `stream` the body reflects (0 when it has none).
+    pub fn version(&self, stream: AggregateType) -> i64 {
+        self.versions.get(stream.as_str()).copied().unwrap_or(0)
+    }
+}
+
+/// A connection to the cache under one key namespace.
+pub struct Cache {
+    client: Client,
+    namespace: String,
+    timeout: Duration,
+    connection: Mutex<Option<MultiplexedConnection>>,
+}
+
+/// The namespace of the cache of the views database at `database_url`: its
+/// database name.
+pub fn namespace_for(database_url: &str) -> String {
+    let path = database_url.split(['?', '#']).next().unwrap_or_default();
+    let name = path.rsplit('/').next().unwrap_or_default();
+    format!("{name}:")
+}
+
+impl Cache {
+    /// A cache whose calls each give up after `timeout`. Connects lazily, so
+    /// a service starts (and keeps serving) while Redis is down.
+    pub fn new(url: &str, namespace: String, timeout: Duration) -> Result<Cache, RedisError> {
+        Ok(Cache {
+            client: Client::open(url)?,
+            namespace,
+            timeout,
+            connection: Mutex::new(None),
+        })
+    }
+
+    pub fn order_key(&self, id: Uuid) -> String {
+        format!("{}order:{id}", self.namespace)
+    }
+
+    pub fn item_key(&self, sku: &str) -> String {
+        format!("{}catalog:{sku}", self.namespace)
+    }
+
+    /// The cached order, if any.
+    pub async fn order(&self, id: Uuid) -> Result<Option<Cached>, CacheError> {
+        self.get(self.order_key(id)).await
+    }
+
+    /// The cached catalog item, if any.
+    pub async fn item(&self, sku: &str) -> Result<Option<Cached>, CacheError> {
+        self.get(self.item_key(sku)).await
+    }
+
+    async fn get(&self, key: String) -> Result<Option<Cached>, CacheError> {
+        let fields: HashMap<String, String> = self
+            .bounded(|mut conn| async move {
+                redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await
+            })
+            .await?;
+        Ok(cached(fields))
+    }
+
+    /// Writes `entries` in one round trip, each under the version guard.
+    /// Answers how many replaced what was there.
+    pub async fn put(&self, entries: &[Entry]) -> Result<usize, CacheError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for entry in entries {
+            let cmd = pipe
+                .cmd("EVAL")
+                .arg(GUARDED_SET)
+                .arg(1)
+                .arg(&entry.key)
+                .arg(entry.guard)
+                .arg(TTL_SECONDS);
+            for (field, value) in &entry.fields {
+                cmd.arg(field).arg(value);
+            }
+        }
+        let written: Vec<i64> = self
+            .bounded(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await?;
+        Ok(written.into_iter().filter(|w| *w == 1).count())
+    }
+
+    /// Whether Redis answers a PING within the timeout.
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        self.bounded(
+            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub fn order_entry(&self, document: &OrderDocument) -> Result<Entry, serde_json::Error> {
+        let mut fields = vec![
+            ("body".to_owned(), serde_json::to_string(document)?),
+            ("owner".to_owned(), document.customer_id.clone()),
+        ];
+        let mut guard = 0;
+        for (stream, version) in document.versions() {
+            fields.push((stream.as_str().to_owned(), version.to_string()));
+            guard += version;
+        }
+        Ok(Entry {
+            key: self.order_key(document.order_id),
+            guard,
+            fields,
+        })
+    }
+
+    pub fn item_entry(&self, document: &ItemDocument) -> Result<Entry, serde_json::Error> {
+        Ok(Entry {
+            key: self.item_key(&document.sku),
+            guard: document.version,
+            fields: vec![
+                ("body".to_owned(), serde_json::to_string(document)?),
+                (
+                    AggregateType::CatalogItem.as_str().to_owned(),
+                    document.version.to_string(),
+                ),
+            ],
+        })
+    }
+
+    /// Runs `call` on a connection, within the timeout; on any failure the
+    /// connection is dropped so the next call reconnects.
+    async fn bounded<T, F, Fut>(&self, call: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let outcome = tokio::time::timeout(self.timeout, async {
+            let conn = self.connection().await?;
+            call(conn).await
+        })
+        .await;
+        let result = match outcome {
+            Ok(result) => result.map_err(CacheError::Redis),
+            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        };
+        if result.is_err() {
+            *self.connection.lock().await = None;
+        }
+        result
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+}
+
+/// An entry read back, or `None` when absent or not written by [`Cache::put`].
+fn cached(mut fields: HashMap<String, String>) -> Option<Cached> {
+    let body = fields.remove("body")?;
+    let owner = fields.remove("owner");
+    let versions = fields
+        .into_iter()
+        .filter(|(name, _)| AggregateType::parse(name).is_some())
+        .filter_map(|(name, value)| value.parse().ok().map(|v| (name, v)))
+        .collect();
+    Some(Cached {
+        body,
+        owner,
+        versions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_namespace_is_the_database_name() {
+        assert_eq!(
+            namespace_for("postgres://postgres@127.0.0.1:15432/commerce"),
+            "commerce:"
+        );
+        assert_eq!(
+            namespace_for("postgres://u@h/t1a2b_views?sslmode=disable"),
+            "t1a2b_views:"
+        );
+    }
+
+    #[test]
+    fn entries_read_back_with_their_versions_and_owner() {
+        let fields = HashMap::from([
+            ("v".to_owned(), "5".to_owned()),
+            ("body".to_owned(), "{}".to_owned()),
+            ("owner".to_owned(), "alice".to_owned()),
+            ("orders".to_owned(), "3".to_owned()),
+            ("payments".to_owned(), "2".to_owned()),
+        ]);
+        let entry = cached(fields).unwrap();
+        assert_eq!(entry.owner.as_deref(), Some("alice"));
+        assert_eq!(
+            (
+                entry.version(AggregateType::Order),
+                entry.version(AggregateType::Payment),
+                entry.version(AggregateType::Shipment)
+            ),
+            (3, 2, 0)
+        );
+        assert_eq!(cached(HashMap::new()), None);
+    }
+}

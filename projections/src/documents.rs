@@ -1,0 +1,176 @@
+//! The JSON documents the query API serves for the hot views (order detail,
+//! catalog item), and their bulk loaders. They live here, not in `query-api`,
+//! because the projector writes the very same documents to the Redis cache
+//! after each batch, so a cached answer and a PostgreSQL answer are
+//! byte-for-byte the same shape.
+//!
+//! Each document comes with the version of every stream it reflects, which
+//! the cache uses for its version guard and readers compare with consistency
+//! tokens.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use events::AggregateType;
+use serde::Serialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::views::catalog_items::{self, CatalogItem};
+use crate::views::order_timeline::{self, TimelineEntry};
+use crate::views::orders::{self, LineView, OrderRow};
+use crate::views::{order_payments, order_shipments};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Price {
+    pub minor: i64,
+    pub currency: String,
+}
+
+/// `GET /catalog/items/{sku}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ItemDocument {
+    pub sku: String,
+    pub name: String,
+    pub unit_price: Price,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<CatalogItem> for ItemDocument {
+    fn from(item: CatalogItem) -> Self {
+        ItemDocument {
+            available: item.available(),
+            unit_price: Price {
+                minor: item.unit_price_minor,
+                currency: item.currency,
+            },
+            sku: item.sku,
+            name: item.name,
+            on_hand: item.on_hand,
+            reserved: item.reserved,
+            version: item.version,
+            updated_at: item.updated_at,
+        }
+    }
+}
+
+/// `GET /orders/{order_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct OrderDocument {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub cancellation_reason: Option<String>,
+    pub currency: String,
+    pub lines: Vec<LineView>,
+    /// Absent until the order is priced from its stock reservations.
+    pub total: Option<Price>,
+    pub payment_status: Option<String>,
+    pub shipment_status: Option<String>,
+    pub tracking_ref: Option<String>,
+    pub timeline: Vec<TimelineEntry>,
+    /// The order aggregate's sequence the view reflects.
+    pub version: i64,
+    pub placed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The payment and shipment streams' sequences, for the cache's guard
+    /// and consistency tokens; not part of the served JSON.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub payment_version: i64,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub shipment_version: i64,
+}
+
+impl OrderDocument {
+    /// The sequence this document reflects of each stream feeding it.
+    pub fn versions(&self) -> [(AggregateType, i64); 3] {
+        [
+            (AggregateType::Order, self.version),
+            (AggregateType::Payment, self.payment_version),
+            (AggregateType::Shipment, self.shipment_version),
+        ]
+    }
+}
+
+impl From<OrderRow> for OrderDocument {
+    fn from(row: OrderRow) -> Self {
+        OrderDocument {
+            total: row.total_minor.map(|minor| Price {
+                minor,
+                currency: row.currency.clone(),
+            }),
+            order_id: row.order_id,
+            customer_id: row.customer_id,
+            status: row.status,
+            status_reason: row.status_reason,
+            cancellation_reason: row.cancellation_reason,
+            currency: row.currency,
+            lines: row.lines.0,
+            payment_status: None,
+            shipment_status: None,
+            tracking_ref: None,
+            timeline: Vec::new(),
+            version: row.version,
+            placed_at: row.placed_at,
+            updated_at: row.updated_at,
+            payment_version: 0,
+            shipment_version: 0,
+        }
+    }
+}
+
+/// The catalog items under `skus` that exist.
+pub async fn items(pool: &PgPool, skus: &[String]) -> Result<Vec<ItemDocument>, sqlx::Error> {
+    Ok(catalog_items::find_many(pool, skus)
+        .await?
+        .into_iter()
+        .map(ItemDocument::from)
+        .collect())
+}
+
+/// The orders under `ids` that exist, read in one snapshot so status,
+/// payment, shipment and timeline come from the same committed batches.
+pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let rows = orders::find_many(&mut tx, ids).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
+    let mut payments = order_payments::find_many(&mut tx, &found).await?;
+    let mut shipments = order_shipments::find_many(&mut tx, &found).await?;
+    let mut timelines: HashMap<Uuid, Vec<TimelineEntry>> = HashMap::new();
+    for entry in order_timeline::find_many(&mut tx, &found).await? {
+        timelines.entry(entry.order_id).or_default().push(entry);
+    }
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let id = row.order_id;
+            let mut document = OrderDocument::from(row);
+            if let Some(payment) = payments.remove(&id) {
+                document.payment_status = Some(payment.status);
+                document.payment_version = payment.version;
+            }
+            if let Some(shipment) = shipments.remove(&id) {
+                document.shipment_status = Some(shipment.status);
+                document.tracking_ref = shipment.tracking_ref;
+                document.shipment_version = shipment.version;
+            }
+            document.timeline = timelines.remove(&id).unwrap_or_default();
+            document
+        })
+        .collect())
+}

@@ -1,0 +1,285 @@
+//! Late, duplicated and reordered events, stale deadlines, retries, the
+//! operator, and the ids and storage of the saga.
+
+use events::domain::{
+    CatalogEvent, Currency, Money, OrderEvent, PaymentEvent, ReservationRejectedReason,
+    ShipmentEvent,
+};
+
+use super::*;
+use crate::machine::SagaStatus;
+
+fn none() -> Vec<String> {
+    Vec::new()
+}
+
+#[test]
+fn a_reservation_arriving_after_the_decision_to_compensate_is_released() {
+    let mut s = Script::start();
+    s.when(reserved("A", 2, 1_000));
+    assert_eq!(s.when(cancellation_requested()), ["ReleaseStock A"]);
+    assert_eq!(s.when(reserved("B", 1, 500)), ["ReleaseStock B"]);
+    assert_eq!(s.saga.compensation_reason(), Some("cancelled_by_customer"));
+    s.finish_rejection();
+}
+
+#[test]
+fn a_late_authorization_after_the_void_request_is_waited_for_until_voided() {
+    let mut s = Script::start();
+    s.reserve_all();
+    s.when(order(OrderEvent::OrderPriced {
+        lines: vec![],
+        total: usd(2_500),
+    }));
+    s.deadline();
+    assert_eq!(s.when(authorized()), none());
+    s.when(pay(PaymentEvent::PaymentVoidRequested));
+    s.when(released("A", 2));
+    assert_eq!(s.when(released("B", 1)), none(), "the void is still owed");
+    let voided = pay(PaymentEvent::PaymentVoided { amount: usd(2_500) });
+    assert_eq!(s.when(voided), ["RejectOrder order"]);
+}
+
+#[test]
+fn a_late_authorization_after_compensation_changes_nothing() {
+    let mut s = Script::start();
+    s.reserve_all();
+    s.when(order(OrderEvent::OrderPriced {
+        lines: vec![],
+        total: usd(2_500),
+    }));
+    s.deadline();
+    s.when(pay(PaymentEvent::PaymentVoidRequested));
+    s.finish_rejection();
+    assert_eq!(s.when(authorized()), none());
+    assert_eq!(s.saga.status(), SagaStatus::Compensated);
+}
+
+#[test]
+fn a_capture_that_succeeds_after_the_saga_gave_up_is_refunded() {
+    let mut s = Script::start();
+    s.up_to_capture();
+    for _ in 1..4 {
+        s.when(capture_failed());
+        s.deadline();
+    }
+    s.when(capture_failed());
+    s.when(ship(ShipmentEvent::ShipmentCancelled));
+    let captured = pay(PaymentEvent::PaymentCaptured { amount: usd(2_500) });
+    assert_eq!(s.when(captured), ["RequestRefund payment"]);
+    s.when(pay(PaymentEvent::PaymentRefunded { amount: usd(2_500) }));
+    s.finish_rejection();
+}
+
+#[test]
+fn every_event_delivered_twice_gives_the_same_commands_once() {
+    let mut s = Script::start();
+    let events = [
+        reserved("A", 2, 1_000),
+        reserved("B", 1, 500),
+        order(OrderEvent::OrderPriced {
+            lines: vec![],
+            total: usd(2_500),
+        }),
+        authorized(),
+        scheduled(),
+        capture_failed(),
+    ];
+    for event in events {
+        s.when(event.clone());
+        assert_eq!(s.when(event), none());
+    }
+    assert_eq!(s.saga.current_step(), "awaiting_capture_retry");
+}
+
+#[test]
+fn a_redelivered_reservation_after_its_release_is_ignored() {
+    let mut s = Script::start();
+    s.when(reserved("A", 2, 1_000));
+    s.when(rejected(
+        "B",
+        1,
+        ReservationRejectedReason::InsufficientStock,
+    ));
+    s.when(released("A", 2));
+    assert_eq!(s.when(reserved("A", 2, 1_000)), none());
+}
+
+#[test]
+fn stale_and_early_deadline_firings_are_ignored() {
+    let mut s = Script::start();
+    let reserving_deadline = s.saga.deadline().unwrap();
+    assert_eq!(s.when(Input::DeadlineFired), none(), "not due yet");
+    s.reserve_all();
+    assert_eq!(s.saga.current_step(), "pricing_order");
+    let out = s.saga.handle(&Input::DeadlineFired, reserving_deadline);
+    assert!(out.is_empty(), "the reserving deadline is stale");
+    assert_eq!(s.saga.current_step(), "pricing_order");
+}
+
+#[test]
+fn forward_steps_retry_with_new_ids_then_give_up() {
+    let mut s = Script::start();
+    let first = s.saga.clone();
+    s.when(reserved("A", 2, 1_000));
+    assert_eq!(s.deadline(), ["ReserveStock B"]);
+    assert_eq!(s.deadline(), ["ReserveStock B"]);
+    assert_eq!(s.deadline(), ["ReleaseStock A"]);
+    assert_eq!(
+        s.saga.compensation_reason(),
+        Some("reserving_stock_timed_out")
+    );
+    let (_, again) = start(&placed(), at(0));
+    let (_, original) = start(&placed(), at(0));
+    assert_eq!(again, original, "the same transition gives the same ids");
+    assert_eq!(first.history().len(), 1);
+}
+
+#[test]
+fn a_stalled_compensation_parks_then_the_operator_retries_and_resolves() {
+    let mut s = Script::start();
+    s.when(reserved("A", 2, 1_000));
+    let first = s.saga.handle(
+        &rejected("B", 1, ReservationRejectedReason::UnknownSku),
+        s.now,
+    );
+    let mut ids = vec![first[0].command_id];
+    for _ in 1..5 {
+        let (saga, now) = (s.saga.clone(), s.saga.deadline().unwrap());
+        ids.push(s.saga.handle(&Input::DeadlineFired, now)[0].command_id);
+        s.saga = saga;
+        assert_eq!(s.deadline(), ["ReleaseStock A"]);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "every retry of a release is a new command");
+    assert_eq!(s.deadline(), none());
+    assert_eq!(s.saga.status(), SagaStatus::NeedsAttention);
+    assert!(s.saga.is_terminal());
+    let reason = s.saga.attention_reason().unwrap();
+    assert!(reason.contains("release_stock A"), "{reason}");
+    assert_eq!(s.saga.last_error(), Some(reason));
+    let history = s.saga.history();
+    let stalled = &history[history.len() - 2];
+    assert_eq!(stalled.step, "compensating_payment_and_stock");
+    assert_eq!(stalled.attempts, 5);
+    assert!(stalled.outcome.as_deref().unwrap().starts_with("parked: "));
+    assert_eq!(s.when(Input::OperatorRetry), ["ReleaseStock A"]);
+    assert_eq!(s.saga.status(), SagaStatus::Compensating);
+    for _ in 1..5 {
+        s.deadline();
+    }
+    s.deadline();
+    let note = "released by hand".to_owned();
+    assert_eq!(s.when(Input::OperatorResolve { note }), none());
+    assert_eq!(s.saga.status(), SagaStatus::ResolvedByOperator);
+    assert_eq!(s.when(Input::OperatorRetry), none());
+}
+
+#[test]
+fn restock_retries_reuse_the_same_id_because_restocking_is_not_idempotent() {
+    let mut s = Script::start();
+    s.complete();
+    s.when(cancellation_requested());
+    let now = s.now;
+    let first = s.saga.handle(&ship(ShipmentEvent::ShipmentCancelled), now);
+    let retry = s
+        .saga
+        .handle(&Input::DeadlineFired, s.saga.deadline().unwrap());
+    assert_eq!(describe(&retry), describe(&first));
+    assert_ne!(first[0].command_id, retry[0].command_id, "refund: new id");
+    assert_eq!(first[1..], retry[1..], "restock: same id and content");
+}
+
+#[test]
+fn a_cancellation_during_the_capture_waits_for_its_outcome() {
+    let mut s = Script::start();
+    s.up_to_capture();
+    assert_eq!(s.when(cancellation_requested()), none());
+    let captured = pay(PaymentEvent::PaymentCaptured { amount: usd(2_500) });
+    assert_eq!(s.when(captured), ["CommitStock A", "CommitStock B"]);
+    s.when(committed("A", 2));
+    s.when(committed("B", 1));
+    assert_eq!(
+        s.when(order(OrderEvent::OrderConfirmed)),
+        ["Cancel shipment"]
+    );
+}
+
+#[test]
+fn a_cancellation_during_a_failed_capture_compensates_instead_of_retrying() {
+    let mut s = Script::start();
+    s.up_to_capture();
+    s.when(cancellation_requested());
+    assert_eq!(s.when(capture_failed()), ["Cancel shipment"]);
+    assert_eq!(s.saga.compensation_reason(), Some("cancelled_by_customer"));
+}
+
+#[test]
+fn a_dispatch_racing_the_cancellation_leaves_the_saga_completed() {
+    let mut s = Script::start();
+    s.complete();
+    assert_eq!(s.when(cancellation_requested()), ["Cancel shipment"]);
+    assert_eq!(s.when(ship(ShipmentEvent::ShipmentDispatched)), none());
+    assert_eq!(s.saga.status(), SagaStatus::Completed);
+    assert_eq!(s.saga.deadline(), None);
+}
+
+#[test]
+fn a_reservation_in_another_currency_compensates() {
+    let mut s = Script::start();
+    s.when(reserved("A", 2, 1_000));
+    let eur = Money::new(500, Currency::new("EUR").unwrap());
+    let event = CatalogEvent::StockReserved {
+        order_id: order_id(),
+        quantity: 1,
+        unit_price: eur,
+    };
+    assert_eq!(
+        s.when(catalog("B", event)),
+        ["ReleaseStock A", "ReleaseStock B"]
+    );
+    assert_eq!(s.saga.compensation_reason(), Some("currency_mismatch: B"));
+}
+
+#[test]
+fn events_of_other_orders_are_ignored() {
+    let mut s = Script::start();
+    let other = OrderId::from_uuid(uuid::Uuid::from_u128(7));
+    let event = CatalogEvent::StockReserved {
+        order_id: other,
+        quantity: 2,
+        unit_price: usd(1_000),
+    };
+    assert_eq!(s.when(catalog("A", event)), none());
+    assert_eq!(s.when(reserved("Z", 1, 1)), none());
+}
+
+#[test]
+fn the_saga_survives_a_round_trip_through_json() {
+    let mut s = Script::start();
+    s.up_to_capture();
+    s.when(capture_failed());
+    let json = serde_json::to_value(&s.saga).unwrap();
+    let back: Saga = serde_json::from_value(json).unwrap();
+    assert_eq!(back, s.saga);
+    assert_eq!(back.current_step(), "awaiting_capture_retry");
+}
+
+#[test]
+fn order_placed_facts_come_from_the_order_placed_event_only() {
+    let facts = placed();
+    let event = OrderEvent::OrderPlaced {
+        customer_id: facts.customer_id.clone(),
+        currency: facts.currency,
+        lines: facts.lines.clone(),
+        shipping_address: facts.shipping_address.clone(),
+        payment_token: facts.payment_token.clone(),
+    };
+    let from_event = OrderPlacedFacts::from_event(order_id(), &event);
+    assert_eq!(from_event, Some(facts));
+    assert_eq!(
+        OrderPlacedFacts::from_event(order_id(), &OrderEvent::OrderConfirmed),
+        None
+    );
+}

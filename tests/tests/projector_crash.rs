@@ -1,0 +1,378 @@
+//! The projector SIGKILLed five times while 2,000 orders and their stock
+//! reservations flow: afterwards every view row equals the fold of the log,
+//! and nothing is counted twice (the catalog's reserved stock is a running
+//! sum, so a record applied twice would show).
+//!
+//! This binary runs the projector as a child process of its own, so it
+//! holds a single test.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use command::bus::{CommandBus, KafkaBus};
+use events::command::{CommandEnvelope, DomainCommand, Principal, Role};
+use events::domain::{
+    Address, CatalogCommand, CatalogEvent, Currency, CustomerId, Money, OrderCommand, OrderEvent,
+    OrderId, OrderLine, PricedLine, Sku,
+};
+use events::message::EventPayload;
+use events::{AggregateType, EventMeta, kafka, new_id};
+use projections::views::{catalog_items, orders, sales};
+use rdkafka::Message;
+use tests::{TestEnv, eventually, read_topic};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
+
+const ORDERS: usize = 2000;
+const SKUS: usize = 5;
+const KILLS: usize = 5;
+
+fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::new("USD").unwrap())
+}
+
+fn envelope(id: &str, role: Role, subject: &str, command: DomainCommand) -> CommandEnvelope {
+    let command_id = new_id();
+    CommandEnvelope {
+        command_id,
+        aggregate_id: id.into(),
+        expected_version: None,
+        issued_at: Utc::now(),
+        correlation_id: command_id,
+        causation_id: command_id,
+        traceparent: None,
+        fingerprint: format!("{command:?}"),
+        issued_by: Principal {
+            subject: subject.into(),
+            role,
+        },
+        command,
+    }
+}
+
+/// Produces a command without waiting for its outcome.
+async fn fire(bus: &KafkaBus, id: &str, role: Role, command: DomainCommand) {
+    fire_as(bus, id, role, "ops", command).await;
+}
+
+/// Produces a command of `subject` without waiting for its outcome.
+async fn fire_as(bus: &KafkaBus, id: &str, role: Role, subject: &str, command: DomainCommand) {
+    bus.dispatch(envelope(id, role, subject, command), Duration::ZERO)
+        .await
+        .unwrap();
+}
+
+fn sku(n: usize) -> String {
+    format!("CRASH-{}", n % SKUS)
+}
+
+/// The commands of the `n`th order: placed, its stock reserved, priced, and
+/// every other one confirmed (every tenth then cancelled).
+async fn one_order(bus: &KafkaBus, n: usize) {
+    let order_id = OrderId::from(Uuid::now_v7());
+    let id = order_id.to_string();
+    let quantity = 1 + (n % 3) as u32;
+    let customer = format!("c{}", n % 40);
+    let place = OrderCommand::PlaceOrder {
+        customer_id: CustomerId::new(customer.clone()).unwrap(),
+        currency: Currency::new("USD").unwrap(),
+        lines: vec![OrderLine {
+            sku: Sku::new(sku(n)).unwrap(),
+            quantity,
+        }],
+        shipping_address: Address {
+            name: "Ada".into(),
+            line1: "1 Main St".into(),
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "DE".into(),
+        },
+        payment_token: "tok_ok".into(),
+    };
+    let place = DomainCommand::Order(place);
+    fire_as(bus, &id, Role::Customer, &customer, place).await;
+    let reserve = CatalogCommand::ReserveStock { order_id, quantity };
+    fire(
+        bus,
+        &sku(n),
+        Role::Admin,
+        DomainCommand::CatalogItem(reserve),
+    )
+    .await;
+    let price = OrderCommand::PriceOrder {
+        lines: vec![PricedLine {
+            sku: Sku::new(sku(n)).unwrap(),
+            quantity,
+            unit_price: usd(100),
+        }],
+        total: usd(100 * i64::from(quantity)),
+    };
+    fire(bus, &id, Role::System, DomainCommand::Order(price)).await;
+    if matches!(n % 2, 0) {
+        let confirm = DomainCommand::Order(OrderCommand::ConfirmOrder);
+        fire(bus, &id, Role::System, confirm).await;
+    }
+    if matches!(n % 10, 0) {
+        let cancel = OrderCommand::CancelOrder {
+            reason: "refunded".into(),
+        };
+        fire(bus, &id, Role::System, DomainCommand::Order(cancel)).await;
+    }
+}
+
+/// The projector in a process of its own.
+struct Projector {
+    process: tokio::process::Child,
+    addr: String,
+}
+
+impl Projector {
+    async fn start(env: &TestEnv) -> Projector {
+        let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_projections-service"))
+            .env("KAFKA_BROKERS", &env.kafka.brokers)
+            .env("TOPIC_PREFIX", &env.kafka.topic_prefix)
+            .env("KAFKA_PARTITIONS", env.kafka.partitions.to_string())
+            .env("GROUP_ID", format!("t{}-projections", env.id))
+            .env("DATABASE_URL", &env.views_db_url)
+            .env("REDIS_URL", &env.redis_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting the projector");
+        let stdout = process.stdout.take().unwrap();
+        let addr = BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the projector printed its address");
+        // Every instance migrates the shared database; wait until it has.
+        let http = reqwest::Client::new();
+        let ready = eventually(Duration::from_secs(60), || async {
+            let url = format!("http://{addr}/health/ready");
+            match http.get(url).send().await {
+                Ok(r) if r.status().is_success() => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+        assert!(ready.is_some(), "the projector never became ready");
+        Projector { process, addr }
+    }
+
+    async fn kill(mut self) {
+        self.process.start_kill().unwrap();
+        self.process.wait().await.unwrap();
+    }
+}
+
+/// Every event of `stream`, decoded, grouped by aggregate id in log order.
+async fn log<E: EventPayload>(
+    env: &TestEnv,
+    stream: AggregateType,
+) -> HashMap<String, Vec<(EventMeta, E)>> {
+    let mut by_id: HashMap<String, Vec<(EventMeta, E)>> = HashMap::new();
+    for message in read_topic(&env.kafka, &env.kafka.events_topic(stream)).await {
+        let meta = kafka::from_headers(message.headers().unwrap()).unwrap();
+        let event = E::decode(&meta, message.payload().unwrap()).unwrap();
+        by_id
+            .entry(meta.aggregate_id.clone())
+            .or_default()
+            .push((meta, event));
+    }
+    by_id
+}
+
+fn fold<R, E>(
+    events: &[(EventMeta, E)],
+    evolve: fn(Option<R>, &EventMeta, &E) -> Option<R>,
+) -> Option<R> {
+    events
+        .iter()
+        .fold(None, |row, (meta, event)| evolve(row, meta, event))
+}
+
+/// PostgreSQL keeps microseconds.
+fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap()
+}
+
+/// Ok when the views equal the fold of the whole log, else what differs.
+async fn views_equal_the_fold(env: &TestEnv, pool: &sqlx::PgPool) -> Result<(), String> {
+    let catalog = log::<CatalogEvent>(env, AggregateType::CatalogItem).await;
+    let mut expected: Vec<_> = catalog
+        .values()
+        .filter_map(|events| fold(events, catalog_items::evolve))
+        .map(|mut item| {
+            item.updated_at = micros(item.updated_at);
+            item
+        })
+        .collect();
+    expected.sort_by(|a, b| a.sku.cmp(&b.sku));
+    let skus: Vec<String> = expected.iter().map(|i| i.sku.clone()).collect();
+    let mut items = catalog_items::find_many(pool, &skus)
+        .await
+        .map_err(|e| e.to_string())?;
+    items.sort_by(|a, b| a.sku.cmp(&b.sku));
+    if items != expected {
+        return Err(format!("catalog: {items:?} != {expected:?}"));
+    }
+    let order_log = log::<OrderEvent>(env, AggregateType::Order).await;
+    let mut expected: Vec<_> = order_log
+        .values()
+        .filter_map(|events| fold(events, orders::evolve))
+        .map(|mut order| {
+            order.placed_at = micros(order.placed_at);
+            order.updated_at = micros(order.updated_at);
+            order
+        })
+        .collect();
+    expected.sort_by_key(|o| o.order_id);
+    let ids: Vec<Uuid> = expected.iter().map(|o| o.order_id).collect();
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    let mut rows = orders::find_many(&mut conn, &ids)
+        .await
+        .map_err(|e| e.to_string())?;
+    rows.sort_by_key(|o| o.order_id);
+    let events: usize = order_log.values().map(Vec::len).sum();
+    let (timeline,): (i64,) = sqlx::query_as("SELECT count(*) FROM order_timeline")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if expected.len() != ORDERS {
+        return Err(format!("{} orders in the log", expected.len()));
+    }
+    if rows != expected {
+        let differ = rows.iter().zip(&expected).filter(|(a, b)| a != b).count();
+        return Err(format!(
+            "{} order rows, {} expected, {differ} differ",
+            rows.len(),
+            expected.len()
+        ));
+    }
+    if timeline != events as i64 {
+        return Err(format!("{timeline} timeline rows for {events} events"));
+    }
+    let expected = expected_sales(&order_log);
+    for bucket in ["minute", "hour", "day"] {
+        let stored: (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT sum(orders)::bigint, sum(revenue_minor)::bigint FROM sales WHERE bucket = $1",
+        )
+        .bind(bucket)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+        if stored != (Some(expected.0), Some(expected.1)) {
+            return Err(format!("{bucket} sales {stored:?}, expected {expected:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Confirmed orders and revenue, net of cancellations, by the pure folds.
+fn expected_sales(order_log: &HashMap<String, Vec<(EventMeta, OrderEvent)>>) -> (i64, i64) {
+    let (mut count, mut revenue) = (0, 0);
+    for events in order_log.values() {
+        let mut row = None;
+        for (meta, event) in events {
+            if let Some(sale) = sales::delta(row.as_ref(), meta, event) {
+                count += sale.orders;
+                revenue += sale.revenue_minor;
+            }
+            row = orders::evolve(row, meta, event);
+        }
+    }
+    (count, revenue)
+}
+
+#[tokio::test]
+async fn a_projector_killed_five_times_still_equals_the_fold() {
+    let env = TestEnv::new();
+    let _command = env.spawn_command().await;
+    let bus = Arc::new(
+        KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
+            .await
+            .unwrap(),
+    );
+    for n in 0..SKUS {
+        let create = CatalogCommand::CreateItem {
+            name: "Mug".into(),
+            unit_price: usd(100),
+            initial_stock: 1_000_000,
+        };
+        fire(
+            &bus,
+            &sku(n),
+            Role::Admin,
+            DomainCommand::CatalogItem(create),
+        )
+        .await;
+    }
+    let mut projector = Projector::start(&env).await;
+
+    // Forty clients, each sending its share of the orders.
+    let mut load = tokio::task::JoinSet::new();
+    for client in 0..40 {
+        let bus = bus.clone();
+        load.spawn(async move {
+            for n in (client..ORDERS).step_by(40) {
+                one_order(&bus, n).await;
+            }
+        });
+    }
+    for _ in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        projector.kill().await;
+        projector = Projector::start(&env).await;
+    }
+    while let Some(done) = load.join_next().await {
+        done.unwrap();
+    }
+
+    let pool = projections::db::connect_lazy(&env.views_db_url).unwrap();
+    let equal = eventually(Duration::from_secs(120), || async {
+        views_equal_the_fold(&env, &pool).await.ok()
+    })
+    .await;
+    if equal.is_none() {
+        let differs = views_equal_the_fold(&env, &pool).await.unwrap_err();
+        panic!("the views never equalled the fold of the log: {differs}");
+    }
+    let (dead,): (i64,) = sqlx::query_as("SELECT count(*) FROM dead_letters")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0);
+    // Caught up: the projector reports no lag, in its readiness details and
+    // in its metrics.
+    let http = reqwest::Client::new();
+    let ready = format!("http://{}/health/ready", projector.addr);
+    let caught_up = eventually(Duration::from_secs(30), || async {
+        let body: serde_json::Value = http.get(&ready).send().await.ok()?.json().await.ok()?;
+        let orders = &body["details"]["projections"]["orders"];
+        (orders["lag_events"] == 0 && orders["lag_seconds"] == 0.0).then_some(())
+    })
+    .await;
+    assert!(caught_up.is_some(), "the projector never reported zero lag");
+    let metrics = http
+        .get(format!("http://{}/metrics", projector.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("projection_lag_events{"), "{metrics}");
+    assert!(metrics.contains("projection_lag_seconds{"), "{metrics}");
+    let log = log::<OrderEvent>(&env, AggregateType::Order).await;
+    assert_eq!(
+        expected_sales(&log).0,
+        800,
+        "half the orders confirmed, a fifth of those cancelled"
+    );
+    projector.kill().await;
+}

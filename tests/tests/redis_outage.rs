@@ -1,0 +1,264 @@
+//! Redis dies under the read side: the query API keeps answering from
+//! PostgreSQL, the projector keeps folding, and once Redis is back the cache
+//! is written again and agrees with PostgreSQL.
+//!
+//! This binary stops the shared Redis, so it holds a single test; cargo runs
+//! test binaries one after another, so no other test sees the outage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use command::bus::{CommandBus, Dispatch, KafkaBus};
+use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Role};
+use events::domain::{
+    Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderId, OrderLine, Sku,
+};
+use events::new_id;
+use projections::cache::{self, Cache};
+use projections::documents;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tests::{Service, TestEnv, eventually};
+use uuid::Uuid;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where `scripts/stack` keeps its state (`scripts/test` exports it).
+fn stack_dir() -> PathBuf {
+    std::env::var_os("STACK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".stack"))
+}
+
+fn kill_redis() {
+    let pid =
+        std::fs::read_to_string(stack_dir().join("redis/pid")).expect("the stack's redis pid file");
+    let status = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn start_stack() {
+    let status = std::process::Command::new(repo().join("scripts/stack"))
+        .arg("up")
+        .env("STACK_DIR", stack_dir())
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/stack up failed");
+}
+
+/// Restarts Redis even when the test fails halfway, so later tests have it.
+struct RestartOnDrop;
+
+impl Drop for RestartOnDrop {
+    fn drop(&mut self) {
+        start_stack();
+    }
+}
+
+fn who(role: Role, subject: &str) -> Principal {
+    Principal {
+        subject: subject.into(),
+        role,
+    }
+}
+
+fn token(principal: &Principal) -> String {
+    command::auth::mint_hs256(
+        tests::JWT_SECRET.as_bytes(),
+        principal,
+        Duration::from_secs(600),
+    )
+    .unwrap()
+}
+
+/// Sends a command through the command API's bus; answers the new version.
+async fn send(bus: &KafkaBus, id: &str, by: Principal, command: DomainCommand) -> u64 {
+    let command_id = new_id();
+    let envelope = CommandEnvelope {
+        command_id,
+        aggregate_id: id.into(),
+        expected_version: None,
+        issued_at: Utc::now(),
+        correlation_id: command_id,
+        causation_id: command_id,
+        traceparent: None,
+        fingerprint: format!("{command:?}"),
+        issued_by: by,
+        command,
+    };
+    match bus
+        .dispatch(envelope, Duration::from_secs(30))
+        .await
+        .unwrap()
+    {
+        Dispatch::Completed(reply) => match reply.outcome {
+            Outcome::Accepted { version, .. } => version,
+            Outcome::Rejected { .. } => panic!("rejected: {reply:?}"),
+        },
+        Dispatch::Queued => panic!("no reply within 30s"),
+    }
+}
+
+async fn restock(bus: &KafkaBus, quantity: u32) -> u64 {
+    let command = CatalogCommand::Restock { quantity };
+    send(
+        bus,
+        "LAMP-1",
+        who(Role::Admin, "ops"),
+        DomainCommand::CatalogItem(command),
+    )
+    .await
+}
+
+async fn place(bus: &KafkaBus, customer: &str) -> OrderId {
+    let order_id = OrderId::from(Uuid::now_v7());
+    let command = OrderCommand::PlaceOrder {
+        customer_id: CustomerId::new(customer).unwrap(),
+        currency: Currency::new("USD").unwrap(),
+        lines: vec![OrderLine {
+            sku: Sku::new("LAMP-1").unwrap(),
+            quantity: 1,
+        }],
+        shipping_address: Address {
+            name: "Ada".into(),
+            line1: "1 Main St".into(),
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "DE".into(),
+        },
+        payment_token: "tok_ok".into(),
+    };
+    send(
+        bus,
+        &order_id.to_string(),
+        who(Role::Customer, customer),
+        DomainCommand::Order(command),
+    )
+    .await;
+    order_id
+}
+
+/// One read: status, where it was served from, and the body.
+async fn read(query: &Service, path: &str, bearer: &str) -> (StatusCode, String, Value) {
+    let response = query
+        .http
+        .get(query.url(path))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let source = response
+        .headers()
+        .get("x-served-from")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, source, response.json().await.unwrap())
+}
+
+/// Polls until `path` is served from `source` at `version` or later.
+async fn served(query: &Service, path: &str, bearer: &str, source: &str, version: u64) -> Value {
+    eventually(Duration::from_secs(30), || async {
+        let (status, from, body) = read(query, path, bearer).await;
+        (status == StatusCode::OK && from == source && body["version"].as_u64() >= Some(version))
+            .then_some(body)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{path} never served from {source} at version {version}"))
+}
+
+/// The cache's entries for the item and the order equal the documents
+/// PostgreSQL holds.
+async fn cache_agrees(env: &TestEnv, order: OrderId) -> bool {
+    let cache = Cache::new(
+        &env.redis_url,
+        cache::namespace_for(&env.views_db_url),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let pool = projections::db::connect_lazy(&env.views_db_url).unwrap();
+    let id = *order.as_uuid();
+    let item = documents::items(&pool, &["LAMP-1".to_owned()])
+        .await
+        .unwrap();
+    let orders = documents::orders(&pool, &[id]).await.unwrap();
+    let (Ok(Some(cached_item)), Ok(Some(cached_order))) =
+        (cache.item("LAMP-1").await, cache.order(id).await)
+    else {
+        return false;
+    };
+    let parse = |body: &str| serde_json::from_str::<Value>(body).unwrap();
+    parse(&cached_item.body) == serde_json::to_value(&item[0]).unwrap()
+        && parse(&cached_order.body) == serde_json::to_value(&orders[0]).unwrap()
+}
+
+#[tokio::test]
+async fn reads_survive_a_redis_outage_and_the_cache_catches_up() {
+    let env = TestEnv::new();
+    let _command = env.spawn_command().await;
+    env.spawn_projections().await;
+    let query = env.spawn_query_api().await;
+    let bus = KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
+        .await
+        .unwrap();
+    let admin = token(&who(Role::Admin, "ops"));
+    let alice = token(&who(Role::Customer, "alice"));
+    let bob = token(&who(Role::Customer, "bob"));
+
+    let create = CatalogCommand::CreateItem {
+        name: "Lamp".into(),
+        unit_price: Money::new(5000, Currency::new("USD").unwrap()),
+        initial_stock: 10,
+    };
+    send(
+        &bus,
+        "LAMP-1",
+        who(Role::Admin, "ops"),
+        DomainCommand::CatalogItem(create),
+    )
+    .await;
+    let first = place(&bus, "alice").await;
+    let first_path = format!("/orders/{first}");
+    served(&query, "/catalog/items/LAMP-1", &admin, "cache", 1).await;
+    served(&query, &first_path, &alice, "cache", 1).await;
+    // A cached answer is checked for ownership like any other.
+    assert_eq!(
+        read(&query, &first_path, &bob).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(cache_agrees(&env, first).await);
+
+    let guard = RestartOnDrop;
+    kill_redis();
+    let version = restock(&bus, 5).await;
+    let second = place(&bus, "alice").await;
+    let body = served(&query, "/catalog/items/LAMP-1", &admin, "postgres", version).await;
+    assert_eq!(body["on_hand"], 15);
+    let second_path = format!("/orders/{second}");
+    served(&query, &second_path, &alice, "postgres", 1).await;
+    for _ in 0..20 {
+        let (status, from, _) = read(&query, &second_path, &alice).await;
+        assert_eq!((status, from.as_str()), (StatusCode::OK, "postgres"));
+        let (status, _, _) = read(&query, &second_path, &bob).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    drop(guard);
+    // New writes reach the cache again, and what it holds is what
+    // PostgreSQL holds, including the writes made while it was down.
+    let version = restock(&bus, 2).await;
+    let body = served(&query, "/catalog/items/LAMP-1", &admin, "cache", version).await;
+    assert_eq!(body["on_hand"], 17);
+    served(&query, &second_path, &alice, "cache", 1).await;
+    let agreed = eventually(Duration::from_secs(30), || async {
+        cache_agrees(&env, second).await.then_some(())
+    })
+    .await;
+    assert!(agreed.is_some(), "the cache never agreed with postgresql");
+}
