@@ -12,8 +12,9 @@ use sqlx::{Postgres, Transaction};
 
 use crate::record::Record;
 use crate::refresh::Touched;
-use crate::views::{catalog_items, order_set};
-use crate::{dead_letters, positions, probes};
+use crate::views::{catalog_items, decode, order_set};
+use crate::{dead_letters, hold, positions, probes};
+use events::domain::{CatalogEvent, OrderEvent, PaymentEvent, ShipmentEvent};
 
 /// A set of views fed by the same topics and sharing positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,6 +97,20 @@ impl Routes {
     }
 }
 
+/// Whether a record decodes as an event of the stream its topic carries.
+fn readable(routes: &Routes, record: &Record) -> Result<(), String> {
+    match routes.stream(&record.topic) {
+        Some(stream @ AggregateType::CatalogItem) => {
+            decode::<CatalogEvent>(record, stream).map(drop)
+        }
+        Some(stream @ AggregateType::Order) => decode::<OrderEvent>(record, stream).map(drop),
+        Some(stream @ AggregateType::Payment) => decode::<PaymentEvent>(record, stream).map(drop),
+        Some(stream @ AggregateType::Shipment) => decode::<ShipmentEvent>(record, stream).map(drop),
+        // Probes have a key each; nothing to hold back.
+        Some(AggregateType::Probe | AggregateType::Saga) | None => Ok(()),
+    }
+}
+
 /// Applies a batch to every view set it touches, with their positions; the
 /// view sets are visited in a fixed order so concurrent instances lock
 /// position rows in the same order. Answers how many records were new per
@@ -113,20 +128,23 @@ pub async fn apply_batch(
         if fresh.is_empty() {
             continue;
         }
+        let readable = |record: &Record| readable(routes, record);
+        let (pass, held) = hold::divert(tx, projection, &fresh, readable).await?;
         let dead = match set {
             ViewSet::Catalog => {
-                let (dead, skus) = catalog_items::apply_batch(tx, &fresh).await?;
+                let (dead, skus) = catalog_items::apply_batch(tx, &pass).await?;
                 touched.items.extend(skus);
                 dead
             }
             ViewSet::Orders => {
                 let (dead, ids) =
-                    order_set::apply_batch(tx, &fresh, |r| routes.stream(&r.topic)).await?;
+                    order_set::apply_batch(tx, &pass, |r| routes.stream(&r.topic)).await?;
                 touched.orders.extend(ids);
                 dead
             }
-            ViewSet::Probes => probes::apply(tx, &fresh).await?,
+            ViewSet::Probes => probes::apply(tx, &pass).await?,
         };
+        dead_letters::store(tx, &held).await?;
         dead_letters::store(tx, &dead).await?;
         positions::advance(tx, projection, &fresh).await?;
         applied.push((set, fresh.len()));

@@ -11,6 +11,7 @@
 //! - `positions`: per-partition positions stored with the view rows.
 //! - `record`: a detached Kafka record.
 //! - [`dead_letters`]: records a projection could not apply.
+//! - `hold`: holds an aggregate's later records back behind its dead letter.
 //! - [`probes`]: the pipeline-probe view.
 //! - [`db`]: the views database and its migrations (`migrations/`).
 //!
@@ -22,6 +23,7 @@ pub mod db;
 pub mod dead_letters;
 mod dispatch;
 pub mod documents;
+mod hold;
 mod lag;
 mod positions;
 pub mod probes;

@@ -1,0 +1,121 @@
+//! A poison record holds its aggregate back: the projector dead-letters it and
+//! every later record of the same order, so the view never silently skips an
+//! event, while other orders keep flowing.
+//!
+//! The events are written straight to the topic (the projector is what is
+//! under test), with the envelope headers a command processor would write.
+
+use std::time::Duration;
+
+use events::domain::{Address, Currency, CustomerId, OrderEvent, OrderLine, Sku};
+use events::{AggregateType, EventMeta, kafka, new_id};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tests::{TestEnv, eventually};
+use uuid::Uuid;
+
+fn placed() -> OrderEvent {
+    OrderEvent::OrderPlaced {
+        customer_id: CustomerId::new("owner").unwrap(),
+        currency: Currency::new("USD").unwrap(),
+        lines: vec![OrderLine {
+            sku: Sku::new("SKU-1").unwrap(),
+            quantity: 1,
+        }],
+        shipping_address: Address {
+            name: "Ada".into(),
+            line1: "1 Main St".into(),
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "DE".into(),
+        },
+        payment_token: "tok_ok".into(),
+    }
+}
+
+async fn send_event(
+    producer: &FutureProducer,
+    topic: &str,
+    order: Uuid,
+    sequence: u64,
+    event: &OrderEvent,
+) {
+    let id = new_id();
+    let meta = EventMeta {
+        event_id: id,
+        event_type: event.event_type().into(),
+        schema_version: OrderEvent::SCHEMA_VERSION,
+        aggregate_type: AggregateType::Order,
+        aggregate_id: order.to_string(),
+        sequence,
+        occurred_at: chrono::Utc::now(),
+        command_id: id,
+        correlation_id: order,
+        causation_id: id,
+        traceparent: None,
+    };
+    let payload = serde_json::to_vec(event).unwrap();
+    let key = order.to_string();
+    let record = FutureRecord::to(topic)
+        .key(&key)
+        .payload(&payload)
+        .headers(kafka::to_headers(&meta));
+    producer.send(record, Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn later_events_of_a_poisoned_order_are_held_back() {
+    let env = TestEnv::new();
+    env.kafka
+        .ensure_topics(&env.kafka.all_topics())
+        .await
+        .unwrap();
+    let _projections = env.spawn_projections().await;
+    let producer: FutureProducer = env.kafka.producer().create().unwrap();
+    let topic = env.kafka.events_topic(AggregateType::Order);
+    let (poisoned, healthy) = (Uuid::now_v7(), Uuid::now_v7());
+
+    send_event(&producer, &topic, poisoned, 1, &placed()).await;
+    let key = poisoned.to_string();
+    let poison = FutureRecord::<str, [u8]>::to(&topic)
+        .key(&key)
+        .payload(b"{not json");
+    producer.send(poison, Duration::from_secs(5)).await.unwrap();
+    let cancel = OrderEvent::OrderCancellationRequested {
+        reason: "late".into(),
+    };
+    send_event(&producer, &topic, poisoned, 3, &cancel).await;
+    send_event(&producer, &topic, healthy, 1, &placed()).await;
+    send_event(&producer, &topic, healthy, 2, &cancel).await;
+
+    let views = sqlx::PgPool::connect(&env.views_db_url).await.unwrap();
+    let version = |id: Uuid| {
+        let views = views.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT version FROM orders WHERE order_id = $1")
+                .bind(id)
+                .fetch_optional(&views)
+                .await
+                .unwrap()
+        }
+    };
+    let healthy_done = eventually(Duration::from_secs(30), || async {
+        (version(healthy).await == Some(2)).then_some(())
+    });
+    assert!(healthy_done.await.is_some(), "other orders keep flowing");
+
+    let letters: Vec<(String, String)> = sqlx::query_as(
+        "SELECT record_key, error FROM dead_letters WHERE projection = 'orders' ORDER BY \"offset\"",
+    )
+    .fetch_all(&views)
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(letters.iter().all(|(k, _)| *k == key));
+    assert!(letters[1].1.starts_with("held back"), "{letters:?}");
+    assert_eq!(
+        version(poisoned).await,
+        Some(1),
+        "the event after the poison one is not applied"
+    );
+    views.close().await;
+}
