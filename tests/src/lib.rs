@@ -265,3 +265,49 @@ pub async fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<rdkafka::messag
     .await
     .expect("reading the topic")
 }
+
+/// Killing and restarting components of the shared stack, for the outage
+/// tests. Each such test lives alone in its binary: cargo runs test binaries
+/// one after another, so no other test sees the outage.
+pub mod outage {
+    use std::path::PathBuf;
+
+    /// Where `scripts/stack` keeps its state (`scripts/test` exports it).
+    fn stack_dir() -> PathBuf {
+        std::env::var_os("STACK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".stack"))
+    }
+
+    fn repo() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// SIGKILLs a stack component (`kafka` or `redis`) and returns a guard
+    /// that brings the stack back up when dropped, even if the test fails.
+    #[must_use = "the component comes back when the guard is dropped"]
+    pub fn kill(component: &str) -> RestartOnDrop {
+        let pidfile = stack_dir().join(component).join("pid");
+        let pid = std::fs::read_to_string(&pidfile).expect("the component's pid file");
+        let status = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "killing {component} failed");
+        RestartOnDrop
+    }
+
+    /// Restarts what died (`scripts/stack up`) when dropped.
+    pub struct RestartOnDrop;
+
+    impl Drop for RestartOnDrop {
+        fn drop(&mut self) {
+            let status = std::process::Command::new(repo().join("scripts/stack"))
+                .arg("up")
+                .env("STACK_DIR", stack_dir())
+                .status()
+                .expect("running scripts/stack up");
+            assert!(status.success(), "scripts/stack up failed");
+        }
+    }
+}

@@ -5,7 +5,6 @@
 //! This binary stops the shared broker, so it holds a single test; cargo runs
 //! test binaries one after another, so no other test sees the outage.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use events::AggregateType;
@@ -13,45 +12,6 @@ use events::command::{Principal, Role};
 use reqwest::StatusCode;
 use serde_json::json;
 use tests::{JWT_SECRET, TestEnv, eventually, read_topic};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Where `scripts/stack` keeps its state (`scripts/test` exports it).
-fn stack_dir() -> PathBuf {
-    std::env::var_os("STACK_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".stack"))
-}
-
-fn kill_kafka() {
-    let pid =
-        std::fs::read_to_string(stack_dir().join("kafka/pid")).expect("the stack's kafka pid file");
-    let status = std::process::Command::new("kill")
-        .args(["-9", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn start_stack() {
-    let status = std::process::Command::new(repo().join("scripts/stack"))
-        .arg("up")
-        .env("STACK_DIR", stack_dir())
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/stack up failed");
-}
-
-/// Restarts Kafka even when the test fails halfway, so later tests have it.
-struct RestartOnDrop;
-
-impl Drop for RestartOnDrop {
-    fn drop(&mut self) {
-        start_stack();
-    }
-}
 
 #[tokio::test]
 async fn kafka_down_fails_fast_and_a_retry_applies_once() {
@@ -87,8 +47,7 @@ async fn kafka_down_fails_fast_and_a_retry_applies_once() {
             .send()
     };
 
-    let guard = RestartOnDrop;
-    kill_kafka();
+    let guard = tests::outage::kill("kafka");
     let started = Instant::now();
     let response = restock().await.unwrap();
     let elapsed = started.elapsed();

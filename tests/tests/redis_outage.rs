@@ -5,7 +5,6 @@
 //! This binary stops the shared Redis, so it holds a single test; cargo runs
 //! test binaries one after another, so no other test sees the outage.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,45 +20,6 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tests::{Service, TestEnv, eventually};
 use uuid::Uuid;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Where `scripts/stack` keeps its state (`scripts/test` exports it).
-fn stack_dir() -> PathBuf {
-    std::env::var_os("STACK_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".stack"))
-}
-
-fn kill_redis() {
-    let pid =
-        std::fs::read_to_string(stack_dir().join("redis/pid")).expect("the stack's redis pid file");
-    let status = std::process::Command::new("kill")
-        .args(["-9", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn start_stack() {
-    let status = std::process::Command::new(repo().join("scripts/stack"))
-        .arg("up")
-        .env("STACK_DIR", stack_dir())
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/stack up failed");
-}
-
-/// Restarts Redis even when the test fails halfway, so later tests have it.
-struct RestartOnDrop;
-
-impl Drop for RestartOnDrop {
-    fn drop(&mut self) {
-        start_stack();
-    }
-}
 
 fn who(role: Role, subject: &str) -> Principal {
     Principal {
@@ -234,8 +194,7 @@ async fn reads_survive_a_redis_outage_and_the_cache_catches_up() {
     );
     assert!(cache_agrees(&env, first).await);
 
-    let guard = RestartOnDrop;
-    kill_redis();
+    let guard = tests::outage::kill("redis");
     let version = restock(&bus, 5).await;
     let second = place(&bus, "alice").await;
     let body = served(&query, "/catalog/items/LAMP-1", &admin, "postgres", version).await;
