@@ -147,7 +147,7 @@ pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, s
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let found: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
+    let found: Vec<Uuid> = rows.keys().copied().collect();
     let mut payments = order_payments::find_many(&mut tx, &found).await?;
     let mut shipments = order_shipments::find_many(&mut tx, &found).await?;
     let mut timelines: HashMap<Uuid, Vec<TimelineEntry>> = HashMap::new();
@@ -156,7 +156,7 @@ pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, s
     }
     tx.commit().await?;
     Ok(rows
-        .into_iter()
+        .into_values()
         .map(|row| {
             let id = row.order_id;
             let mut document = OrderDocument::from(row);

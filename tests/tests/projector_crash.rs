@@ -234,9 +234,11 @@ async fn views_equal_the_fold(env: &TestEnv, pool: &sqlx::PgPool) -> Result<(), 
     expected.sort_by_key(|o| o.order_id);
     let ids: Vec<Uuid> = expected.iter().map(|o| o.order_id).collect();
     let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-    let mut rows = orders::find_many(&mut conn, &ids)
+    let mut rows: Vec<_> = orders::find_many(&mut conn, &ids)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .into_values()
+        .collect();
     rows.sort_by_key(|o| o.order_id);
     let events: usize = order_log.values().map(Vec::len).sum();
     let (timeline,): (i64,) = sqlx::query_as("SELECT count(*) FROM order_timeline")

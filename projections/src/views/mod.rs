@@ -28,6 +28,9 @@ pub mod sales;
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
 use events::message::EventPayload;
 use events::{AggregateType, EventMeta};
 
@@ -78,6 +81,28 @@ pub fn fold_into<K, R, E>(
 /// leave the row alone, which makes every fold idempotent on its own.
 pub fn already_applied(row_version: i64, meta: &EventMeta) -> bool {
     sequence(meta) <= row_version
+}
+
+/// The rows of `table` (its `columns`) for the orders under `ids`, by order
+/// id: the one read every order-keyed view needs, in a batch transaction or a
+/// reader's snapshot alike.
+pub async fn rows_by_order<R>(
+    conn: &mut sqlx::PgConnection,
+    table: &str,
+    columns: &str,
+    ids: &[Uuid],
+    order_id: fn(&R) -> Uuid,
+) -> Result<HashMap<Uuid, R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let rows: Vec<R> = sqlx::query_as(&format!(
+        "SELECT {columns} FROM {table} WHERE order_id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (order_id(&r), r)).collect())
 }
 
 #[cfg(test)]

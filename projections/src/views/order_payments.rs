@@ -124,19 +124,6 @@ fn status(row: &PaymentRow) -> PaymentStatus {
 const COLUMNS: &str = "order_id, status, authorization_state, capture_state, void_state, \
                        refund_state, amount_minor, currency, version, updated_at";
 
-pub async fn load(
-    tx: &mut Transaction<'_, Postgres>,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, PaymentRow>, sqlx::Error> {
-    let rows: Vec<PaymentRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM order_payments WHERE order_id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.order_id, r)).collect())
-}
-
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
     mut rows: Vec<PaymentRow>,
@@ -174,30 +161,15 @@ pub async fn store(
     Ok(())
 }
 
-pub async fn find(
-    conn: &mut sqlx::PgConnection,
-    order_id: Uuid,
-) -> Result<Option<PaymentRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM order_payments WHERE order_id = $1"
-    ))
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await
-}
-
 /// The rows of the orders under `ids` that have one.
 pub async fn find_many(
     conn: &mut sqlx::PgConnection,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, PaymentRow>, sqlx::Error> {
-    let rows: Vec<PaymentRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM order_payments WHERE order_id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.order_id, r)).collect())
+    super::rows_by_order(conn, "order_payments", COLUMNS, ids, |r: &PaymentRow| {
+        r.order_id
+    })
+    .await
 }
 
 pub async fn version(pool: &PgPool, order_id: Uuid) -> Result<i64, sqlx::Error> {

@@ -64,7 +64,7 @@ pub async fn apply_batch(
             dead.push(DeadLetter::new(PROJECTION, record, error));
         }
     }
-    let mut rows = orders::load(tx, &ids(&batch.orders)).await?;
+    let mut rows = orders::find_many(tx, &ids(&batch.orders)).await?;
     let mut sold = Vec::new();
     for (key, meta, event) in &batch.orders {
         // The sale is read off the order as it was just before the event.
@@ -74,11 +74,11 @@ pub async fn apply_batch(
     orders::store(tx, rows.into_values().collect()).await?;
     sales::store(tx, &sold).await?;
 
-    let mut rows = order_payments::load(tx, &ids(&batch.payments)).await?;
+    let mut rows = order_payments::find_many(tx, &ids(&batch.payments)).await?;
     fold_all(&mut rows, &batch.payments, order_payments::evolve);
     order_payments::store(tx, rows.into_values().collect()).await?;
 
-    let mut rows = order_shipments::load(tx, &ids(&batch.shipments)).await?;
+    let mut rows = order_shipments::find_many(tx, &ids(&batch.shipments)).await?;
     fold_all(&mut rows, &batch.shipments, order_shipments::evolve);
     order_shipments::store(tx, rows.into_values().collect()).await?;
 

@@ -70,19 +70,6 @@ pub fn evolve(
 
 const COLUMNS: &str = "order_id, status, tracking_ref, version, updated_at";
 
-pub async fn load(
-    tx: &mut Transaction<'_, Postgres>,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, ShipmentRow>, sqlx::Error> {
-    let rows: Vec<ShipmentRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM order_shipments WHERE order_id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.order_id, r)).collect())
-}
-
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
     mut rows: Vec<ShipmentRow>,
@@ -113,30 +100,15 @@ pub async fn store(
     Ok(())
 }
 
-pub async fn find(
-    conn: &mut sqlx::PgConnection,
-    order_id: Uuid,
-) -> Result<Option<ShipmentRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM order_shipments WHERE order_id = $1"
-    ))
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await
-}
-
 /// The rows of the orders under `ids` that have one.
 pub async fn find_many(
     conn: &mut sqlx::PgConnection,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, ShipmentRow>, sqlx::Error> {
-    let rows: Vec<ShipmentRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM order_shipments WHERE order_id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.order_id, r)).collect())
+    super::rows_by_order(conn, "order_shipments", COLUMNS, ids, |r: &ShipmentRow| {
+        r.order_id
+    })
+    .await
 }
 
 pub async fn version(pool: &PgPool, order_id: Uuid) -> Result<i64, sqlx::Error> {

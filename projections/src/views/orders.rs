@@ -135,19 +135,6 @@ fn apply(mut row: OrderRow, event: &OrderEvent) -> OrderRow {
 const COLUMNS: &str = "order_id, customer_id, status, status_reason, cancellation_reason, \
                        currency, lines, total_minor, version, placed_at, updated_at";
 
-pub async fn load(
-    tx: &mut Transaction<'_, Postgres>,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, OrderRow>, sqlx::Error> {
-    let rows: Vec<OrderRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE order_id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.order_id, r)).collect())
-}
-
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
     mut rows: Vec<OrderRow>,
@@ -192,27 +179,12 @@ pub async fn store(
     Ok(())
 }
 
-pub async fn find(
-    conn: &mut sqlx::PgConnection,
-    order_id: Uuid,
-) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1"))
-        .bind(order_id)
-        .fetch_optional(conn)
-        .await
-}
-
 /// The orders under `ids` that exist.
 pub async fn find_many(
     conn: &mut sqlx::PgConnection,
     ids: &[Uuid],
-) -> Result<Vec<OrderRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE order_id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(conn)
-    .await
+) -> Result<HashMap<Uuid, OrderRow>, sqlx::Error> {
+    super::rows_by_order(conn, "orders", COLUMNS, ids, |r: &OrderRow| r.order_id).await
 }
 
 /// Where a page of a customer's history starts: strictly older than this
