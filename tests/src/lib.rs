@@ -266,6 +266,37 @@ pub async fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<rdkafka::messag
     .expect("reading the topic")
 }
 
+/// Every event of `stream`, decoded, grouped by aggregate id in log order:
+/// the log a view must equal the fold of.
+pub async fn log<E: events::message::EventPayload>(
+    env: &TestEnv,
+    stream: events::AggregateType,
+) -> std::collections::HashMap<String, Vec<(events::EventMeta, E)>> {
+    use rdkafka::Message;
+    let mut by_id: std::collections::HashMap<String, Vec<(events::EventMeta, E)>> =
+        std::collections::HashMap::new();
+    for message in read_topic(&env.kafka, &env.kafka.events_topic(stream)).await {
+        let meta = events::kafka::from_headers(message.headers().expect("headers"))
+            .expect("envelope headers");
+        let event = E::decode(&meta, message.payload().expect("payload")).expect("an event");
+        by_id
+            .entry(meta.aggregate_id.clone())
+            .or_default()
+            .push((meta, event));
+    }
+    by_id
+}
+
+/// Folds one aggregate's events with a view's `evolve`, as the projector does.
+pub fn fold<R, E>(
+    events: &[(events::EventMeta, E)],
+    evolve: fn(Option<R>, &events::EventMeta, &E) -> Option<R>,
+) -> Option<R> {
+    events
+        .iter()
+        .fold(None, |row, (meta, event)| evolve(row, meta, event))
+}
+
 /// Killing and restarting components of the shared stack, for the outage
 /// tests. Each such test lives alone in its binary: cargo runs test binaries
 /// one after another, so no other test sees the outage.

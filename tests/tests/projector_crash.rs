@@ -18,11 +18,9 @@ use events::domain::{
     Address, CatalogCommand, CatalogEvent, Currency, CustomerId, Money, OrderCommand, OrderEvent,
     OrderId, OrderLine, PricedLine, Sku,
 };
-use events::message::EventPayload;
-use events::{AggregateType, EventMeta, kafka, new_id};
+use events::{AggregateType, EventMeta, new_id};
 use projections::views::{catalog_items, orders, sales};
-use rdkafka::Message;
-use tests::{TestEnv, eventually, read_topic};
+use tests::{TestEnv, eventually, fold, log};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
@@ -168,32 +166,6 @@ impl Projector {
         self.process.start_kill().unwrap();
         self.process.wait().await.unwrap();
     }
-}
-
-/// Every event of `stream`, decoded, grouped by aggregate id in log order.
-async fn log<E: EventPayload>(
-    env: &TestEnv,
-    stream: AggregateType,
-) -> HashMap<String, Vec<(EventMeta, E)>> {
-    let mut by_id: HashMap<String, Vec<(EventMeta, E)>> = HashMap::new();
-    for message in read_topic(&env.kafka, &env.kafka.events_topic(stream)).await {
-        let meta = kafka::from_headers(message.headers().unwrap()).unwrap();
-        let event = E::decode(&meta, message.payload().unwrap()).unwrap();
-        by_id
-            .entry(meta.aggregate_id.clone())
-            .or_default()
-            .push((meta, event));
-    }
-    by_id
-}
-
-fn fold<R, E>(
-    events: &[(EventMeta, E)],
-    evolve: fn(Option<R>, &EventMeta, &E) -> Option<R>,
-) -> Option<R> {
-    events
-        .iter()
-        .fold(None, |row, (meta, event)| evolve(row, meta, event))
 }
 
 /// PostgreSQL keeps microseconds.

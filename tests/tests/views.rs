@@ -4,7 +4,6 @@
 //! the fold of the log, honour consistency tokens, page through a customer's
 //! history, and refuse bad input and strangers with problem+json.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,14 +15,12 @@ use events::domain::{
     OrderId, OrderLine, PaymentCommand, PaymentEvent, PricedLine, ShipmentCommand, ShipmentEvent,
     Sku,
 };
-use events::message::EventPayload;
-use events::{AggregateType, EventMeta, kafka, new_id};
+use events::{AggregateType, new_id};
 use projections::views::{catalog_items, order_payments, order_shipments, orders};
-use rdkafka::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::{Service, TestEnv, eventually, read_topic};
+use tests::{Service, TestEnv, eventually, fold, log};
 use uuid::Uuid;
 
 fn usd(minor: i64) -> Money {
@@ -169,32 +166,6 @@ async fn wait_for_version(
     })
     .await
     .unwrap_or_else(|| panic!("{path} never reached version {version}"))
-}
-
-/// Every event of `stream`, decoded, grouped by aggregate id in log order.
-async fn log<E: EventPayload>(
-    env: &TestEnv,
-    stream: AggregateType,
-) -> HashMap<String, Vec<(EventMeta, E)>> {
-    let mut by_id: HashMap<String, Vec<(EventMeta, E)>> = HashMap::new();
-    for message in read_topic(&env.kafka, &env.kafka.events_topic(stream)).await {
-        let meta = kafka::from_headers(message.headers().unwrap()).unwrap();
-        let event = E::decode(&meta, message.payload().unwrap()).unwrap();
-        by_id
-            .entry(meta.aggregate_id.clone())
-            .or_default()
-            .push((meta, event));
-    }
-    by_id
-}
-
-fn fold<R, E>(
-    events: &[(EventMeta, E)],
-    evolve: fn(Option<R>, &EventMeta, &E) -> Option<R>,
-) -> Option<R> {
-    events
-        .iter()
-        .fold(None, |row, (meta, event)| evolve(row, meta, event))
 }
 
 async fn problem(response: reqwest::Response, status: StatusCode, kind: &str) {
