@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{CatalogCommand, OrderCommand, PaymentCommand, ShipmentCommand};
+use crate::domain::{CatalogCommand, OrderCommand, PaymentCommand, SagaCommand, ShipmentCommand};
 use crate::envelope::AggregateType;
 
 /// Every command of every aggregate: one closed enum, so adding one makes the
@@ -22,6 +22,8 @@ pub enum DomainCommand {
     Order(OrderCommand),
     Payment(PaymentCommand),
     Shipment(ShipmentCommand),
+    /// An operator's decision about a parked saga; the saga worker takes it.
+    Saga(SagaCommand),
 }
 
 impl DomainCommand {
@@ -31,6 +33,7 @@ impl DomainCommand {
             DomainCommand::Order(_) => AggregateType::Order,
             DomainCommand::Payment(_) => AggregateType::Payment,
             DomainCommand::Shipment(_) => AggregateType::Shipment,
+            DomainCommand::Saga(_) => AggregateType::Saga,
         }
     }
 
@@ -40,6 +43,7 @@ impl DomainCommand {
             DomainCommand::Order(c) => c.command_type(),
             DomainCommand::Payment(c) => c.command_type(),
             DomainCommand::Shipment(c) => c.command_type(),
+            DomainCommand::Saga(c) => c.command_type(),
         }
     }
 }

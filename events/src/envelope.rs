@@ -34,12 +34,22 @@ impl AggregateType {
         AggregateType::Probe,
     ];
 
-    /// The aggregates that take commands (and so have commands and replies topics).
-    pub const COMMANDED: [AggregateType; 4] = [
+    /// The aggregates the command processors own.
+    pub const AGGREGATES: [AggregateType; 4] = [
         AggregateType::CatalogItem,
         AggregateType::Order,
         AggregateType::Payment,
         AggregateType::Shipment,
+    ];
+
+    /// The streams that take commands (and so have commands and replies
+    /// topics): the aggregates, and the saga for its operator commands.
+    pub const COMMANDED: [AggregateType; 5] = [
+        AggregateType::CatalogItem,
+        AggregateType::Order,
+        AggregateType::Payment,
+        AggregateType::Shipment,
+        AggregateType::Saga,
     ];
 
     /// The stable name used in topic names and headers.

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::command::RejectionKind;
 use crate::domain::{
     CatalogEvent, CatalogRejection, OrderEvent, OrderRejection, PaymentEvent, PaymentRejection,
-    ShipmentEvent, ShipmentRejection,
+    SagaEvent, SagaRejection, ShipmentEvent, ShipmentRejection,
 };
 use crate::envelope::EventMeta;
 use crate::probe::ProbeEvent;
@@ -114,6 +114,7 @@ event_payload!(
     OrderEvent,
     PaymentEvent,
     ShipmentEvent,
+    SagaEvent,
     ProbeEvent
 );
 
@@ -140,7 +141,8 @@ rejection!(
     CatalogRejection,
     OrderRejection,
     PaymentRejection,
-    ShipmentRejection
+    ShipmentRejection,
+    SagaRejection
 );
 
 #[cfg(test)]

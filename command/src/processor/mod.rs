@@ -176,7 +176,7 @@ impl<'a> Session<'a> {
             .kafka
             .consumer(&config.group_id)
             .create_with_context(RebalanceLog::default())?;
-        let topics: HashMap<String, AggregateType> = AggregateType::COMMANDED
+        let topics: HashMap<String, AggregateType> = AggregateType::AGGREGATES
             .into_iter()
             .map(|t| (config.kafka.commands_topic(t), t))
             .collect();

@@ -15,6 +15,7 @@
 //! - [`address`]: the shipping `Address` shared by orders and shipments
 //! - [`text`]: bounds on free text (names, reasons, references)
 //! - [`catalog`], [`order`], [`payment`], [`shipment`]: one file per aggregate
+//! - [`saga`]: the fulfilment saga's events (for its view) and operator commands
 
 pub mod address;
 pub mod catalog;
@@ -22,6 +23,7 @@ pub mod ids;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod saga;
 pub mod shipment;
 pub mod text;
 
@@ -34,4 +36,5 @@ pub use ids::{CustomerId, IdError, OrderId, Sku};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{OrderCommand, OrderEvent, OrderLine, OrderRejection, OrderStatus, PricedLine};
 pub use payment::{PaymentCommand, PaymentEvent, PaymentRejection, PaymentStatus};
+pub use saga::{SagaCommand, SagaEvent, SagaProgress, SagaRejection, SagaStatus, StepRecord};
 pub use shipment::{ShipmentCommand, ShipmentEvent, ShipmentRejection, ShipmentStatus};

@@ -39,7 +39,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use commands::command_id;
-pub use state::{Saga, SagaStatus, StepRecord};
+pub use events::domain::{SagaStatus, StepRecord};
+pub use state::{Pace, Saga};
 pub use transitions::{MAX_CAPTURE_ATTEMPTS, MAX_FORWARD_ATTEMPTS, MAX_SETTLING_ATTEMPTS};
 
 /// What the saga needs to know about an order, taken from its `OrderPlaced`.
@@ -110,8 +111,8 @@ pub struct Outgoing {
 }
 
 /// Starts the saga of a freshly placed order: reserve stock for every line.
-pub fn start(order: &OrderPlacedFacts, now: DateTime<Utc>) -> (Saga, Vec<Outgoing>) {
-    let mut saga = Saga::new(order.clone(), now);
+pub fn start(order: &OrderPlacedFacts, pace: Pace, now: DateTime<Utc>) -> (Saga, Vec<Outgoing>) {
+    let mut saga = Saga::new(order.clone(), pace, now);
     let outgoing = saga.progress(now);
     (saga, outgoing)
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
-use events::domain::{Money, ReservationRejectedReason, Sku};
+use events::domain::{Money, ReservationRejectedReason, SagaStatus, Sku, StepRecord};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -25,6 +25,9 @@ pub struct Saga {
     /// Capture attempts started so far (bounded by `MAX_CAPTURE_ATTEMPTS`).
     pub(super) captures: u32,
     pub(super) deadline: Option<DateTime<Utc>>,
+    /// How long one nominal second of the step timeouts lasts.
+    #[serde(default)]
+    pub(super) pace: Pace,
     /// Fixed when every line is reserved; the amount to authorize and capture.
     pub(super) total: Option<Money>,
     /// Ids already returned in the current attempt, so a later event in the
@@ -32,6 +35,22 @@ pub struct Saga {
     pub(super) issued: BTreeSet<Uuid>,
     pub(super) history: Vec<StepRecord>,
     pub(super) last_error: Option<String>,
+}
+
+/// The length of the nominal second in which step timeouts are written
+/// (a reservation may take 30 of them, a capture retry waits 10, 20, 40 ...).
+/// Production runs at 1,000 ms; tests and demos run the same saga faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pace {
+    pub millis_per_second: u32,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace {
+            millis_per_second: 1000,
+        }
+    }
 }
 
 /// Everything the saga has learned from the event topics. Facts only ever
@@ -161,41 +180,6 @@ pub(super) enum Stage {
     CloseOrder,
 }
 
-/// Where a saga is, for the saga view and the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SagaStatus {
-    Running,
-    Compensating,
-    Completed,
-    Compensated,
-    NeedsAttention,
-    ResolvedByOperator,
-}
-
-impl SagaStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Compensating => "compensating",
-            Self::Completed => "completed",
-            Self::Compensated { .. } => "compensated",
-            Self::NeedsAttention => "needs_attention",
-            Self::ResolvedByOperator => "resolved_by_operator",
-        }
-    }
-}
-
-/// One step of the saga's history, as the saga view shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub step: String,
-    pub started_at: DateTime<Utc>,
-    pub attempts: u32,
-    /// `None` while the step runs; then `succeeded`, `failed: ...` and so on.
-    pub outcome: Option<String>,
-}
-
 impl Phase {
     pub(super) fn name(&self) -> &'static str {
         match self {
@@ -221,7 +205,7 @@ impl Phase {
 
     /// How long the phase may wait for its events before its deadline fires.
     /// Compensations back off with each attempt.
-    pub(super) fn timeout(&self, attempt: u32) -> Option<Duration> {
+    pub(super) fn timeout(&self, attempt: u32, pace: Pace) -> Option<Duration> {
         let seconds = match self {
             Self::ReservingStock | Self::PricingOrder => 30,
             Self::AuthorizingPayment | Self::SchedulingShipment | Self::CapturingPayment => 60,
@@ -233,12 +217,14 @@ impl Phase {
             | Self::NeedsAttention { .. }
             | Self::Resolved { .. } => return None,
         };
-        Some(Duration::seconds(seconds))
+        Some(Duration::milliseconds(
+            seconds * i64::from(pace.millis_per_second),
+        ))
     }
 }
 
 impl Saga {
-    pub(super) fn new(order: OrderPlacedFacts, now: DateTime<Utc>) -> Self {
+    pub(super) fn new(order: OrderPlacedFacts, pace: Pace, now: DateTime<Utc>) -> Self {
         let lines = order
             .lines
             .iter()
@@ -257,7 +243,8 @@ impl Saga {
                 lines,
                 ..Facts::default()
             },
-            deadline: phase.timeout(1).map(|t| now + t),
+            deadline: phase.timeout(1, pace).map(|t| now + t),
+            pace,
             history: vec![StepRecord {
                 step: phase.name().to_owned(),
                 started_at: now,

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use events::domain::{Money, PricedLine};
 
-use super::state::{Compensation, CompensationKind, Phase, Reservation, Saga, Stage, StepRecord};
+use super::StepRecord;
+use super::state::{Compensation, CompensationKind, Phase, Reservation, Saga, Stage};
 use super::{CANCELLED_BY_CUSTOMER, Input, Outgoing};
 
 /// Capture attempts before the saga gives up and compensates.
@@ -217,8 +218,8 @@ impl Saga {
             Phase::AwaitingCaptureRetry => self.captures,
             _ => 1,
         };
-        self.deadline = next.timeout(backoff_round).map(|t| now + t);
-        let terminal = next.timeout(1).is_none();
+        self.deadline = next.timeout(backoff_round, self.pace).map(|t| now + t);
+        let terminal = next.timeout(1, self.pace).is_none();
         self.history.push(StepRecord {
             step: next.name().to_owned(),
             started_at: now,
@@ -277,7 +278,7 @@ impl Saga {
     fn retry(&mut self, attempt: u32, now: DateTime<Utc>) {
         self.attempt = attempt;
         self.issued.clear();
-        self.deadline = self.phase.timeout(attempt).map(|t| now + t);
+        self.deadline = self.phase.timeout(attempt, self.pace).map(|t| now + t);
         if let Some(last) = self.history.last_mut() {
             last.attempts = attempt;
         }

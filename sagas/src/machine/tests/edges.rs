@@ -129,8 +129,8 @@ fn forward_steps_retry_with_new_ids_then_give_up() {
         s.saga.compensation_reason(),
         Some("reserving_stock_timed_out")
     );
-    let (_, again) = start(&placed(), at(0));
-    let (_, original) = start(&placed(), at(0));
+    let (_, again) = start(&placed(), Pace::default(), at(0));
+    let (_, original) = start(&placed(), Pace::default(), at(0));
     assert_eq!(again, original, "the same transition gives the same ids");
     assert_eq!(first.history().len(), 1);
 }

@@ -16,7 +16,7 @@ use events::domain::{
 };
 use uuid::Uuid;
 
-use super::{Input, OrderPlacedFacts, Outgoing, Saga, start};
+use super::{Input, OrderPlacedFacts, Outgoing, Pace, Saga, start};
 
 pub fn usd(minor: i64) -> Money {
     Money::new(minor, Currency::new("USD").unwrap())
@@ -143,6 +143,7 @@ pub fn describe(outgoing: &[Outgoing]) -> Vec<String> {
                 DomainCommand::Order(_) => "order".to_owned(),
                 DomainCommand::Payment(_) => "payment".to_owned(),
                 DomainCommand::Shipment(_) => "shipment".to_owned(),
+                DomainCommand::Saga(_) => "saga".to_owned(),
             };
             format!("{} {target}", out.command.command_type())
         })
@@ -162,7 +163,7 @@ impl Script {
     }
 
     pub fn start_with(order: OrderPlacedFacts) -> Self {
-        let (saga, out) = start(&order, at(0));
+        let (saga, out) = start(&order, Pace::default(), at(0));
         Self {
             saga,
             now: at(0),

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::world::{OrderStatus, Scenario, ShipStatus, Token, World};
 use super::{Input, at, placed, usd};
-use crate::machine::{Saga, SagaStatus, start};
+use crate::machine::{Pace, Saga, SagaStatus, start};
 
 /// Enough for the longest path (four captures, a full compensation and an
 /// operator-free retry of every stage) many times over.
@@ -27,7 +27,7 @@ struct Driver {
 impl Driver {
     fn new(scenario: Scenario) -> Self {
         let mut world = World::new(scenario);
-        let (saga, out) = start(&placed(), at(0));
+        let (saga, out) = start(&placed(), Pace::default(), at(0));
         world.send(out);
         Self {
             world,

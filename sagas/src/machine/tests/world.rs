@@ -174,6 +174,7 @@ impl World {
             DomainCommand::Order(command) => self.order_command(command),
             DomainCommand::Payment(command) => self.payment_command(command),
             DomainCommand::Shipment(command) => self.shipment_command(command),
+            DomainCommand::Saga(command) => panic!("the saga sent itself {command:?}"),
         }
     }
 
