@@ -17,6 +17,7 @@
 //! - [`message`]: the [`message::EventPayload`] and [`message::Rejection`] traits
 //!   every event family and rejection implements, and upcasting on read.
 //! - [`probe`]: the synthetic pipeline-probe event.
+//! - [`record`]: a consumed Kafka record detached from its consumer.
 //! - [`service`]: logging, shutdown, metrics, health and problem+json, the
 //!   plumbing of every binary.
 
@@ -28,6 +29,7 @@ pub mod envelope;
 pub mod kafka;
 pub mod message;
 pub mod probe;
+pub mod record;
 pub mod service;
 
 pub use envelope::{AggregateType, Envelope, EventMeta, new_id};

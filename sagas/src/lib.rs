@@ -1,20 +1,39 @@
 //! The order fulfilment saga: reacts to events, drives the aggregates through
 //! stock, payment and shipping, and compensates on failure.
 //!
-//! The saga's state machine, worker, outbox relay and deadline timer land with
-//! the saga work; for now the service connects to its dependencies and
-//! reports their health.
+//! - [`machine`]: the pure state machine (state + input -> state + commands).
+//! - `route`: which saga a consumed record is for, and what it tells it.
+//! - `apply`: applies inputs to locked sagas and collects the messages they
+//!   cause (commands, saga events, operator replies).
+//! - [`store`]: the saga database (sagas, outbox, positions, dead letters).
+//! - `worker`: the consumer loop, one PostgreSQL transaction per batch.
+//! - `relay`: publishes the outbox to Kafka.
+//! - `timer`: fires deadlines (`FOR UPDATE SKIP LOCKED`).
+//! - [`gateway`]: payment provider and carrier adapters, with the sandbox.
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
+mod apply;
+pub mod gateway;
 pub mod machine;
+mod relay;
+mod route;
+pub mod store;
+mod timer;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::Context;
 use events::KafkaConfig;
 use events::service::{self, Health};
-use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use machine::Pace;
 
 /// Everything a saga worker needs to run.
 #[derive(Debug, Clone)]
@@ -22,44 +41,112 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// The saga database (saga rows, outbox, positions); created when missing.
     pub database_url: String,
+    /// Consumer group shared by all saga workers of a deployment.
+    pub group_id: String,
+    /// How long a nominal second of the saga's step timeouts lasts.
+    pub pace: Pace,
+    /// How long each sandbox provider and carrier call takes.
+    pub sandbox_latency: Duration,
 }
 
-/// Runs the saga worker until `shutdown` is cancelled; `listener` serves the
-/// health and metrics endpoints.
+/// Runs the saga worker, relay, timer and gateway until `shutdown` is
+/// cancelled; `listener` serves the health and metrics endpoints.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let url = config.database_url.as_str();
-    if !sqlx::Postgres::database_exists(url)
-        .await
-        .context("connecting to postgres")?
-    {
-        // Losing a creation race against another instance is fine.
-        drop(sqlx::Postgres::create_database(url).await);
-    }
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .connect(url)
+    let pool = store::connect_and_migrate(&config.database_url)
         .await
         .context("connecting to the saga database")?;
     let kafka = config.kafka.clone();
-    let health = Health::new()
+    kafka
+        .ensure_topics(&kafka.all_topics())
+        .await
+        .context("creating kafka topics")?;
+    let topics = route::Topics::new(&kafka);
+    let consumer = worker::subscribe(&kafka, &config.group_id, &topics)
+        .context("subscribing to the event topics")?;
+    let sandbox = gateway::sandbox::Sandbox::new(config.sandbox_latency);
+    let gateway = Arc::new(gateway::Gateway {
+        provider: sandbox,
+        carrier: gateway::sandbox::Sandbox::new(config.sandbox_latency),
+        pool: pool.clone(),
+        kafka: kafka.clone(),
+        backoff: Duration::from_millis(20),
+    });
+    // A tenth of a nominal second, so a deadline fires at most 10 % late.
+    let tick = Duration::from_millis(u64::from(config.pace.millis_per_second / 10).max(5));
+
+    let tasks = TaskTracker::new();
+    tasks.spawn(worker::run(
+        Arc::new(consumer),
+        pool.clone(),
+        topics,
+        config.pace,
+        shutdown.clone(),
+    ));
+    tasks.spawn(relay::run(pool.clone(), kafka.clone(), shutdown.clone()));
+    tasks.spawn(timer::run(
+        pool.clone(),
+        config.pace,
+        tick,
+        shutdown.clone(),
+    ));
+    let gateway_group = format!("{}-gateway", config.group_id);
+    let gateway_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = gateway::run(gateway, gateway_group, gateway_shutdown).await {
+            tracing::error!(error = %e, "the provider gateway stopped");
+        }
+    });
+    tasks.spawn(count_statuses(pool.clone(), shutdown.clone()));
+    tasks.close();
+
+    tracing::info!(addr = %listener.local_addr()?, "saga worker listening");
+    let served = service::serve(
+        listener,
+        service::with_ops(axum::Router::new(), "sagas", health(kafka, pool)),
+        shutdown,
+    )
+    .await;
+    tasks.wait().await;
+    served.context("serving http")
+}
+
+fn health(kafka: KafkaConfig, pool: PgPool) -> Health {
+    let check_pool = pool.clone();
+    Health::new()
         .check("kafka", move || {
             let kafka = kafka.clone();
             async move { kafka.check().await }
         })
         .check("postgres", move || {
-            let pool = pool.clone();
+            let pool = check_pool.clone();
             async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
-        });
-    tracing::info!(addr = %listener.local_addr()?, "saga worker listening");
-    service::serve(
-        listener,
-        service::with_ops(axum::Router::new(), "sagas", health),
-        shutdown,
-    )
-    .await
-    .context("serving http")
+        })
+}
+
+/// Publishes the number of sagas per status (`sagas{status=...}`), so parked
+/// sagas show on a dashboard and can page someone.
+async fn count_statuses(pool: PgPool, shutdown: CancellationToken) {
+    loop {
+        let counts: Result<Vec<(String, i64)>, _> =
+            sqlx::query_as("SELECT status, count(*) FROM sagas GROUP BY status")
+                .fetch_all(&pool)
+                .await;
+        if let Ok(counts) = counts {
+            for status in machine::SagaStatus::ALL {
+                let count = counts
+                    .iter()
+                    .find(|(s, _)| s == status.as_str())
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("sagas", "status" => status.as_str()).set(count as f64);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
 }

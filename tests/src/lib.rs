@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod shop;
+
 /// Where the stack listens; the defaults are those of `scripts/stack`.
 pub fn kafka_brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
@@ -29,6 +31,10 @@ pub fn redis_url() -> String {
 
 /// The HS256 secret the in-process command services are started with.
 pub const JWT_SECRET: &str = "test-secret";
+
+/// A nominal second of the saga's timeouts in tests: a payment that never
+/// answers is given up after 3 x 60 of them (9 s).
+pub const TEST_PACE_MS: u32 = 50;
 
 /// One test's private slice of the stack.
 pub struct TestEnv {
@@ -89,11 +95,21 @@ impl TestEnv {
     }
 
     pub fn spawn_sagas(&self) -> impl Future<Output = Service> + '_ {
-        let config = sagas::Config {
+        let config = self.sagas_config();
+        self.spawn(move |listener, shutdown| sagas::run(config, listener, shutdown))
+    }
+
+    /// The saga worker's settings in tests: deadlines run 50 times faster.
+    pub fn sagas_config(&self) -> sagas::Config {
+        sagas::Config {
             kafka: self.kafka.clone(),
             database_url: self.sagas_db_url.clone(),
-        };
-        self.spawn(move |listener, shutdown| sagas::run(config, listener, shutdown))
+            group_id: format!("t{}-sagas", self.id),
+            pace: sagas::Pace {
+                millis_per_second: TEST_PACE_MS,
+            },
+            sandbox_latency: Duration::from_millis(1),
+        }
     }
 
     async fn spawn<F, Fut>(&self, run: F) -> Service

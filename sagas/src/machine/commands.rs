@@ -92,8 +92,8 @@ impl Saga {
                 vec![self.plan("confirm_order", "order", command)]
             }
             Phase::Compensating(compensation) => self.compensation_commands(compensation),
+            Phase::Completed { .. } => self.follow_the_parcel(),
             Phase::AwaitingCaptureRetry
-            | Phase::Completed { .. }
             | Phase::Compensated { .. }
             | Phase::NeedsAttention { .. }
             | Phase::Resolved { .. } => vec![],
@@ -114,6 +114,22 @@ impl Saga {
                 self.plan(step, line.sku.as_str(), command)
             })
             .collect()
+    }
+
+    /// After completion the order follows its parcel: shipped when the
+    /// carrier dispatched it, delivered when it arrived.
+    fn follow_the_parcel(&self) -> Vec<Planned> {
+        let (shipment, order) = (&self.facts.shipment, &self.facts.order);
+        let mut planned = Vec::new();
+        if shipment.dispatched && !order.shipped {
+            let command = DomainCommand::Order(OrderCommand::MarkShipped);
+            planned.push(self.plan("mark_shipped", "order", command));
+        }
+        if shipment.delivered && !order.delivered {
+            let command = DomainCommand::Order(OrderCommand::MarkDelivered);
+            planned.push(self.plan("mark_delivered", "order", command));
+        }
+        planned
     }
 
     fn authorize(&self) -> Option<Planned> {

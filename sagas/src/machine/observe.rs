@@ -76,7 +76,8 @@ impl Facts {
                 learn(&mut order.cancellation_requested)
             }
             OrderEvent::OrderCancelled { .. } => learn(&mut order.cancelled),
-            OrderEvent::OrderShipped | OrderEvent::OrderDelivered => learn(&mut order.shipped),
+            OrderEvent::OrderShipped => learn(&mut order.shipped),
+            OrderEvent::OrderDelivered => learn(&mut order.shipped) | learn(&mut order.delivered),
             OrderEvent::OrderPlaced { .. } => false,
         }
     }
@@ -112,8 +113,9 @@ impl Facts {
             ShipmentEvent::ShipmentScheduled { .. } => learn(&mut shipment.scheduled),
             ShipmentEvent::ShipmentRefused { .. } => learn(&mut shipment.refused),
             ShipmentEvent::ShipmentCancelled => learn(&mut shipment.cancelled),
-            ShipmentEvent::ShipmentDispatched | ShipmentEvent::ShipmentDelivered => {
-                learn(&mut shipment.dispatched)
+            ShipmentEvent::ShipmentDispatched => learn(&mut shipment.dispatched),
+            ShipmentEvent::ShipmentDelivered => {
+                learn(&mut shipment.dispatched) | learn(&mut shipment.delivered)
             }
             ShipmentEvent::ShipmentRequested { .. } => false,
         }

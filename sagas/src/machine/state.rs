@@ -110,6 +110,8 @@ pub(super) struct ShipmentFacts {
     pub refused: bool,
     pub cancelled: bool,
     pub dispatched: bool,
+    #[serde(default)]
+    pub delivered: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +122,8 @@ pub(super) struct OrderFacts {
     pub cancelled: bool,
     pub cancellation_requested: bool,
     pub shipped: bool,
+    #[serde(default)]
+    pub delivered: bool,
 }
 
 /// The step the saga is in.
@@ -323,5 +327,22 @@ impl Saga {
 
     pub fn order_id(&self) -> events::domain::OrderId {
         self.order.order_id
+    }
+
+    pub fn customer_id(&self) -> &events::domain::CustomerId {
+        &self.order.customer_id
+    }
+
+    /// Attempt of the current step, from 1 (counting past operator retries).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// How the operator settled the saga, once they did.
+    pub fn resolution_note(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Resolved { note } => Some(note),
+            _ => None,
+        }
     }
 }

@@ -259,3 +259,41 @@ fn customer_cancel_after_dispatch_changes_nothing() {
     assert_eq!(s.when(cancellation_requested()), Vec::<String>::new());
     assert_eq!(s.saga.status(), SagaStatus::Completed);
 }
+
+#[test]
+fn a_completed_order_follows_its_parcel_to_shipped_and_delivered() {
+    let mut s = Script::start();
+    s.complete();
+    assert_eq!(
+        s.when(ship(ShipmentEvent::ShipmentDispatched)),
+        ["MarkShipped order"]
+    );
+    // The same fact again sends nothing more.
+    assert_eq!(
+        s.when(ship(ShipmentEvent::ShipmentDispatched)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        s.when(order(OrderEvent::OrderShipped)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        s.when(ship(ShipmentEvent::ShipmentDelivered)),
+        ["MarkDelivered order"]
+    );
+    assert_eq!(
+        s.when(order(OrderEvent::OrderDelivered)),
+        Vec::<String>::new()
+    );
+    assert_eq!(s.saga.status(), SagaStatus::Completed);
+}
+
+#[test]
+fn a_parcel_delivered_before_the_order_was_marked_shipped_marks_both_in_order() {
+    let mut s = Script::start();
+    s.complete();
+    assert_eq!(
+        s.when(ship(ShipmentEvent::ShipmentDelivered)),
+        ["MarkShipped order", "MarkDelivered order"]
+    );
+}

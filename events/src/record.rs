@@ -1,0 +1,92 @@
+//! A consumed Kafka record, detached from the consumer so a batch can be
+//! retried against PostgreSQL without fetching it again.
+
+use chrono::{DateTime, Utc};
+use rdkafka::Message;
+use rdkafka::message::{BorrowedMessage, OwnedHeaders};
+
+use crate::EventMeta;
+use crate::kafka::{self, HeaderError};
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub headers: Option<OwnedHeaders>,
+    pub payload: Option<Vec<u8>>,
+    /// When the broker appended the record.
+    pub appended_at: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    pub fn from_message(message: &BorrowedMessage<'_>) -> Record {
+        Record {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            headers: message.headers().map(|h| h.detach()),
+            payload: message.payload().map(<[u8]>::to_vec),
+            appended_at: message
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::from_timestamp_millis),
+        }
+    }
+
+    /// The envelope metadata from the record's CloudEvents headers.
+    pub fn meta(&self) -> Result<EventMeta, HeaderError> {
+        match &self.headers {
+            Some(headers) => kafka::from_headers(headers),
+            None => Err(HeaderError::Missing("ce_id")),
+        }
+    }
+}
+
+/// Waits for one record, then takes whatever else is already buffered, up
+/// to `max` records.
+pub async fn next_batch(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    max: usize,
+) -> Result<Vec<Record>, rdkafka::error::KafkaError> {
+    use futures::FutureExt;
+    let first = consumer.recv().await?;
+    let mut records = vec![Record::from_message(&first)];
+    drop(first);
+    while records.len() < max {
+        match consumer.recv().now_or_never() {
+            Some(Ok(message)) => records.push(Record::from_message(&message)),
+            Some(Err(e)) => return Err(e),
+            None => break,
+        }
+    }
+    Ok(records)
+}
+
+/// Commits the offsets after `records` to Kafka asynchronously. Consumers
+/// that keep their positions in PostgreSQL use Kafka's offsets only as a
+/// hint of where to start fetching, so a lost hint costs a re-read, nothing more.
+pub fn commit_hint(consumer: &rdkafka::consumer::StreamConsumer, records: &[Record]) {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    use std::collections::HashMap;
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for r in records {
+        let entry = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
+        *entry = (*entry).max(r.offset + 1);
+    }
+    let mut list = rdkafka::TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        let offset = rdkafka::Offset::Offset(offset);
+        if let Err(e) = list.add_partition_offset(topic, partition, offset) {
+            tracing::debug!(error = %e, "building the offset hint failed");
+            return;
+        }
+    }
+    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+        tracing::debug!(error = %e, "committing the offset hint failed");
+    }
+}

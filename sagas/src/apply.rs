@@ -1,0 +1,335 @@
+//! Applying inputs to locked sagas in memory, collecting the messages they
+//! cause: commands for the aggregates, the saga's own events, replies to
+//! operators. The caller stores the changed sagas and the messages in the
+//! same transaction; nothing here does I/O.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Reply, Role};
+use events::domain::{SagaCommand, SagaEvent, SagaProgress, SagaRejection, SagaStatus};
+use events::message::Rejection;
+use events::{AggregateType, EventMeta};
+use uuid::Uuid;
+
+use crate::machine::{self, Input, OrderPlacedFacts, Outgoing, Pace, Saga};
+use crate::store::{Kind, OutboxMessage, Stored};
+
+/// Namespace of the saga's event ids and command fingerprints.
+const NAMESPACE: Uuid = Uuid::from_u128(0x7c1b_2f0a_63e4_4d59_b8a7_0e6f_5d4c_3b2a);
+
+/// What caused a change: the event (or timer, or operator command) whose id
+/// becomes the causation id of the messages it leads to.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    pub id: Uuid,
+    pub traceparent: Option<String>,
+}
+
+impl Cause {
+    pub fn of(meta: &EventMeta) -> Cause {
+        Cause {
+            id: meta.event_id,
+            traceparent: meta.traceparent.clone(),
+        }
+    }
+}
+
+/// The sagas a transaction holds, and what happened to them.
+pub struct Batch {
+    pub sagas: HashMap<Uuid, Stored>,
+    pub changed: BTreeSet<Uuid>,
+    pub outbox: Vec<OutboxMessage>,
+    pace: Pace,
+    now: DateTime<Utc>,
+}
+
+impl Batch {
+    pub fn new(sagas: HashMap<Uuid, Stored>, pace: Pace, now: DateTime<Utc>) -> Batch {
+        Batch {
+            sagas,
+            changed: BTreeSet::new(),
+            outbox: Vec::new(),
+            pace,
+            now,
+        }
+    }
+
+    /// Starts the saga of a placed order; a second `OrderPlaced` changes nothing.
+    pub fn start(&mut self, facts: &OrderPlacedFacts, cause: &Cause) {
+        let order_id = *facts.order_id.as_uuid();
+        if self.sagas.contains_key(&order_id) {
+            return;
+        }
+        let (saga, outgoing) = machine::start(facts, self.pace, self.now);
+        self.sagas.insert(order_id, Stored { saga, version: 0 });
+        self.changed.insert(order_id);
+        self.after(order_id, None, outgoing, cause);
+    }
+
+    /// Feeds `input` to the saga of `order_id`; events of orders without a
+    /// saga (none was ever started) are ignored.
+    pub fn feed(&mut self, order_id: Uuid, input: &Input, cause: &Cause) {
+        let Some(stored) = self.sagas.get_mut(&order_id) else {
+            return;
+        };
+        let unchanged = stored.saga.clone();
+        let outgoing = stored.saga.handle(input, self.now);
+        if stored.saga != unchanged {
+            self.changed.insert(order_id);
+        }
+        self.after(order_id, Some(Snapshot::of(&unchanged)), outgoing, cause);
+    }
+
+    /// Answers an operator's command (the caller handles duplicates).
+    pub fn operator(&mut self, order_id: Uuid, envelope: &CommandEnvelope) -> Reply {
+        let cause = Cause {
+            id: envelope.command_id,
+            traceparent: envelope.traceparent.clone(),
+        };
+        let mark = self.outbox.len();
+        let outcome = match self.operate(order_id, envelope, &cause) {
+            Ok(version) => Outcome::Accepted {
+                version,
+                events: self.event_types_from(mark),
+            },
+            Err(rejection) => Outcome::Rejected {
+                kind: rejection.kind(),
+                code: rejection.code().to_owned(),
+                message: rejection.to_string(),
+                version: self.version_of(order_id),
+            },
+        };
+        let reply = Reply {
+            command_id: envelope.command_id,
+            aggregate_type: AggregateType::Saga,
+            aggregate_id: envelope.aggregate_id.clone(),
+            fingerprint: envelope.fingerprint.clone(),
+            outcome,
+            processed_at: self.now,
+        };
+        self.outbox.push(OutboxMessage {
+            message_id: Uuid::new_v5(&NAMESPACE, format!("reply/{}", reply.command_id).as_bytes()),
+            order_id,
+            stream: AggregateType::Saga,
+            kind: Kind::Reply,
+            key: envelope.aggregate_id.clone(),
+            payload: serde_json::to_vec(&reply).unwrap_or_default(),
+            meta: None,
+        });
+        reply
+    }
+
+    fn operate(
+        &mut self,
+        order_id: Uuid,
+        envelope: &CommandEnvelope,
+        cause: &Cause,
+    ) -> Result<u64, SagaRejection> {
+        let stored = self
+            .sagas
+            .get_mut(&order_id)
+            .ok_or(SagaRejection::NotFound)?;
+        let status = stored.saga.status();
+        if status != SagaStatus::NeedsAttention {
+            return Err(SagaRejection::NotParked { status });
+        }
+        let input = match &envelope.command {
+            DomainCommand::Saga(SagaCommand::RetrySaga) => Input::OperatorRetry,
+            DomainCommand::Saga(SagaCommand::ResolveSaga { note }) if note.trim().is_empty() => {
+                return Err(SagaRejection::InvalidNote);
+            }
+            DomainCommand::Saga(SagaCommand::ResolveSaga { note }) => {
+                Input::OperatorResolve { note: note.clone() }
+            }
+            _ => return Err(SagaRejection::NotFound),
+        };
+        let before = Some(Snapshot::of(&stored.saga));
+        let outgoing = stored.saga.handle(&input, self.now);
+        self.changed.insert(order_id);
+        self.after(order_id, before, outgoing, cause);
+        Ok(self.version_of(order_id))
+    }
+
+    fn version_of(&self, order_id: Uuid) -> u64 {
+        self.sagas
+            .get(&order_id)
+            .map_or(0, |s| u64::try_from(s.version).unwrap_or(0))
+    }
+
+    /// Types of the saga events queued since the outbox had `mark` messages.
+    fn event_types_from(&self, mark: usize) -> Vec<String> {
+        self.outbox[mark..]
+            .iter()
+            .filter(|m| m.kind == Kind::Event)
+            .filter_map(|m| {
+                m.meta
+                    .as_ref()?
+                    .get("event_type")?
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect()
+    }
+
+    /// Queues the commands, and a saga event when the saga moved. (Facts
+    /// learned without moving are saved by the caller marking the saga changed.)
+    fn after(
+        &mut self,
+        order_id: Uuid,
+        before: Option<Snapshot>,
+        outgoing: Vec<Outgoing>,
+        cause: &Cause,
+    ) {
+        let Some(stored) = self.sagas.get_mut(&order_id) else {
+            return;
+        };
+        let after = Snapshot::of(&stored.saga);
+        if before.as_ref() == Some(&after) && outgoing.is_empty() {
+            return;
+        }
+        self.changed.insert(order_id);
+        for out in outgoing {
+            let message = command_message(order_id, out, cause, self.now);
+            self.outbox.push(message);
+        }
+        if before.as_ref() != Some(&after) {
+            stored.version += 1;
+            let event = saga_event(before.as_ref(), &stored.saga);
+            let message = event_message(order_id, stored.version, event, cause, self.now);
+            self.outbox.push(message);
+        }
+    }
+}
+
+/// The part of a saga whose change is worth a saga event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Snapshot {
+    status: SagaStatus,
+    step: &'static str,
+    attempt: u32,
+}
+
+impl Snapshot {
+    fn of(saga: &Saga) -> Snapshot {
+        Snapshot {
+            status: saga.status(),
+            step: saga.current_step(),
+            attempt: saga.attempt(),
+        }
+    }
+}
+
+fn progress(saga: &Saga) -> SagaProgress {
+    SagaProgress {
+        customer_id: saga.customer_id().clone(),
+        status: saga.status(),
+        step: saga.current_step().to_owned(),
+        attempt: saga.attempt(),
+        deadline: saga.deadline(),
+        last_error: saga.last_error().map(String::from),
+        history: saga.history().to_vec(),
+    }
+}
+
+/// The saga event that describes moving from `before` to the saga's state.
+fn saga_event(before: Option<&Snapshot>, saga: &Saga) -> SagaEvent {
+    let progress = progress(saga);
+    let reason = || saga.compensation_reason().unwrap_or_default().to_owned();
+    let Some(before) = before else {
+        return SagaEvent::SagaStarted { progress };
+    };
+    match saga.status() {
+        SagaStatus::Completed => SagaEvent::SagaCompleted { progress },
+        SagaStatus::Compensated => SagaEvent::SagaCompensated {
+            reason: reason(),
+            progress,
+        },
+        SagaStatus::NeedsAttention => SagaEvent::SagaNeedsAttention {
+            reason: saga.attention_reason().unwrap_or_default().to_owned(),
+            progress,
+        },
+        SagaStatus::ResolvedByOperator => SagaEvent::SagaResolved {
+            note: saga.resolution_note().unwrap_or_default().to_owned(),
+            progress,
+        },
+        SagaStatus::Compensating if before.status != SagaStatus::Compensating => {
+            SagaEvent::SagaCompensating {
+                reason: reason(),
+                progress,
+            }
+        }
+        SagaStatus::Compensating | SagaStatus::Running => SagaEvent::SagaStepStarted { progress },
+    }
+}
+
+fn event_message(
+    order_id: Uuid,
+    sequence: i64,
+    event: SagaEvent,
+    cause: &Cause,
+    now: DateTime<Utc>,
+) -> OutboxMessage {
+    let event_id = Uuid::new_v5(
+        &NAMESPACE,
+        format!("event/{order_id}/{sequence}").as_bytes(),
+    );
+    let meta = EventMeta {
+        event_id,
+        event_type: event.event_type().to_owned(),
+        schema_version: SagaEvent::SCHEMA_VERSION,
+        aggregate_type: AggregateType::Saga,
+        aggregate_id: order_id.to_string(),
+        sequence: u64::try_from(sequence).unwrap_or(0),
+        occurred_at: now,
+        command_id: cause.id,
+        correlation_id: order_id,
+        causation_id: cause.id,
+        traceparent: cause.traceparent.clone(),
+    };
+    OutboxMessage {
+        message_id: event_id,
+        order_id,
+        stream: AggregateType::Saga,
+        kind: Kind::Event,
+        key: order_id.to_string(),
+        payload: serde_json::to_vec(&event).unwrap_or_default(),
+        meta: serde_json::to_value(&meta).ok(),
+    }
+}
+
+fn command_message(
+    order_id: Uuid,
+    out: Outgoing,
+    cause: &Cause,
+    now: DateTime<Utc>,
+) -> OutboxMessage {
+    let fingerprint = serde_json::to_vec(&(&out.aggregate_id, &out.command))
+        .map(|bytes| Uuid::new_v5(&NAMESPACE, &bytes).to_string())
+        .unwrap_or_default();
+    let stream = out.command.aggregate_type();
+    let envelope = CommandEnvelope {
+        command_id: out.command_id,
+        aggregate_id: out.aggregate_id,
+        expected_version: None,
+        issued_at: now,
+        correlation_id: order_id,
+        causation_id: cause.id,
+        traceparent: cause.traceparent.clone(),
+        fingerprint,
+        issued_by: Principal {
+            subject: "sagas".to_owned(),
+            role: Role::System,
+        },
+        command: out.command,
+    };
+    OutboxMessage {
+        message_id: envelope.command_id,
+        order_id,
+        stream,
+        kind: Kind::Command,
+        key: envelope.aggregate_id.clone(),
+        payload: serde_json::to_vec(&envelope).unwrap_or_default(),
+        meta: None,
+    }
+}

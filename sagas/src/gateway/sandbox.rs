@@ -1,0 +1,218 @@
+//! The deterministic sandbox provider and carrier, like a payment provider's
+//! test cards:
+//!
+//! - `tok_ok` and any other unknown token: authorized and captured normally;
+//! - `tok_decline`: authorization declined;
+//! - `tok_no_response`: the authorization is never answered;
+//! - `tok_capture_fail`: authorized, every capture fails;
+//! - `tok_flaky`: the first two calls of each kind fail transiently, then succeed;
+//! - a shipping address in country `ZZ`: the carrier refuses the shipment.
+//!
+//! Every call answers after `latency`, asynchronously like a real provider.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use events::domain::{Address, Money, OrderId};
+
+use super::provider::{
+    Authorization, Booking, Capture, Carrier, PaymentProvider, PaymentRef, Transient,
+};
+
+pub const TOKEN_DECLINE: &str = "tok_decline";
+pub const TOKEN_NO_RESPONSE: &str = "tok_no_response";
+pub const TOKEN_CAPTURE_FAIL: &str = "tok_capture_fail";
+pub const TOKEN_FLAKY: &str = "tok_flaky";
+pub const REFUSED_COUNTRY: &str = "ZZ";
+
+/// Calls remembered per payment and kind, for `tok_flaky`. Bounded: a
+/// sandbox that forgets after this many payments only fails some again.
+const MAX_REMEMBERED: usize = 100_000;
+
+#[derive(Debug, Default)]
+pub struct Sandbox {
+    latency: Duration,
+    calls: Mutex<HashMap<(OrderId, &'static str), u32>>,
+}
+
+impl Sandbox {
+    pub fn new(latency: Duration) -> Sandbox {
+        Sandbox {
+            latency,
+            calls: Mutex::default(),
+        }
+    }
+
+    /// Waits like a network call; fails the first two calls of a flaky payment.
+    async fn call(&self, payment: &PaymentRef, kind: &'static str) -> Result<(), Transient> {
+        tokio::time::sleep(self.latency).await;
+        if payment.token != TOKEN_FLAKY {
+            return Ok(());
+        }
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        if calls.len() >= MAX_REMEMBERED {
+            calls.clear();
+        }
+        let count = calls.entry((payment.order_id, kind)).or_insert(0);
+        *count += 1;
+        if *count <= 2 {
+            return Err(Transient(format!(
+                "sandbox: {kind} call {count} failed (tok_flaky)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl PaymentProvider for Sandbox {
+    async fn authorize(
+        &self,
+        payment: &PaymentRef,
+        _amount: Money,
+    ) -> Result<Authorization, Transient> {
+        self.call(payment, "authorize").await?;
+        Ok(match payment.token.as_str() {
+            TOKEN_DECLINE => Authorization::Declined {
+                reason: "card_declined".to_owned(),
+            },
+            TOKEN_NO_RESPONSE => Authorization::NoAnswer,
+            _ => Authorization::Authorized {
+                provider_ref: format!("sbx_auth_{}", payment.order_id),
+            },
+        })
+    }
+
+    async fn capture(&self, payment: &PaymentRef, _amount: Money) -> Result<Capture, Transient> {
+        self.call(payment, "capture").await?;
+        Ok(match payment.token.as_str() {
+            TOKEN_CAPTURE_FAIL => Capture::Failed {
+                reason: "capture_failed".to_owned(),
+            },
+            _ => Capture::Captured,
+        })
+    }
+
+    async fn void(&self, payment: &PaymentRef) -> Result<(), Transient> {
+        self.call(payment, "void").await
+    }
+
+    async fn refund(&self, payment: &PaymentRef, _amount: Money) -> Result<(), Transient> {
+        self.call(payment, "refund").await
+    }
+}
+
+impl Carrier for Sandbox {
+    async fn schedule(&self, order_id: OrderId, address: &Address) -> Result<Booking, Transient> {
+        tokio::time::sleep(self.latency).await;
+        Ok(if address.country == REFUSED_COUNTRY {
+            Booking::Refused {
+                reason: "destination_not_served".to_owned(),
+            }
+        } else {
+            Booking::Scheduled {
+                tracking_ref: format!("SBX-{order_id}"),
+            }
+        })
+    }
+
+    async fn cancel(
+        &self,
+        _order_id: OrderId,
+        _tracking_ref: Option<&str>,
+    ) -> Result<(), Transient> {
+        tokio::time::sleep(self.latency).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::domain::Currency;
+    use uuid::Uuid;
+
+    fn payment(token: &str) -> PaymentRef {
+        PaymentRef {
+            order_id: OrderId::from_uuid(Uuid::from_u128(7)),
+            token: token.to_owned(),
+            provider_ref: None,
+        }
+    }
+
+    fn usd() -> Money {
+        Money::new(1000, Currency::new("USD").unwrap())
+    }
+
+    #[tokio::test]
+    async fn tokens_behave_as_documented() {
+        let sandbox = Sandbox::new(Duration::ZERO);
+        let authorize = |token: &str| {
+            let payment = payment(token);
+            let sandbox = &sandbox;
+            async move { sandbox.authorize(&payment, usd()).await }
+        };
+        assert!(matches!(
+            authorize("tok_ok").await,
+            Ok(Authorization::Authorized { .. })
+        ));
+        assert!(matches!(
+            authorize("tok_anything").await,
+            Ok(Authorization::Authorized { .. })
+        ));
+        assert!(matches!(
+            authorize(TOKEN_DECLINE).await,
+            Ok(Authorization::Declined { .. })
+        ));
+        assert_eq!(
+            authorize(TOKEN_NO_RESPONSE).await.unwrap(),
+            Authorization::NoAnswer
+        );
+        let failing = payment(TOKEN_CAPTURE_FAIL);
+        for _ in 0..5 {
+            let capture = sandbox.capture(&failing, usd()).await.unwrap();
+            assert!(matches!(capture, Capture::Failed { .. }));
+        }
+        assert_eq!(
+            sandbox.capture(&payment("tok_ok"), usd()).await.unwrap(),
+            Capture::Captured
+        );
+    }
+
+    #[tokio::test]
+    async fn flaky_fails_twice_per_kind_then_succeeds() {
+        let sandbox = Sandbox::new(Duration::ZERO);
+        let flaky = payment(TOKEN_FLAKY);
+        assert!(sandbox.authorize(&flaky, usd()).await.is_err());
+        assert!(sandbox.authorize(&flaky, usd()).await.is_err());
+        assert!(sandbox.authorize(&flaky, usd()).await.is_ok());
+        assert!(sandbox.capture(&flaky, usd()).await.is_err());
+        assert!(sandbox.capture(&flaky, usd()).await.is_err());
+        assert_eq!(
+            sandbox.capture(&flaky, usd()).await.unwrap(),
+            Capture::Captured
+        );
+    }
+
+    #[tokio::test]
+    async fn the_carrier_refuses_country_zz() {
+        let sandbox = Sandbox::new(Duration::ZERO);
+        let mut address = Address {
+            name: "A".into(),
+            line1: "1 Main St".into(),
+            city: "X".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+        };
+        let order = OrderId::from_uuid(Uuid::from_u128(1));
+        assert!(matches!(
+            sandbox.schedule(order, &address).await,
+            Ok(Booking::Scheduled { .. })
+        ));
+        address.country = REFUSED_COUNTRY.into();
+        assert!(matches!(
+            sandbox.schedule(order, &address).await,
+            Ok(Booking::Refused { .. })
+        ));
+    }
+}

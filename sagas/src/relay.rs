@@ -1,0 +1,161 @@
+//! The outbox relay: publishes what the saga transactions wrote to the
+//! outbox, in outbox order, then marks it published.
+//!
+//! A crash between the broker's ack and the mark publishes a message twice;
+//! that is safe because every message carries a stable id: processors answer
+//! a repeated command id with its recorded outcome, the saga view keeps the
+//! newest saga event by sequence, and the command API matches replies by id.
+//! Relays of several workers take disjoint rows (`FOR UPDATE SKIP LOCKED`).
+
+use std::time::Duration;
+
+use events::KafkaConfig;
+use events::kafka::to_headers;
+use futures::future::join_all;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Kind;
+
+/// Messages published per round.
+const PER_ROUND: i64 = 1000;
+/// How long published rows are kept (they route `Restocked` to its saga).
+const KEEP_PUBLISHED: &str = "1 day";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("saga database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("publishing to kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("an outbox row {id} cannot be published: {reason}")]
+    Unpublishable { id: i64, reason: String },
+}
+
+pub async fn run(pool: PgPool, kafka: KafkaConfig, shutdown: CancellationToken) {
+    let producer: FutureProducer = match kafka.producer().create() {
+        Ok(producer) => producer,
+        Err(e) => {
+            tracing::error!(error = %e, "creating the relay's producer failed");
+            return;
+        }
+    };
+    let mut listener = listen(&pool).await;
+    let mut rounds: u64 = 0;
+    loop {
+        match publish_round(&pool, &producer, &kafka).await {
+            Ok(n) if n as i64 == PER_ROUND => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "relaying the outbox failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+        rounds += 1;
+        if rounds.is_multiple_of(10_000) {
+            prune(&pool).await;
+        }
+        let woken = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(drop),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            woken = woken => if woken.is_err() { listener = listen(&pool).await },
+            // Notifications are a shortcut; the poll is the guarantee.
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen("outbox").await.ok()?;
+    Some(listener)
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    Vec<u8>,
+    Option<serde_json::Value>,
+);
+
+/// Publishes up to `PER_ROUND` messages; answers how many.
+pub async fn publish_round(
+    pool: &PgPool,
+    producer: &FutureProducer,
+    kafka: &KafkaConfig,
+) -> Result<usize, RelayError> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, topic_stream, kind, message_key, payload, meta FROM outbox
+         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(PER_ROUND)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut records = Vec::with_capacity(rows.len());
+    for (id, stream, kind, key, payload, meta) in &rows {
+        let unpublishable = |reason: String| RelayError::Unpublishable { id: *id, reason };
+        let stream = events::AggregateType::parse(stream)
+            .ok_or_else(|| unpublishable(format!("unknown stream {stream}")))?;
+        let kind =
+            Kind::parse(kind).ok_or_else(|| unpublishable(format!("unknown kind {kind}")))?;
+        let topic = match kind {
+            Kind::Command => kafka.commands_topic(stream),
+            Kind::Event => kafka.events_topic(stream),
+            Kind::Reply => kafka.replies_topic(stream),
+        };
+        let headers = match meta {
+            Some(meta) => {
+                let meta: events::EventMeta = serde_json::from_value(meta.clone())
+                    .map_err(|e| unpublishable(e.to_string()))?;
+                Some(to_headers(&meta))
+            }
+            None => None,
+        };
+        records.push((topic, key, payload, headers));
+    }
+    let sends = records.iter().map(|(topic, key, payload, headers)| {
+        let mut record = FutureRecord::to(topic).key(key.as_str()).payload(payload);
+        if let Some(headers) = headers {
+            record = record.headers(headers.clone());
+        }
+        producer.send(record, Duration::from_secs(10))
+    });
+    for sent in join_all(sends).await {
+        sent.map_err(|(e, _)| e)?;
+    }
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    metrics::counter!("saga_outbox_published_total").increment(ids.len() as u64);
+    Ok(ids.len())
+}
+
+async fn prune(pool: &PgPool) {
+    let pruned = sqlx::query(&format!(
+        "DELETE FROM outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"
+    ))
+    .execute(pool)
+    .await;
+    if let Err(e) = pruned {
+        tracing::warn!(error = %e, "pruning the outbox failed");
+    }
+}

@@ -1,0 +1,350 @@
+//! The saga database: saga rows, the outbox, positions and dead letters.
+//!
+//! Every function takes the caller's transaction: a consumed batch (or a
+//! fired deadline, or an operator command) changes sagas, writes the messages
+//! it caused and moves the positions in one commit.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use events::record::Record;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::machine::Saga;
+
+pub type Tx<'c> = Transaction<'c, Postgres>;
+
+/// Connects to the saga database, creating it when missing, and migrates it.
+pub async fn connect_and_migrate(url: &str) -> Result<PgPool, sqlx::Error> {
+    if !sqlx::Postgres::database_exists(url).await? {
+        // Two instances may race to create it; losing that race is fine.
+        if let Err(e) = sqlx::Postgres::create_database(url).await
+            && !sqlx::Postgres::database_exists(url).await?
+        {
+            return Err(e);
+        }
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(12)
+        .connect(url)
+        .await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    Ok(pool)
+}
+
+/// A saga as stored, with the number of saga events it emitted so far.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub saga: Saga,
+    pub version: i64,
+}
+
+/// Loads and locks the sagas of `order_ids`, in id order so that concurrent
+/// workers lock rows in the same order. `skip_locked` leaves out sagas another
+/// transaction holds (the timer uses it).
+pub async fn lock(
+    tx: &mut Tx<'_>,
+    order_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Stored>, sqlx::Error> {
+    let mut ids = order_ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let rows: Vec<(Uuid, sqlx::types::Json<Saga>, i64)> = sqlx::query_as(
+        "SELECT order_id, state, version FROM sagas
+         WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, saga, version)| {
+            let saga = saga.0;
+            (id, Stored { saga, version })
+        })
+        .collect())
+}
+
+/// Sagas whose deadline passed, locked; rows another transaction holds are skipped.
+pub async fn lock_due(
+    tx: &mut Tx<'_>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<HashMap<Uuid, Stored>, sqlx::Error> {
+    let rows: Vec<(Uuid, sqlx::types::Json<Saga>, i64)> = sqlx::query_as(
+        "SELECT order_id, state, version FROM sagas
+         WHERE deadline_at <= $1 ORDER BY deadline_at LIMIT $2
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, saga, version)| {
+            (
+                id,
+                Stored {
+                    saga: saga.0,
+                    version,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Inserts or updates the given sagas.
+pub async fn save(tx: &mut Tx<'_>, sagas: &[(Uuid, &Stored)]) -> Result<(), sqlx::Error> {
+    if sagas.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(sagas.len());
+    let mut states = Vec::with_capacity(sagas.len());
+    let mut statuses = Vec::with_capacity(sagas.len());
+    let mut deadlines = Vec::with_capacity(sagas.len());
+    let mut versions = Vec::with_capacity(sagas.len());
+    for (id, stored) in sagas {
+        ids.push(*id);
+        states.push(serde_json::to_value(&stored.saga).map_err(|e| sqlx::Error::Encode(e.into()))?);
+        statuses.push(stored.saga.status().as_str());
+        deadlines.push(stored.saga.deadline());
+        versions.push(stored.version);
+    }
+    sqlx::query(
+        "INSERT INTO sagas (order_id, state, status, deadline_at, version)
+         SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $3::text[], $4::timestamptz[], $5::bigint[])
+         ON CONFLICT (order_id) DO UPDATE
+         SET state = EXCLUDED.state, status = EXCLUDED.status,
+             deadline_at = EXCLUDED.deadline_at, version = EXCLUDED.version,
+             updated_at = now()",
+    )
+    .bind(&ids)
+    .bind(&states)
+    .bind(&statuses)
+    .bind(&deadlines)
+    .bind(&versions)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A message for the relay to publish.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub message_id: Uuid,
+    pub order_id: Uuid,
+    /// The stream whose topic receives it (`events`, `commands` or `replies`
+    /// topic, by `kind`).
+    pub stream: events::AggregateType,
+    pub kind: Kind,
+    pub key: String,
+    pub payload: Vec<u8>,
+    /// The envelope of an event, for its CloudEvents headers.
+    pub meta: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Command,
+    Event,
+    Reply,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Command => "command",
+            Kind::Event => "event",
+            Kind::Reply => "reply",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Kind> {
+        [Kind::Command, Kind::Event, Kind::Reply]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+    }
+}
+
+/// Adds messages to the outbox; a message id already there is left as is.
+/// Tells the relays (`NOTIFY outbox`) when the transaction commits.
+pub async fn enqueue(tx: &mut Tx<'_>, messages: &[OutboxMessage]) -> Result<(), sqlx::Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
+    let orders: Vec<Uuid> = messages.iter().map(|m| m.order_id).collect();
+    let streams: Vec<&str> = messages.iter().map(|m| m.stream.as_str()).collect();
+    let kinds: Vec<&str> = messages.iter().map(|m| m.kind.as_str()).collect();
+    let keys: Vec<&str> = messages.iter().map(|m| m.key.as_str()).collect();
+    let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
+    let metas: Vec<Option<serde_json::Value>> = messages.iter().map(|m| m.meta.clone()).collect();
+    sqlx::query(
+        "INSERT INTO outbox (message_id, order_id, topic_stream, kind, message_key, payload, meta)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                              $6::bytea[], $7::jsonb[])
+         ORDER BY 1
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&orders)
+    .bind(&streams)
+    .bind(&kinds)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&metas)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("SELECT pg_notify('outbox', '')")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The orders whose sagas sent the given command ids (to route an event that
+/// names no order, such as `Restocked`, back to its saga).
+pub async fn orders_of_commands(
+    tx: &mut Tx<'_>,
+    command_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Uuid>, sqlx::Error> {
+    if command_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT message_id, order_id FROM outbox WHERE message_id = ANY($1) AND kind = 'command'",
+    )
+    .bind(command_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Locks the positions of the batch's partitions and keeps only the records
+/// not applied yet (by this or another instance).
+pub async fn claim(tx: &mut Tx<'_>, records: Vec<Record>) -> Result<Vec<Record>, sqlx::Error> {
+    let mut partitions: Vec<(String, i32)> = records
+        .iter()
+        .map(|r| (r.topic.clone(), r.partition))
+        .collect();
+    partitions.sort();
+    partitions.dedup();
+    let (topics, numbers): (Vec<String>, Vec<i32>) = partitions.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO saga_positions (topic, partition, next_offset)
+         SELECT t, p, 0 FROM UNNEST($1::text[], $2::int[]) AS u(t, p)
+         ORDER BY 1, 2
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&topics)
+    .bind(&numbers)
+    .execute(&mut **tx)
+    .await?;
+    let rows: Vec<(String, i32, i64)> = sqlx::query_as(
+        "SELECT topic, partition, next_offset FROM saga_positions
+         WHERE (topic, partition) IN (SELECT * FROM UNNEST($1::text[], $2::int[]))
+         ORDER BY topic, partition
+         FOR UPDATE",
+    )
+    .bind(&topics)
+    .bind(&numbers)
+    .fetch_all(&mut **tx)
+    .await?;
+    let next: HashMap<(String, i32), i64> = rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
+    Ok(records
+        .into_iter()
+        .filter(|r| {
+            let from = next.get(&(r.topic.clone(), r.partition)).copied();
+            r.offset >= from.unwrap_or(0)
+        })
+        .collect())
+}
+
+/// Moves the positions past the given records.
+pub async fn advance(tx: &mut Tx<'_>, records: &[Record]) -> Result<(), sqlx::Error> {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for r in records {
+        let entry = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
+        *entry = (*entry).max(r.offset + 1);
+    }
+    let mut topics = Vec::with_capacity(next.len());
+    let mut numbers = Vec::with_capacity(next.len());
+    let mut offsets = Vec::with_capacity(next.len());
+    for ((topic, partition), offset) in next {
+        topics.push(topic.to_owned());
+        numbers.push(partition);
+        offsets.push(offset);
+    }
+    sqlx::query(
+        "UPDATE saga_positions AS p SET next_offset = u.o, updated_at = now()
+         FROM UNNEST($1::text[], $2::int[], $3::bigint[]) AS u(t, n, o)
+         WHERE p.topic = u.t AND p.partition = u.n",
+    )
+    .bind(&topics)
+    .bind(&numbers)
+    .bind(&offsets)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A record the worker could not read, kept with its position and error.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub record: Record,
+    pub error: String,
+}
+
+pub async fn store_dead_letters(
+    tx: &mut Tx<'_>,
+    letters: &[DeadLetter],
+) -> Result<(), sqlx::Error> {
+    for letter in letters {
+        let r = &letter.record;
+        sqlx::query(
+            "INSERT INTO dead_letters (topic, partition, record_offset, error, payload)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&r.topic)
+        .bind(r.partition)
+        .bind(r.offset)
+        .bind(&letter.error)
+        .bind(r.payload.as_deref())
+        .execute(&mut **tx)
+        .await?;
+        metrics::counter!("saga_dead_letters_total").increment(1);
+        tracing::error!(topic = %r.topic, partition = r.partition, offset = r.offset,
+            error = %letter.error, "saga worker dead-lettered a record");
+    }
+    Ok(())
+}
+
+/// Stored reply of an operator command already answered.
+pub async fn operator_reply(
+    tx: &mut Tx<'_>,
+    command_id: Uuid,
+) -> Result<Option<events::command::Reply>, sqlx::Error> {
+    let row: Option<(sqlx::types::Json<events::command::Reply>,)> =
+        sqlx::query_as("SELECT reply FROM operator_replies WHERE command_id = $1")
+            .bind(command_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.map(|(reply,)| reply.0))
+}
+
+pub async fn record_operator_reply(
+    tx: &mut Tx<'_>,
+    reply: &events::command::Reply,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO operator_replies (command_id, reply) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(reply.command_id)
+    .bind(sqlx::types::Json(reply))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The deadline timer: fires `DeadlineFired` into sagas whose deadline
+//! passed. Deadlines are a column of the saga row, so they survive restarts;
+//! rows are taken with `FOR UPDATE SKIP LOCKED`, so several workers' timers
+//! (and the workers' own batches) never fire one deadline twice.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::apply::{Batch, Cause};
+use crate::machine::{Input, Pace};
+use crate::store;
+
+/// Sagas fired per transaction.
+const PER_ROUND: i64 = 200;
+
+pub async fn run(pool: PgPool, pace: Pace, tick: Duration, shutdown: CancellationToken) {
+    loop {
+        match fire_due(&pool, pace).await {
+            // A full round: there may be more due right away.
+            Ok(fired) if fired as i64 == PER_ROUND => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "firing saga deadlines failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// Fires the deadlines that passed; answers how many sagas it took.
+pub async fn fire_due(pool: &PgPool, pace: Pace) -> Result<usize, sqlx::Error> {
+    let now = Utc::now();
+    let mut tx = pool.begin().await?;
+    let due = store::lock_due(&mut tx, now, PER_ROUND).await?;
+    let fired = due.len();
+    if fired == 0 {
+        return tx.commit().await.map(|()| 0);
+    }
+    let ids: Vec<Uuid> = due.keys().copied().collect();
+    let mut batch = Batch::new(due, pace, now);
+    for order_id in ids {
+        let version = batch.sagas.get(&order_id).map_or(0, |s| s.version);
+        // The same deadline fired again (after a crash) gets the same id.
+        let name = format!("deadline/{order_id}/{version}");
+        let cause = Cause {
+            id: Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()),
+            traceparent: None,
+        };
+        batch.feed(order_id, &Input::DeadlineFired, &cause);
+        // A deadline that changed nothing must not fire again and again.
+        batch.changed.insert(order_id);
+    }
+    let changed: Vec<(Uuid, &store::Stored)> = batch
+        .changed
+        .iter()
+        .filter_map(|id| batch.sagas.get(id).map(|s| (*id, s)))
+        .collect();
+    store::save(&mut tx, &changed).await?;
+    store::enqueue(&mut tx, &batch.outbox).await?;
+    tx.commit().await?;
+    metrics::counter!("saga_deadlines_fired_total").increment(fired as u64);
+    Ok(fired)
+}
