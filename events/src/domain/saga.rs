@@ -63,14 +63,32 @@ pub struct SagaProgress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SagaEvent {
-    SagaStarted { progress: SagaProgress },
+    SagaStarted {
+        progress: SagaProgress,
+    },
     /// A new step, or a new attempt of the current one.
-    SagaStepStarted { progress: SagaProgress },
-    SagaCompensating { reason: String, progress: SagaProgress },
-    SagaCompleted { progress: SagaProgress },
-    SagaCompensated { reason: String, progress: SagaProgress },
-    SagaNeedsAttention { reason: String, progress: SagaProgress },
-    SagaResolved { note: String, progress: SagaProgress },
+    SagaStepStarted {
+        progress: SagaProgress,
+    },
+    SagaCompensating {
+        reason: String,
+        progress: SagaProgress,
+    },
+    SagaCompleted {
+        progress: SagaProgress,
+    },
+    SagaCompensated {
+        reason: String,
+        progress: SagaProgress,
+    },
+    SagaNeedsAttention {
+        reason: String,
+        progress: SagaProgress,
+    },
+    SagaResolved {
+        note: String,
+        progress: SagaProgress,
+    },
 }
 
 impl SagaEvent {
