@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::http::error::InvalidParam;
-use crate::http::{catalog, commands, dispatch, orders, probes, shipments};
+use crate::http::{catalog, commands, dispatch, orders, probes, sagas, shipments};
 
 /// An RFC 9457 problem, as every error of this API is sent
 /// (`Content-Type: application/problem+json`).
@@ -133,6 +133,8 @@ impl Modify for BearerAuth {
         orders::cancel_order,
         shipments::dispatch,
         shipments::deliver,
+        sagas::retry,
+        sagas::resolve,
         commands::command_status,
         probes::record_probe,
     ),

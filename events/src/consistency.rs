@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `<aggregate>` is `AggregateType::as_str` (the topic name: `catalog`,
-//! `orders`, `payments`, `shipments`), `<version>` the aggregate's sequence
+//! `orders`, `payments`, `shipments`, `sagas`), `<version>` the aggregate's sequence
 //! number after the command (decimal), and the id comes last so it may itself
 //! contain dots. Bytes of the id outside `A-Z a-z 0-9 - . _ ~` are
 //! percent-encoded (`%2F`); SKUs and UUIDs never need it. Clients treat the

@@ -125,6 +125,14 @@ mod tests {
     }
 
     #[test]
+    fn the_processors_never_take_saga_commands_but_the_bus_hears_their_replies() {
+        assert!(!AggregateType::AGGREGATES.contains(&AggregateType::Saga));
+        assert!(AggregateType::COMMANDED.contains(&AggregateType::Saga));
+        let commanded = |t: &AggregateType| AggregateType::COMMANDED.contains(t);
+        assert!(AggregateType::AGGREGATES.iter().all(commanded));
+    }
+
+    #[test]
     fn new_ids_are_version_7_and_increase() {
         let a = new_id();
         let b = new_id();

@@ -1,7 +1,7 @@
 //! Which view set each topic feeds, and how one consumed batch is applied to
 //! all of them inside one PostgreSQL transaction.
 //!
-//! Positions are kept per view set (`catalog`, `orders`, `probes`), each over
+//! Positions are kept per view set (`catalog`, `orders`, `sagas`, `probes`), each over
 //! the partitions of its own topics, so a view set can later be rebuilt or
 //! moved to its own consumer group without touching the others.
 
@@ -12,7 +12,7 @@ use sqlx::{Postgres, Transaction};
 
 use crate::record::Record;
 use crate::refresh::Touched;
-use crate::views::{catalog_items, decode, order_set};
+use crate::views::{catalog_items, decode, order_set, saga_timelines};
 use crate::{dead_letters, hold, positions, probes};
 use events::domain::{CatalogEvent, OrderEvent, PaymentEvent, ShipmentEvent};
 
@@ -21,6 +21,7 @@ use events::domain::{CatalogEvent, OrderEvent, PaymentEvent, ShipmentEvent};
 pub enum ViewSet {
     Catalog,
     Orders,
+    Sagas,
     Probes,
 }
 
@@ -29,6 +30,7 @@ impl ViewSet {
         match self {
             ViewSet::Catalog => catalog_items::PROJECTION,
             ViewSet::Orders => order_set::PROJECTION,
+            ViewSet::Sagas => saga_timelines::PROJECTION,
             ViewSet::Probes => probes::PROJECTION,
         }
     }
@@ -39,9 +41,8 @@ impl ViewSet {
             AggregateType::Order | AggregateType::Payment | AggregateType::Shipment => {
                 Some(ViewSet::Orders)
             }
+            AggregateType::Saga => Some(ViewSet::Sagas),
             AggregateType::Probe => Some(ViewSet::Probes),
-            // The saga view is not built by this projector yet.
-            AggregateType::Saga => None,
         }
     }
 }
@@ -106,8 +107,9 @@ fn readable(routes: &Routes, record: &Record) -> Result<(), String> {
         Some(stream @ AggregateType::Order) => decode::<OrderEvent>(record, stream).map(drop),
         Some(stream @ AggregateType::Payment) => decode::<PaymentEvent>(record, stream).map(drop),
         Some(stream @ AggregateType::Shipment) => decode::<ShipmentEvent>(record, stream).map(drop),
+        Some(AggregateType::Saga) => saga_timelines::readable(record),
         // Probes have a key each; nothing to hold back.
-        Some(AggregateType::Probe | AggregateType::Saga) | None => Ok(()),
+        Some(AggregateType::Probe) | None => Ok(()),
     }
 }
 
@@ -142,6 +144,7 @@ pub async fn apply_batch(
                 touched.orders.extend(ids);
                 dead
             }
+            ViewSet::Sagas => saga_timelines::apply_batch(tx, &pass).await?,
             ViewSet::Probes => probes::apply(tx, &pass).await?,
         };
         dead_letters::store(tx, &held).await?;

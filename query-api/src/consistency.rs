@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use events::AggregateType;
 use events::consistency::ConsistencyToken;
-use projections::views::{catalog_items, order_payments, order_shipments, orders};
+use projections::views::{catalog_items, order_payments, order_shipments, orders, saga_timelines};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -41,6 +41,7 @@ pub fn parse(token: &str) -> Result<ConsistencyToken, InvalidToken> {
             | AggregateType::Order
             | AggregateType::Payment
             | AggregateType::Shipment
+            | AggregateType::Saga
     );
     // Order-keyed streams have UUID ids; checking now turns a bad id into a 400.
     let id_ok =
@@ -79,8 +80,9 @@ async fn current_version(token: &ConsistencyToken, pool: &PgPool) -> Result<i64,
         AggregateType::Order => orders::version(pool, order_id()).await,
         AggregateType::Payment => order_payments::version(pool, order_id()).await,
         AggregateType::Shipment => order_shipments::version(pool, order_id()).await,
+        AggregateType::Saga => saga_timelines::version(pool, order_id()).await,
         // `parse` refuses the others.
-        AggregateType::Saga | AggregateType::Probe => Ok(i64::MAX),
+        AggregateType::Probe => Ok(i64::MAX),
     }
 }
 
@@ -97,6 +99,8 @@ mod tests {
             (parsed.aggregate, parsed.version),
             (AggregateType::Order, 3)
         );
+        let parsed = parse(&format!("v1.sagas.4.{ORDER}")).unwrap();
+        assert_eq!((parsed.aggregate, parsed.version), (AggregateType::Saga, 4));
         let parsed = parse("v1.catalog.12.SKU-1.a%2Fb").unwrap();
         assert_eq!(parsed.id, "SKU-1.a/b");
     }
@@ -110,6 +114,7 @@ mod tests {
             "v1.orders.-3.x",
             "v1.orders.3.not-a-uuid",
             "v1.probes.3.x",
+            "v1.sagas.3.not-a-uuid",
             "v1.catalog.3.a%zz",
             "!!!",
         ] {

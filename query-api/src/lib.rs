@@ -6,8 +6,8 @@
 //! - `consistency`: `X-Consistency-Token` parsing and the bounded wait for it.
 //! - `openapi`: the generated `GET /openapi.json`.
 //!
-//! Who reads what: the catalog and probes are public; an order and a
-//! customer's history need a token, and a customer sees only their own.
+//! Who reads what: the catalog and probes are public; an order, its saga and
+//! a customer's history need a token, and a customer sees only their own.
 //! Order detail and catalog items are read from the Redis cache the
 //! projector writes (bounded by `cache_timeout`), and from PostgreSQL when
 //! the cache misses, fails, is slow, or is older than a consistency token.

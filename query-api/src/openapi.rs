@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::http::{catalog, dead_letters, history, orders, sales};
+use crate::http::{catalog, dead_letters, history, orders, sagas, sales};
 
 /// An RFC 9457 problem, as every error of this API is sent
 /// (`Content-Type: application/problem+json`).
@@ -34,7 +34,7 @@ pub struct BadRead;
 impl utoipa::IntoResponses for BadRead {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
         [
-            ("400", "A bad id, cursor, limit, range, bucket, currency or consistency token"),
+            ("400", "A bad id, cursor, limit, range, bucket, currency, status or consistency token"),
             ("401", "Missing, expired or forged bearer token"),
             ("403", "The caller's role may not read this"),
             ("404", "No such resource (or another customer's)"),
@@ -79,6 +79,8 @@ impl Modify for BearerAuth {
         history::customer_orders,
         sales::report,
         dead_letters::list,
+        sagas::saga,
+        sagas::list,
     ),
     components(schemas(ProblemDetails)),
     modifiers(&BearerAuth)
@@ -107,9 +109,12 @@ mod tests {
             "/customers/{customer_id}/orders",
             "/sales",
             "/dead-letters",
+            "/sagas/{order_id}",
+            "/sagas",
         ] {
             assert!(paths.get(path).is_some(), "{path} is missing");
         }
         assert!(DOCUMENT["components"]["schemas"]["OrderDocument"].is_object());
+        assert!(DOCUMENT["components"]["schemas"]["SagaDocument"].is_object());
     }
 }

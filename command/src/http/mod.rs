@@ -5,8 +5,8 @@
 //!   rejection is problem+json.
 //! - [`error`]: [`ApiError`], the one error type of this boundary.
 //! - `dispatch`: envelope building (ids, fingerprints) and outcome mapping.
-//! - one module per resource: `catalog`, `orders`, `shipments`, `commands`,
-//!   `probes`.
+//! - one module per resource: `catalog`, `orders`, `shipments`, `sagas`
+//!   (operator decisions about parked sagas), `commands`, `probes`.
 //!
 //! Status codes: 201/200 mean the processor answered and the events are
 //! committed; 202 means the command is durably queued (see `GET
@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub(crate) mod orders;
 pub(crate) mod probes;
+pub(crate) mod sagas;
 pub(crate) mod shipments;
 #[cfg(test)]
 mod tests;
@@ -106,6 +107,8 @@ pub fn router<B: CommandBus>(state: AppState<B>) -> Router {
             "/shipments/{order_id}/deliver",
             post(shipments::deliver::<B>),
         )
+        .route("/sagas/{order_id}/retry", post(sagas::retry::<B>))
+        .route("/sagas/{order_id}/resolve", post(sagas::resolve::<B>))
         .route("/commands/{command_id}", get(commands::command_status::<B>))
         .route("/probes", post(probes::record_probe::<B>))
         .route("/openapi.json", get(crate::openapi::serve))

@@ -16,6 +16,7 @@
 //! - [`order_timeline`]: every order, payment and shipment event of an order.
 //! - [`sales`]: confirmed orders and revenue per minute, hour and day.
 //! - [`order_set`]: applies a batch to the order tables and the sales.
+//! - [`saga_timelines`]: where each order's fulfilment saga is, from `sagas.events`.
 
 pub mod catalog_items;
 pub mod order_payments;
@@ -23,6 +24,7 @@ pub mod order_set;
 pub mod order_shipments;
 pub mod order_timeline;
 pub mod orders;
+pub mod saga_timelines;
 pub mod sales;
 
 use std::collections::HashMap;

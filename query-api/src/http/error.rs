@@ -27,6 +27,10 @@ pub enum QueryError {
     InvalidBucket(String),
     #[error("invalid currency {0:?}: expected an ISO 4217 code")]
     InvalidCurrency(String),
+    #[error(
+        "invalid saga status {0:?}: expected running, compensating, completed, compensated, needs_attention or resolved_by_operator"
+    )]
+    InvalidStatus(String),
     #[error("{0}")]
     Unauthorized(AuthError),
     #[error("this role may not read {0}")]
@@ -60,6 +64,7 @@ impl QueryError {
             QueryError::InvalidRange(_) => (StatusCode::BAD_REQUEST, "invalid_range"),
             QueryError::InvalidBucket(_) => (StatusCode::BAD_REQUEST, "invalid_bucket"),
             QueryError::InvalidCurrency(_) => (StatusCode::BAD_REQUEST, "invalid_currency"),
+            QueryError::InvalidStatus(_) => (StatusCode::BAD_REQUEST, "invalid_status"),
             QueryError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             QueryError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             QueryError::StaleRead => (StatusCode::SERVICE_UNAVAILABLE, "stale_read"),

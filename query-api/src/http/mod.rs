@@ -8,6 +8,8 @@
 //! - `probes`: `GET /probes/{id}` (public).
 //! - `dead_letters`: `GET /dead-letters` (admins).
 //! - `sales`: `GET /sales` (admins).
+//! - `sagas`: `GET /sagas/{order_id}` (the order's customer, admins) and
+//!   `GET /sagas` (admins).
 
 pub(crate) mod catalog;
 pub(crate) mod dead_letters;
@@ -15,6 +17,7 @@ mod error;
 pub(crate) mod history;
 pub(crate) mod orders;
 mod probes;
+pub(crate) mod sagas;
 pub(crate) mod sales;
 
 use std::sync::Arc;
@@ -151,6 +154,8 @@ pub fn router(state: AppState) -> Router {
         .route("/probes/{probe_id}", get(probes::probe))
         .route("/dead-letters", get(dead_letters::list))
         .route("/sales", get(sales::report))
+        .route("/sagas", get(sagas::list))
+        .route("/sagas/{order_id}", get(sagas::saga))
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/catalog/items/{sku}", get(catalog::item))
         .route("/orders/{order_id}", get(orders::order))

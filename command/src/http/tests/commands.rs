@@ -103,6 +103,8 @@ async fn the_openapi_document_lists_the_routes_schemas_and_bearer_auth() {
         "/orders/{order_id}/cancel",
         "/shipments/{order_id}/dispatch",
         "/shipments/{order_id}/deliver",
+        "/sagas/{order_id}/retry",
+        "/sagas/{order_id}/resolve",
         "/commands/{command_id}",
         "/probes",
     ] {
@@ -114,6 +116,8 @@ async fn the_openapi_document_lists_the_routes_schemas_and_bearer_auth() {
         "OrderLineRequest",
         "OrderPlaced",
         "CommandQueued",
+        "ResolveSagaRequest",
+        "SagaCommandAccepted",
         "ProblemDetails",
     ] {
         assert!(schemas[schema].is_object(), "missing schema {schema}");

@@ -6,6 +6,7 @@ mod bad_input;
 mod catalog;
 mod commands;
 mod orders;
+mod sagas;
 mod shipments;
 
 use std::collections::{HashMap, VecDeque};
