@@ -79,6 +79,11 @@ impl Cached {
     }
 }
 
+/// Key prefix (after the namespace) of order documents.
+pub const ORDER_PREFIX: &str = "order:";
+/// Key prefix (after the namespace) of catalog item documents.
+pub const ITEM_PREFIX: &str = "catalog:";
+
 /// A connection to the cache under one key namespace.
 pub struct Cache {
     client: Client,
@@ -108,11 +113,51 @@ impl Cache {
     }
 
     pub fn order_key(&self, id: Uuid) -> String {
-        format!("{}order:{id}", self.namespace)
+        format!("{}{ORDER_PREFIX}{id}", self.namespace)
     }
 
     pub fn item_key(&self, sku: &str) -> String {
-        format!("{}catalog:{sku}", self.namespace)
+        format!("{}{ITEM_PREFIX}{sku}", self.namespace)
+    }
+
+    /// Removes every entry whose key starts with `prefix` (after the
+    /// namespace); answers how many. Used when a view is replaced wholesale,
+    /// where the version guard cannot tell the new rows from the old ones.
+    pub async fn invalidate(&self, prefix: &str) -> Result<usize, CacheError> {
+        let pattern = format!("{}{prefix}*", self.namespace);
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        loop {
+            let pattern = pattern.clone();
+            let (next, keys): (u64, Vec<String>) = self
+                .bounded(|mut conn| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            removed += self.delete(keys).await?;
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Removes the entries under `keys` (full keys); answers how many existed.
+    pub async fn delete(&self, keys: Vec<String>) -> Result<usize, CacheError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.bounded(|mut conn| async move {
+            redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await
+        })
+        .await
     }
 
     /// The cached order, if any.

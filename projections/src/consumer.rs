@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{self, Routes};
+use crate::pause::BatchGuard;
 use crate::record::Record;
 use crate::refresh::{Refresher, Touched};
 
@@ -45,7 +46,11 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             // Only the wait for a first record is cancelled here, which loses nothing.
             _ = tokio::time::sleep(CACHE_RETRY_EVERY), if refresher.has_pending() => {
-                refresher.refresh(Touched::default()).await;
+                // Under the batch lock too, so a swap never sees it half done.
+                if let Ok(guard) = BatchGuard::enter(&pool).await {
+                    refresher.refresh(Touched::default()).await;
+                    guard.leave().await;
+                }
                 continue;
             }
             batch = next_batch(&consumer) => batch,
@@ -59,9 +64,9 @@ pub async fn run(
             }
         };
         let mut backoff = Duration::from_millis(50);
-        let touched = loop {
+        let (touched, guard) = loop {
             match apply(&pool, &routes, records.clone()).await {
-                Ok(touched) => break touched,
+                Ok(applied) => break applied,
                 Err(e) => {
                     tracing::warn!(error = %e, "applying a batch failed, retrying");
                     tokio::select! {
@@ -74,6 +79,7 @@ pub async fn run(
         };
         commit_hint(&consumer, &records);
         refresher.refresh(touched).await;
+        guard.leave().await;
     }
 }
 
@@ -92,11 +98,14 @@ async fn next_batch(consumer: &StreamConsumer) -> Result<Vec<Record>, KafkaError
     Ok(records)
 }
 
+/// Applies a batch inside a [`BatchGuard`], which the caller keeps until the
+/// batch's cache refresh is done, so a swap never interleaves with either.
 async fn apply(
     pool: &PgPool,
     routes: &Routes,
     records: Vec<Record>,
-) -> Result<Touched, sqlx::Error> {
+) -> Result<(Touched, BatchGuard), sqlx::Error> {
+    let guard = BatchGuard::enter(pool).await?;
     let mut tx = pool.begin().await?;
     let (applied, touched) = dispatch::apply_batch(&mut tx, routes, records).await?;
     tx.commit().await?;
@@ -104,7 +113,7 @@ async fn apply(
         metrics::counter!("projection_events_applied_total", "projection" => set.projection())
             .increment(count as u64);
     }
-    Ok(touched)
+    Ok((touched, guard))
 }
 
 fn commit_hint(consumer: &StreamConsumer, records: &[Record]) {

@@ -25,7 +25,71 @@ pub enum ViewSet {
     Probes,
 }
 
+/// One table of a view set, as the replay CLI rebuilds, compares and swaps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewTable {
+    pub name: &'static str,
+    /// Columns that are not a fold of the log (when the projector saw a
+    /// record), left out when a rebuilt table is compared with the live one.
+    pub volatile: &'static [&'static str],
+}
+
+const fn table(name: &'static str) -> ViewTable {
+    ViewTable {
+        name,
+        volatile: &[],
+    }
+}
+
+const CATALOG_TABLES: [ViewTable; 1] = [table("catalog_items")];
+const ORDER_TABLES: [ViewTable; 5] = [
+    table("orders"),
+    table("order_payments"),
+    table("order_shipments"),
+    table("order_timeline"),
+    table("sales"),
+];
+const SAGA_TABLES: [ViewTable; 1] = [table("saga_timelines")];
+const PROBE_TABLES: [ViewTable; 1] = [ViewTable {
+    name: "probes",
+    volatile: &["projected_at"],
+}];
+
 impl ViewSet {
+    pub const ALL: [ViewSet; 4] = [
+        ViewSet::Catalog,
+        ViewSet::Orders,
+        ViewSet::Sagas,
+        ViewSet::Probes,
+    ];
+
+    /// The view set named `name` (its projection name), if any.
+    pub fn parse(name: &str) -> Option<ViewSet> {
+        ViewSet::ALL
+            .into_iter()
+            .find(|set| set.projection() == name)
+    }
+
+    /// The tables the view set writes (besides positions and dead letters).
+    pub fn tables(self) -> &'static [ViewTable] {
+        match self {
+            ViewSet::Catalog => &CATALOG_TABLES,
+            ViewSet::Orders => &ORDER_TABLES,
+            ViewSet::Sagas => &SAGA_TABLES,
+            ViewSet::Probes => &PROBE_TABLES,
+        }
+    }
+
+    /// The kinds of Redis entries (key prefixes after the namespace) built
+    /// from the view set's tables.
+    pub fn cached(self) -> &'static [&'static str] {
+        match self {
+            ViewSet::Catalog => &[crate::cache::ITEM_PREFIX],
+            ViewSet::Orders => &[crate::cache::ORDER_PREFIX],
+            ViewSet::Sagas | ViewSet::Probes => &[],
+        }
+    }
+
     pub fn projection(self) -> &'static str {
         match self {
             ViewSet::Catalog => catalog_items::PROJECTION,
@@ -35,7 +99,7 @@ impl ViewSet {
         }
     }
 
-    fn of(stream: AggregateType) -> Option<ViewSet> {
+    pub fn of(stream: AggregateType) -> Option<ViewSet> {
         match stream {
             AggregateType::CatalogItem => Some(ViewSet::Catalog),
             AggregateType::Order | AggregateType::Payment | AggregateType::Shipment => {
@@ -99,7 +163,7 @@ impl Routes {
 }
 
 /// Whether a record decodes as an event of the stream its topic carries.
-fn readable(routes: &Routes, record: &Record) -> Result<(), String> {
+pub(crate) fn readable(routes: &Routes, record: &Record) -> Result<(), String> {
     match routes.stream(&record.topic) {
         Some(stream @ AggregateType::CatalogItem) => {
             decode::<CatalogEvent>(record, stream).map(drop)
@@ -132,25 +196,37 @@ pub async fn apply_batch(
         }
         let readable = |record: &Record| readable(routes, record);
         let (pass, held) = hold::divert(tx, projection, &fresh, readable).await?;
-        let dead = match set {
-            ViewSet::Catalog => {
-                let (dead, skus) = catalog_items::apply_batch(tx, &pass).await?;
-                touched.items.extend(skus);
-                dead
-            }
-            ViewSet::Orders => {
-                let (dead, ids) =
-                    order_set::apply_batch(tx, &pass, |r| routes.stream(&r.topic)).await?;
-                touched.orders.extend(ids);
-                dead
-            }
-            ViewSet::Sagas => saga_timelines::apply_batch(tx, &pass).await?,
-            ViewSet::Probes => probes::apply(tx, &pass).await?,
-        };
+        let dead = apply_set(tx, routes, set, &pass, &mut touched).await?;
         dead_letters::store(tx, &held).await?;
         dead_letters::store(tx, &dead).await?;
         positions::advance(tx, projection, &fresh).await?;
         applied.push((set, fresh.len()));
     }
     Ok((applied, touched))
+}
+
+/// Folds readable records of one view set into its tables, without looking
+/// at positions or held keys; answers the records that turned out unreadable.
+pub async fn apply_set(
+    tx: &mut Transaction<'_, Postgres>,
+    routes: &Routes,
+    set: ViewSet,
+    records: &[Record],
+    touched: &mut Touched,
+) -> Result<Vec<dead_letters::DeadLetter>, sqlx::Error> {
+    Ok(match set {
+        ViewSet::Catalog => {
+            let (dead, skus) = catalog_items::apply_batch(tx, records).await?;
+            touched.items.extend(skus);
+            dead
+        }
+        ViewSet::Orders => {
+            let (dead, ids) =
+                order_set::apply_batch(tx, records, |r| routes.stream(&r.topic)).await?;
+            touched.orders.extend(ids);
+            dead
+        }
+        ViewSet::Sagas => saga_timelines::apply_batch(tx, records).await?,
+        ViewSet::Probes => probes::apply(tx, records).await?,
+    })
 }

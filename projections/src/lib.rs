@@ -14,6 +14,9 @@
 //! - `hold`: holds an aggregate's later records back behind its dead letter.
 //! - [`probes`]: the pipeline-probe view.
 //! - [`db`]: the views database and its migrations (`migrations/`).
+//! - `pause`: the lock that pauses projectors between batches for a swap.
+//! - [`replay`]: the replay CLI (rebuild, verify, swap, history, tail,
+//!   export/import, dead letters); `src/bin/replay.rs` is its shim.
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
@@ -25,11 +28,15 @@ mod dispatch;
 pub mod documents;
 mod hold;
 mod lag;
+mod pause;
 mod positions;
 pub mod probes;
 mod record;
 mod refresh;
+pub mod replay;
 pub mod views;
+
+pub use dispatch::ViewSet;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

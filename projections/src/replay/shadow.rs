@@ -1,0 +1,313 @@
+//! The shadow a view set is rebuilt into: a schema `replay_<view>` holding
+//! an empty copy of each of the set's tables, its own `projection_positions`
+//! and `dead_letters`, and a `replay_state` row saying where the replay
+//! started. The projector's own code writes into it unchanged: the shadow's
+//! connections put the schema first on their `search_path`, so the views'
+//! unqualified table names resolve to the shadow's tables.
+//!
+//! Unique constraints (which the views' upserts need) exist from the start;
+//! every other index is built once the bulk of the log is in.
+
+use std::collections::HashMap;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool, Postgres, Transaction};
+
+use super::ReplayError;
+use crate::dispatch::ViewSet;
+
+/// Where a rebuild starts reading the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    Beginning,
+    At(chrono::DateTime<chrono::Utc>),
+}
+
+impl Start {
+    pub fn describe(&self) -> String {
+        match self {
+            Start::Beginning => "the beginning".to_owned(),
+            Start::At(at) => at.to_rfc3339(),
+        }
+    }
+}
+
+/// The tables every shadow has besides the view set's own.
+const BOOKKEEPING: [&str; 2] = ["projection_positions", "dead_letters"];
+
+pub fn schema_of(set: ViewSet) -> String {
+    format!("replay_{}", set.projection())
+}
+
+/// A shadow ready to be written through its own pool.
+pub struct Shadow {
+    pub set: ViewSet,
+    pub schema: String,
+    pub pool: PgPool,
+    /// True when an earlier, interrupted rebuild is being continued.
+    pub resumed: bool,
+}
+
+impl Shadow {
+    /// Opens the shadow of `set`, creating it when missing (or when
+    /// `restart` drops it first). A shadow started from elsewhere is refused.
+    pub async fn open(
+        live: &PgPool,
+        url: &str,
+        set: ViewSet,
+        start: &Start,
+        restart: bool,
+    ) -> Result<Shadow, ReplayError> {
+        let schema = schema_of(set);
+        if restart {
+            drop_schema(live, &schema).await?;
+        }
+        let existing: Option<(String,)> = match exists(live, &schema).await? {
+            true => Some(
+                sqlx::query_as(&format!("SELECT from_spec FROM \"{schema}\".replay_state"))
+                    .fetch_one(live)
+                    .await?,
+            ),
+            false => None,
+        };
+        let resumed = match existing {
+            Some((spec,)) if spec == spec_of(start) => true,
+            Some((spec,)) => {
+                return Err(ReplayError::ShadowMismatch {
+                    view: set.projection().to_owned(),
+                    existing: spec,
+                    requested: spec_of(start),
+                });
+            }
+            None => {
+                create(live, set, &schema, start).await?;
+                false
+            }
+        };
+        let pool = connect(url, &schema).await?;
+        check_resolution(&pool, set, &schema).await?;
+        Ok(Shadow {
+            set,
+            schema,
+            pool,
+            resumed,
+        })
+    }
+
+    /// The shadow's positions, by topic and partition.
+    pub async fn positions(&self) -> Result<HashMap<(String, i32), i64>, ReplayError> {
+        positions(&self.pool, &self.schema, self.set).await
+    }
+
+    /// Builds the indexes left out during the bulk load, and refreshes the
+    /// planner's statistics.
+    pub async fn finish_indexes(&self, live: &PgPool) -> Result<(), ReplayError> {
+        for table in self.set.tables() {
+            for definition in index_definitions(live, table.name).await? {
+                let sql = retarget(&definition, table.name, &self.schema);
+                sqlx::raw_sql(&sql).execute(&self.pool).await?;
+            }
+            sqlx::raw_sql(&format!("ANALYZE \"{}\".{}", self.schema, table.name))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn spec_of(start: &Start) -> String {
+    match start {
+        Start::Beginning => "beginning".to_owned(),
+        Start::At(at) => at.to_rfc3339(),
+    }
+}
+
+pub async fn exists(pool: &PgPool, schema: &str) -> Result<bool, sqlx::Error> {
+    let (found,): (bool,) =
+        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(pool)
+            .await?;
+    Ok(found)
+}
+
+pub async fn drop_schema(pool: &PgPool, schema: &str) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
+/// Positions stored under `schema` for the view set.
+pub async fn positions(
+    pool: &PgPool,
+    schema: &str,
+    set: ViewSet,
+) -> Result<HashMap<(String, i32), i64>, ReplayError> {
+    let rows: Vec<(String, i32, i64)> = sqlx::query_as(&format!(
+        "SELECT topic, partition, next_offset FROM \"{schema}\".projection_positions
+         WHERE projection = $1"
+    ))
+    .bind(set.projection())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
+}
+
+/// Creates the whole shadow in one transaction, so an interrupted creation
+/// leaves nothing behind.
+async fn create(
+    live: &PgPool,
+    set: ViewSet,
+    schema: &str,
+    start: &Start,
+) -> Result<(), ReplayError> {
+    let mut tx = live.begin().await?;
+    tx.execute(format!("CREATE SCHEMA \"{schema}\"").as_str())
+        .await?;
+    for name in BOOKKEEPING {
+        tx.execute(
+            format!("CREATE TABLE \"{schema}\".{name} (LIKE public.{name} INCLUDING ALL)").as_str(),
+        )
+        .await?;
+    }
+    for table in set.tables() {
+        copy_table(&mut tx, schema, table.name).await?;
+    }
+    tx.execute(
+        format!(
+            "CREATE TABLE \"{schema}\".replay_state (
+               from_spec text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+        )
+        .as_str(),
+    )
+    .await?;
+    sqlx::query(&format!(
+        "INSERT INTO \"{schema}\".replay_state (from_spec) VALUES ($1)"
+    ))
+    .bind(spec_of(start))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An empty copy of `public.<table>` with its columns, defaults, checks and
+/// unique constraints (under their live names), and no other index yet.
+async fn copy_table(
+    tx: &mut Transaction<'_, Postgres>,
+    schema: &str,
+    table: &str,
+) -> Result<(), ReplayError> {
+    tx.execute(
+        format!(
+            "CREATE TABLE \"{schema}\".{table} (LIKE public.{table}
+               INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)"
+        )
+        .as_str(),
+    )
+    .await?;
+    let constraints: Vec<(String, String)> = sqlx::query_as(
+        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u')
+         ORDER BY conname",
+    )
+    .bind(table)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (name, definition) in constraints {
+        tx.execute(
+            format!("ALTER TABLE \"{schema}\".{table} ADD CONSTRAINT \"{name}\" {definition}")
+                .as_str(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The `CREATE INDEX` statements of the live table's indexes that back no
+/// constraint. (The views' upserts rely on constraints only, which the
+/// shadow has from the start.)
+async fn index_definitions(pool: &PgPool, table: &str) -> Result<Vec<String>, ReplayError> {
+    let mut tx = pool.begin().await?;
+    // With only pg_catalog on the path, the definitions name `public.` explicitly.
+    tx.execute("SET LOCAL search_path TO pg_catalog").await?;
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+         WHERE i.indrelid = ('public.' || $1)::regclass
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+         ORDER BY i.indexrelid",
+    )
+    .bind(table)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|(d,)| d).collect())
+}
+
+/// A live index definition pointed at the shadow's table, idempotent.
+fn retarget(definition: &str, table: &str, schema: &str) -> String {
+    definition
+        .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)
+        .replacen(
+            "CREATE UNIQUE INDEX ",
+            "CREATE UNIQUE INDEX IF NOT EXISTS ",
+            1,
+        )
+        .replacen(
+            &format!(" ON public.{table} "),
+            &format!(" ON \"{schema}\".{table} "),
+            1,
+        )
+}
+
+/// A pool whose connections resolve unqualified names in the shadow first.
+/// Asynchronous commit is safe here: positions commit with the rows, so a
+/// lost commit is simply replayed again.
+async fn connect(url: &str, schema: &str) -> Result<PgPool, ReplayError> {
+    let setup = format!("SET search_path TO \"{schema}\", public; SET synchronous_commit TO off");
+    PgPoolOptions::new()
+        .max_connections(2)
+        .after_connect(move |conn, _| {
+            let setup = setup.clone();
+            Box::pin(async move { conn.execute(setup.as_str()).await.map(drop) })
+        })
+        .connect(url)
+        .await
+        .map_err(ReplayError::DatabaseUnreachable)
+}
+
+/// Makes sure every name the views use resolves into the shadow, never to a
+/// live table.
+async fn check_resolution(pool: &PgPool, set: ViewSet, schema: &str) -> Result<(), ReplayError> {
+    let names = set.tables().iter().map(|t| t.name).chain(BOOKKEEPING);
+    for name in names {
+        let (resolved,): (Option<String>,) = sqlx::query_as(
+            "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = to_regclass($1)",
+        )
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+        if resolved.as_deref() != Some(schema) {
+            return Err(ReplayError::ShapeChanged(format!("{schema}.{name}")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_definitions_are_pointed_at_the_shadow() {
+        let live = "CREATE INDEX orders_customer_history ON public.orders USING btree \
+                    (customer_id, placed_at DESC, order_id DESC)";
+        assert_eq!(
+            retarget(live, "orders", "replay_orders"),
+            "CREATE INDEX IF NOT EXISTS orders_customer_history ON \"replay_orders\".orders \
+             USING btree (customer_id, placed_at DESC, order_id DESC)"
+        );
+    }
+}
