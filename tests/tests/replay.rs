@@ -358,7 +358,11 @@ async fn a_rebuild_swapped_in_during_live_traffic_misses_no_event() {
     }
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let reports = json_lines(&output);
-    assert_eq!(reports.len(), projections::ViewSet::ALL.len(), "{reports:?}");
+    assert_eq!(
+        reports.len(),
+        projections::ViewSet::ALL.len(),
+        "{reports:?}"
+    );
     assert!(reports.iter().all(|r| r["swapped"] == true), "{reports:?}");
     assert!(during > 0, "orders kept coming during the rebuild");
     // And after the swap: the live projector writes into the new tables,

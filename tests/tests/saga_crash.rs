@@ -1,0 +1,199 @@
+//! The saga worker SIGKILLed at random moments while 500 orders with mixed
+//! sandbox tokens go through it: afterwards every saga is terminal and no
+//! effect happened twice (no second reservation, capture or refund), and no
+//! stock is left reserved.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::AggregateType;
+use events::domain::{CatalogEvent, OrderEvent, PaymentEvent};
+use tests::shop::{OrderSpec, Shop, saga_status};
+use tests::{TEST_PACE_MS, TestEnv, eventually, log};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Semaphore;
+
+const ORDERS: usize = 500;
+const SKUS: [&str; 5] = ["S-1", "S-2", "S-3", "S-4", "S-5"];
+
+/// The saga worker in a process of its own.
+async fn start_worker(env: &TestEnv) -> tokio::process::Child {
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_sagas-service"))
+        .env("KAFKA_BROKERS", &env.kafka.brokers)
+        .env("TOPIC_PREFIX", &env.kafka.topic_prefix)
+        .env("KAFKA_PARTITIONS", env.kafka.partitions.to_string())
+        .env("GROUP_ID", format!("t{}-sagas", env.id))
+        .env("DATABASE_URL", &env.sagas_db_url)
+        .env("PACE_MS", TEST_PACE_MS.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting the saga worker");
+    let stdout = process.stdout.take().unwrap();
+    let addr = BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .expect("the worker printed its address");
+    let http = reqwest::Client::new();
+    let ready = eventually(Duration::from_secs(60), || async {
+        let url = format!("http://{addr}/health/ready");
+        match http.get(url).send().await {
+            Ok(r) if r.status().is_success() => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(ready.is_some(), "the saga worker never became ready");
+    process
+}
+
+/// A random duration in `[from, to)` milliseconds.
+fn random_millis(from: u64, to: u64) -> Duration {
+    let r = uuid::Uuid::new_v4().as_u128() as u64;
+    Duration::from_millis(from + r % (to - from))
+}
+
+fn token(n: usize) -> (&'static str, &'static str) {
+    match n % 10 {
+        5 => ("tok_decline", "US"),
+        6 => ("tok_flaky", "US"),
+        7 => ("tok_capture_fail", "US"),
+        8 => ("tok_ok", "ZZ"),
+        9 => ("tok_no_response", "US"),
+        _ => ("tok_ok", "US"),
+    }
+}
+
+#[tokio::test]
+async fn sagas_end_and_nothing_happens_twice_when_the_worker_is_killed() {
+    let env = TestEnv::new();
+    let shop = Arc::new(Shop::start(&env).await);
+    for sku in SKUS {
+        shop.create_item(sku, 700, 10_000).await;
+    }
+    let mut worker = start_worker(&env).await;
+
+    let placing = {
+        let shop = shop.clone();
+        tokio::spawn(async move {
+            let permits = Arc::new(Semaphore::new(4));
+            let mut placed = tokio::task::JoinSet::new();
+            for n in 0..ORDERS {
+                let permit = permits.clone().acquire_owned().await.unwrap();
+                let shop = shop.clone();
+                placed.spawn(async move {
+                    let (token, country) = token(n);
+                    let lines = [(SKUS[n % 5], 1), (SKUS[(n + 1) % 5], 2)];
+                    let spec = OrderSpec {
+                        customer: "crash",
+                        lines: &lines[..1 + n % 2],
+                        token,
+                        country,
+                    };
+                    let id = shop.place(&spec, &format!("crash-{n}")).await;
+                    drop(permit);
+                    id
+                });
+            }
+            placed.join_all().await
+        })
+    };
+    for _ in 0..6 {
+        tokio::time::sleep(random_millis(200, 1500)).await;
+        worker.start_kill().unwrap();
+        worker.wait().await.unwrap();
+        worker = start_worker(&env).await;
+    }
+    let order_ids = placing.await.unwrap();
+    assert_eq!(order_ids.len(), ORDERS);
+
+    let terminal = ["completed", "compensated"];
+    for id in &order_ids {
+        let ended = eventually(Duration::from_secs(180), || async {
+            let status = saga_status(&env, id).await?;
+            terminal.contains(&status.as_str()).then_some(())
+        })
+        .await;
+        let status = saga_status(&env, id).await;
+        assert!(ended.is_some(), "the saga of {id} ended {status:?}");
+    }
+    // The last compensations' commands are applied before the log is read.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nothing_happened_twice(&env, &order_ids).await;
+    worker.start_kill().unwrap();
+}
+
+async fn nothing_happened_twice(env: &TestEnv, order_ids: &[String]) {
+    let payments = log::<PaymentEvent>(env, AggregateType::Payment).await;
+    for (order, events) in &payments {
+        let count =
+            |pick: fn(&PaymentEvent) -> bool| events.iter().filter(|(_, e)| pick(e)).count();
+        let captures = count(|e| matches!(e, PaymentEvent::PaymentCaptured { .. }));
+        let refunds = count(|e| matches!(e, PaymentEvent::PaymentRefunded { .. }));
+        assert!(captures <= 1 && refunds <= 1, "payment {order}: {events:?}");
+    }
+    let catalog = log::<CatalogEvent>(env, AggregateType::CatalogItem).await;
+    for (sku, events) in &catalog {
+        let mut held: HashMap<String, i64> = HashMap::new();
+        let mut reservations: HashMap<String, usize> = HashMap::new();
+        for (_, event) in events {
+            match event {
+                CatalogEvent::StockReserved {
+                    order_id, quantity, ..
+                } => {
+                    *reservations.entry(order_id.to_string()).or_default() += 1;
+                    *held.entry(order_id.to_string()).or_default() += i64::from(*quantity);
+                }
+                CatalogEvent::StockReleased { order_id, quantity }
+                | CatalogEvent::StockCommitted { order_id, quantity } => {
+                    *held.entry(order_id.to_string()).or_default() -= i64::from(*quantity);
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            reservations.values().all(|n| *n == 1),
+            "{sku}: a second reservation"
+        );
+        assert!(
+            held.values().all(|q| *q == 0),
+            "{sku}: stock left reserved: {held:?}"
+        );
+    }
+    // Every order ended where its saga did.
+    let orders = log::<OrderEvent>(env, AggregateType::Order).await;
+    for id in order_ids {
+        let events = &orders[id];
+        let last = events.iter().rev().find_map(|(_, e)| match e {
+            OrderEvent::OrderConfirmed => Some("confirmed"),
+            OrderEvent::OrderRejected { .. } => Some("rejected"),
+            OrderEvent::OrderCancelled { .. } => Some("cancelled"),
+            _ => None,
+        });
+        let saga = saga_status(env, id).await.unwrap();
+        let expected = if saga == "completed" {
+            "confirmed"
+        } else {
+            "rejected"
+        };
+        assert_eq!(
+            last,
+            Some(expected),
+            "order {id} with a {saga} saga: {events:?}"
+        );
+        let captured = payments.get(id).is_some_and(|p| {
+            p.iter()
+                .any(|(_, e)| matches!(e, PaymentEvent::PaymentCaptured { .. }))
+        });
+        assert_eq!(
+            captured,
+            saga == "completed",
+            "order {id}: captured but {saga}"
+        );
+    }
+}
