@@ -269,3 +269,78 @@ async fn customers_cancel_before_capture_after_capture_and_too_late() {
     .await;
     assert!(settled.is_some(), "stock: {}", shop.item("MUG").await);
 }
+
+#[tokio::test]
+async fn a_parcel_dispatched_before_the_capture_parks_the_saga_for_an_operator() {
+    let env = TestEnv::new();
+    let shop = Shop::start(&env).await;
+    env.spawn_sagas().await;
+    shop.create_item("MUG", 1000, 10).await;
+    // Every capture fails; the carrier ships while the saga still retries it.
+    let unpaid = shop
+        .place(&spec(&[("MUG", 1)], "tok_capture_fail", "US"), "p-1")
+        .await;
+    shop.order_until(&unpaid, LIMIT, |o| {
+        field(o, "shipment_status") == Some("scheduled")
+    })
+    .await;
+    let carrier = token(Role::Carrier, "carrier");
+    let path = format!("/shipments/{unpaid}/dispatch");
+    let (status, body) = shop.post(&path, &carrier, "p-1-dispatch", &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let parked = terminal_saga(&env, &unpaid, LIMIT).await;
+    assert_eq!(
+        parked,
+        "needs_attention",
+        "{}",
+        saga_state(&env, &unpaid).await
+    );
+    let view = tests::eventually(LIMIT, || async {
+        let saga = shop.read(&format!("/sagas/{unpaid}")).await?;
+        (saga["status"] == "needs_attention").then_some(saga)
+    })
+    .await
+    .expect("the saga view shows the parked saga");
+    assert!(
+        view["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("dispatched")),
+        "{view}"
+    );
+
+    // A retry finds the parcel still gone and parks again; a resolution settles it.
+    let admin = shop.admin.clone();
+    let (status, body) = shop
+        .post(
+            &format!("/sagas/{unpaid}/retry"),
+            &admin,
+            "p-1-retry",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(terminal_saga(&env, &unpaid, LIMIT).await, "needs_attention");
+    let blank = json!({"note": "  "});
+    let resolve = format!("/sagas/{unpaid}/resolve");
+    let (status, _) = shop.post(&resolve, &admin, "p-1-blank", &blank).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let note = json!({"note": "customer paid by bank transfer"});
+    let (status, body) = shop.post(&resolve, &admin, "p-1-resolve", &note).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        terminal_saga(&env, &unpaid, LIMIT).await,
+        "resolved_by_operator"
+    );
+    let (status, body) = shop.post(&resolve, &admin, "p-1-again", &note).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        body["type"]
+            .as_str()
+            .map(|t| t.ends_with("saga_not_parked")),
+        Some(true),
+        "{body}"
+    );
+    let nowhere = format!("/sagas/{}/retry", uuid::Uuid::new_v4());
+    let (status, body) = shop.post(&nowhere, &admin, "p-1-nowhere", &json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
