@@ -8,6 +8,7 @@
 //! rows are locked in id order, so two workers that reach the same saga (its
 //! order and its catalog events live on different partitions) take turns.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,17 +86,7 @@ pub async fn apply(
     if fresh.is_empty() {
         return tx.commit().await;
     }
-    let mut routed = Vec::with_capacity(fresh.len());
-    let mut dead = Vec::new();
-    for record in &fresh {
-        match topics.route(record) {
-            Ok(r) => routed.push(r),
-            Err(error) => dead.push(DeadLetter {
-                record: record.clone(),
-                error,
-            }),
-        }
-    }
+    let (routed, dead) = route_all(topics, &fresh);
     let restocks: Vec<Uuid> = routed
         .iter()
         .filter_map(|r| match r {
@@ -104,48 +95,14 @@ pub async fn apply(
         })
         .collect();
     let restocked_by = store::orders_of_commands(&mut tx, &restocks).await?;
-    let order_ids: Vec<Uuid> = routed
+    let targets: Vec<Uuid> = routed
         .iter()
-        .filter_map(|r| match r {
-            Routed::Start(facts, _) => Some(*facts.order_id.as_uuid()),
-            Routed::Feed { order_id, .. } | Routed::Operator { order_id, .. } => Some(*order_id),
-            Routed::Restocked { command_id, .. } => restocked_by.get(command_id).copied(),
-            Routed::Ignore => None,
-        })
+        .filter_map(|r| target(r, &restocked_by))
         .collect();
-    let locked = store::lock(&mut tx, &order_ids).await?;
+    let locked = store::lock(&mut tx, &targets).await?;
     let mut batch = Batch::new(locked, pace, Utc::now());
     for r in routed {
-        match r {
-            Routed::Start(facts, meta) => batch.start(&facts, &Cause::of(&meta)),
-            Routed::Feed {
-                order_id,
-                input,
-                meta,
-            } => batch.feed(order_id, &input, &Cause::of(&meta)),
-            Routed::Restocked {
-                command_id,
-                sku,
-                event,
-                meta,
-            } => {
-                if let Some(order_id) = restocked_by.get(&command_id) {
-                    let input = Input::Catalog { sku, event };
-                    batch.feed(*order_id, &input, &Cause::of(&meta));
-                }
-            }
-            Routed::Operator { order_id, envelope } => {
-                match store::operator_reply(&mut tx, envelope.command_id).await? {
-                    // Answered before; its reply is already in the outbox.
-                    Some(_) => {}
-                    None => {
-                        let reply = batch.operator(order_id, &envelope);
-                        store::record_operator_reply(&mut tx, &reply).await?;
-                    }
-                }
-            }
-            Routed::Ignore => {}
-        }
+        feed(&mut tx, &mut batch, r, &restocked_by).await?;
     }
     let changed: Vec<(Uuid, &store::Stored)> = batch
         .changed
@@ -158,5 +115,72 @@ pub async fn apply(
     store::advance(&mut tx, &fresh).await?;
     tx.commit().await?;
     metrics::counter!("saga_events_consumed_total").increment(fresh.len() as u64);
+    Ok(())
+}
+
+/// Reads every record; the unreadable ones become dead letters.
+fn route_all(topics: &Topics, records: &[Record]) -> (Vec<Routed>, Vec<DeadLetter>) {
+    let mut routed = Vec::with_capacity(records.len());
+    let mut dead = Vec::new();
+    for record in records {
+        match topics.route(record) {
+            Ok(r) => routed.push(r),
+            Err(error) => dead.push(DeadLetter {
+                record: record.clone(),
+                error,
+            }),
+        }
+    }
+    (routed, dead)
+}
+
+/// The saga a routed record concerns, if any.
+fn target(routed: &Routed, restocked_by: &HashMap<Uuid, Uuid>) -> Option<Uuid> {
+    match routed {
+        Routed::Start(facts, _) => Some(*facts.order_id.as_uuid()),
+        Routed::Feed { order_id, .. } | Routed::Operator { order_id, .. } => Some(*order_id),
+        Routed::Restocked { command_id, .. } => restocked_by.get(command_id).copied(),
+        Routed::Ignore => None,
+    }
+}
+
+/// Applies one routed record to the batch's sagas.
+async fn feed(
+    tx: &mut store::Tx<'_>,
+    batch: &mut Batch,
+    routed: Routed,
+    restocked_by: &HashMap<Uuid, Uuid>,
+) -> Result<(), sqlx::Error> {
+    match routed {
+        Routed::Start(facts, meta) => batch.start(&facts, &Cause::of(&meta)),
+        Routed::Feed {
+            order_id,
+            input,
+            meta,
+        } => batch.feed(order_id, &input, &Cause::of(&meta)),
+        Routed::Restocked {
+            command_id,
+            sku,
+            event,
+            meta,
+        } => {
+            if let Some(order_id) = restocked_by.get(&command_id) {
+                let input = Input::Catalog { sku, event };
+                batch.feed(*order_id, &input, &Cause::of(&meta));
+            }
+        }
+        // A redelivered operator command was answered before; its reply is
+        // already in the outbox.
+        Routed::Operator { order_id, envelope } => {
+            if store::operator_reply(tx, envelope.command_id)
+                .await?
+                .is_none()
+            {
+                let reply = batch.operator(order_id, &envelope);
+                store::record_operator_reply(tx, &reply).await?;
+            }
+        }
+        Routed::Ignore => {}
+    }
     Ok(())
 }
