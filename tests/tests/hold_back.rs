@@ -117,5 +117,46 @@ async fn later_events_of_a_poisoned_order_are_held_back() {
         Some(1),
         "the event after the poison one is not applied"
     );
+
+    // The operator's side: list, skip the poison record, retry what it held back.
+    let listed = dead_letters(&env, &["list"]).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let poison_id = listed
+        .iter()
+        .find(|l| !l["error"].as_str().unwrap().starts_with("held back"))
+        .and_then(|l| l["id"].as_i64())
+        .expect("the poison record is listed");
+    dead_letters(&env, &["skip", &poison_id.to_string()]).await;
+    assert_eq!(version(poisoned).await, Some(1), "skipping applies nothing");
+    dead_letters(&env, &["retry", "--all"]).await;
+    assert_eq!(
+        version(poisoned).await,
+        Some(3),
+        "the held-back event is applied"
+    );
+    assert!(dead_letters(&env, &["list"]).await.is_empty());
     views.close().await;
+}
+
+/// `replay dead-letters <args> --output=json` on the test's views; answers
+/// the JSON lines it printed, after checking it succeeded.
+async fn dead_letters(env: &TestEnv, args: &[&str]) -> Vec<serde_json::Value> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_replay-cli"))
+        .arg("dead-letters")
+        .args(args)
+        .arg("--output=json")
+        .env("DATABASE_URL", &env.views_db_url)
+        .env("REDIS_URL", &env.redis_url)
+        .env("KAFKA_BROKERS", &env.kafka.brokers)
+        .env("TOPIC_PREFIX", &env.kafka.topic_prefix)
+        .env("KAFKA_PARTITIONS", env.kafka.partitions.to_string())
+        .output()
+        .await
+        .expect("running the replay cli");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "dead-letters {args:?}: {stderr}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
 }
