@@ -50,10 +50,33 @@ pub fn memory(service: &str, pid: u32) -> Option<Memory> {
     })
 }
 
-/// CPU used by this process and by the services during one phase.
+/// Busy CPU seconds of the whole machine (every core, every process: the
+/// other users of the machine included), from the first line of `/proc/stat`.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy: f64 = fields
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    Some(busy / TICKS_PER_SECOND)
+}
+
+/// CPU used by this process, the services and the machine during one phase.
 pub struct CpuWatch {
     started: Instant,
     own: Option<f64>,
+    machine: Option<f64>,
     services: Vec<(String, u32, Option<f64>)>,
 }
 
@@ -62,6 +85,7 @@ impl CpuWatch {
         CpuWatch {
             started: Instant::now(),
             own: cpu_seconds(None),
+            machine: machine_busy_seconds(),
             services: services
                 .iter()
                 .map(|(name, pid)| (name.clone(), *pid, cpu_seconds(Some(*pid))))
@@ -76,12 +100,30 @@ impl CpuWatch {
             Some((cpu_seconds(pid)? - before?) / wall)
         };
         m.loadgen_cores = cores(self.own, None);
+        m.machine_cores = self
+            .machine
+            .zip(machine_busy_seconds())
+            .map(|(before, after)| (after - before) / wall);
         m.service_cores = self
             .services
             .into_iter()
             .filter_map(|(name, pid, before)| Some((name, cores(before, Some(pid))?)))
             .collect();
     }
+}
+
+/// Runs `work` and writes the CPU it took (this process, the machine) into
+/// its result, unless the work measured its own window already.
+pub async fn watched<F>(work: F) -> anyhow::Result<Measured>
+where
+    F: std::future::Future<Output = anyhow::Result<Measured>>,
+{
+    let watch = CpuWatch::start(&[]);
+    let mut m = work.await?;
+    if m.loadgen_cores.is_none() {
+        watch.finish(&mut m);
+    }
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -91,6 +133,7 @@ mod tests {
     #[test]
     fn reads_this_process() {
         assert!(cpu_seconds(None).is_some());
+        assert!(machine_busy_seconds().is_some_and(|s| s > 0.0));
         let me = memory("self", std::process::id()).unwrap();
         assert!(me.rss_mib > 0.0 && me.peak_rss_mib >= me.rss_mib);
     }

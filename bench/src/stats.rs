@@ -49,6 +49,10 @@ pub struct Measured {
     pub latency_ms: Option<Latency>,
     /// CPU the benchmark process itself used, in cores (1.0 = one core busy).
     pub loadgen_cores: Option<f64>,
+    /// CPU the whole machine used in the window, in cores (2.0 = saturated
+    /// here), other users of the machine included.
+    #[serde(default)]
+    pub machine_cores: Option<f64>,
     /// CPU each service used in the window, in cores.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_cores: Vec<(String, f64)>,

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod json;
 pub mod kafka;
+pub mod naive;
 pub mod postgres;
 pub mod redis;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunArgs;
+use crate::procstat::watched;
 use crate::stats::Measured;
 
 /// Database of the PostgreSQL baselines (dropped and recreated each run).
@@ -32,6 +34,8 @@ pub struct Baselines {
     pub redis_get: Measured,
     pub http_noop: Measured,
     pub json_round_trip: Measured,
+    /// Events per second of a per-event replay (a transaction per event).
+    pub naive_replay: Measured,
 }
 
 /// The topic the Kafka baselines write (the run's prefix keeps it apart).
@@ -48,18 +52,21 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Baselines> {
     let concurrency = 32;
 
     progress("kafka produce (max)");
-    let kafka_produce = kafka::produce_max(&kafka, &topic, n).await?;
+    let kafka_produce = watched(kafka::produce_max(&kafka, &topic, n)).await?;
     progress("kafka produce (paced, 1,000/s)");
     let kafka_produce_paced = kafka::produce_paced(&kafka, &topic, 1000.0, phase).await?;
     progress("kafka consume");
-    let kafka_consume = kafka::consume(&kafka, &topic, n).await?;
+    let kafka_consume = watched(kafka::consume(&kafka, &topic, n)).await?;
 
     progress("postgresql batched upsert");
     let pool = postgres::fresh(&args.database_url(DATABASE)).await?;
     let ids: Arc<Vec<uuid::Uuid>> = Arc::new((0..n).map(|_| uuid::Uuid::now_v7()).collect());
-    let pg_upsert = postgres::upsert(&pool, &ids).await?;
+    let pg_upsert = watched(postgres::upsert(&pool, &ids)).await?;
     progress("postgresql point reads");
     let pg_point_read = postgres::point_reads(&pool, ids, concurrency, phase).await;
+    progress("naive per-event replay");
+    let events = if args.quick() { 1_000 } else { 3_000 };
+    let naive_replay = watched(naive::replay(&kafka, &topic, &pool, events)).await?;
     pool.close().await;
 
     progress("redis GET");
@@ -67,7 +74,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Baselines> {
     progress("axum without I/O");
     let http_noop = http::noop(concurrency, phase).await?;
     progress("serde_json envelope round trip");
-    let json_round_trip = json::round_trip(Duration::from_secs(2)).await?;
+    let json_round_trip = watched(json::round_trip(Duration::from_secs(2))).await?;
     Ok(Baselines {
         kafka_produce,
         kafka_produce_paced,
@@ -77,6 +84,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Baselines> {
         redis_get,
         http_noop,
         json_round_trip,
+        naive_replay,
     })
 }
 

@@ -208,6 +208,13 @@ pub fn compare(b: &Baselines, s: &System) -> Vec<Figure> {
         ("min(raw consume, raw batched upsert)", Some(floor)),
         Target::RatioAtLeast(0.7),
     ));
+    out.push(figure(
+        "replay rebuild of the orders view",
+        rate(&s.rebuild),
+        "events/s",
+        ("naive per-event replay", Some(b.naive_replay.per_second)),
+        Target::RatioAtLeast(100.0),
+    ));
     for m in &s.memory {
         out.push(figure(
             &format!("peak resident memory, {}", m.service),

@@ -63,7 +63,8 @@ fn cpu_cells(m: &Measured) -> String {
         .map(|(name, cores)| format!("{name} {cores:.2}"))
         .collect();
     format!(
-        "{} | {}",
+        "{} | {} | {}",
+        m.machine_cores.map_or("-".into(), |c| format!("{c:.2}")),
         m.loadgen_cores.map_or("-".into(), |c| format!("{c:.2}")),
         if services.is_empty() {
             "-".into()
@@ -86,8 +87,8 @@ fn row(out: &mut String, name: &str, m: &Measured) {
     );
 }
 
-const PHASE_HEADER: &str = "| phase | offered /s | achieved /s | ops | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | load generator cores | service cores |\n\
-                            |---|---|---|---|---|---|---|---|---|---|---|---|\n";
+const PHASE_HEADER: &str = "| phase | offered /s | achieved /s | ops | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | machine busy cores | load generator cores | service cores |\n\
+                            |---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 pub fn baselines(b: &Baselines) -> String {
     let mut out = format!("### Raw baselines (same run)\n\n{PHASE_HEADER}");

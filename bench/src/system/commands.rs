@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Ctx, Outcome, Paced, projection};
+use super::{Ctx, Outcome, Paced, metrics, projection};
 use crate::baselines::{self, Baselines, kafka, progress};
 use crate::fixtures;
 use crate::load;
@@ -71,6 +71,7 @@ pub async fn run(
     ctx.take_statuses();
 
     progress("commands: max throughput (closed loop)");
+    let before = metrics::scrape(&ctx.http, &args.command_url).await;
     let c = ctx.clone();
     let max = load::closed_loop(
         args.concurrency,
@@ -83,10 +84,12 @@ pub async fn run(
         },
     )
     .await;
-    let max = max.clone().with_note(format!(
-        "{} concurrent requests; {}",
+    let after = metrics::scrape(&ctx.http, &args.command_url).await;
+    let max = max.with_note(format!(
+        "{} concurrent requests; {}; {}",
         args.concurrency,
-        ctx.take_statuses()
+        ctx.take_statuses(),
+        metrics::processor_summary(&before, &after)
     ));
 
     let fractions: &[f64] = if args.quick() {
@@ -121,6 +124,7 @@ pub async fn run(
 
 async fn paced_orders(ctx: &Arc<Ctx>, rate: f64, watch: Option<LagWatch>) -> Measured {
     let sample_every = (rate / LAG_SAMPLES_PER_SECOND).ceil().max(1.0) as u64;
+    let before = metrics::scrape(&ctx.http, &ctx.args.command_url).await;
     let c = ctx.clone();
     let m = load::open_loop(rate, ctx.args.phase(), 4096, &ctx.args.services, move |i| {
         let (c, watch) = (c.clone(), watch.clone());
@@ -137,7 +141,12 @@ async fn paced_orders(ctx: &Arc<Ctx>, rate: f64, watch: Option<LagWatch>) -> Mea
         }
     })
     .await;
-    m.with_note(ctx.take_statuses())
+    let after = metrics::scrape(&ctx.http, &ctx.args.command_url).await;
+    m.with_note(format!(
+        "{}; {}",
+        ctx.take_statuses(),
+        metrics::processor_summary(&before, &after)
+    ))
 }
 
 /// Orders watched from their 201 until the query API serves them.
@@ -178,7 +187,9 @@ impl LagWatch {
                 reason: format!("none of {missed} sampled orders became visible"),
             };
         }
-        let m = Measured::new(seen, missed, started.elapsed(), Some(&h)).with_note(format!(
+        let mut m = Measured::new(seen, missed, started.elapsed(), Some(&h));
+        m.offered_rate = Some(rate);
+        let m = m.with_note(format!(
             "201 answer to first 200 from GET /orders/{{id}} (polled every {} ms), \
              sampled orders at {rate}/s; {missed} not visible in time",
             projection::POLL.as_millis()

@@ -6,11 +6,13 @@
 //! - `projection`: event-committed-to-visible lag while commands flow, and the
 //!   catch-up rate of a fresh projector over everything the run wrote.
 //! - `query`: `GET /orders/{id}` from the cache and from PostgreSQL.
+//! - `metrics`: the services' own counters around a phase.
 //! - `end_to_end`: `POST /orders` until the order is `confirmed` (needs the saga).
 //! - `replay`: the slot for `replay rebuild` over 1 M events.
 
 pub mod commands;
 pub mod end_to_end;
+pub mod metrics;
 pub mod projection;
 pub mod query;
 pub mod replay;
