@@ -1,0 +1,109 @@
+//! The flags of `bench run`: where the services and the stack listen, and
+//! how long each phase lasts (quick or full).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use events::KafkaConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// About a minute: one rate per figure, short phases.
+    Quick,
+    /// Longer phases, several open-loop rates, the 1 M event rebuild.
+    Full,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[arg(long, value_enum, default_value = "quick")]
+    pub mode: Mode,
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub command_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    pub query_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8083")]
+    pub projections_url: String,
+    /// A running service to account memory and CPU to, as `name=pid` (repeatable).
+    #[arg(long = "service", value_parser = parse_service)]
+    pub services: Vec<(String, u32)>,
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
+    pub kafka_brokers: String,
+    /// The topic prefix the services were started with.
+    #[arg(long, default_value = "bench.")]
+    pub topic_prefix: String,
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// PostgreSQL server, without a database name.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:15432")]
+    pub postgres_url: String,
+    /// The views database the projector and the query API were started with.
+    #[arg(long, default_value = "bench_views")]
+    pub views_db: String,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:16379")]
+    pub redis_url: String,
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        default_value = "dev-secret-do-not-use-in-production"
+    )]
+    pub jwt_secret: String,
+    /// Where the release binaries are (a second projector, the replay CLI).
+    #[arg(long)]
+    pub bin_dir: PathBuf,
+    /// Results go to `<out_dir>/<date>.json` and `.md`.
+    #[arg(long, default_value = "bench/results")]
+    pub out_dir: PathBuf,
+    /// The command line that started the run, for the report.
+    #[arg(long, default_value = "scripts/bench")]
+    pub invocation: String,
+    /// Concurrent requests of the closed-loop (max throughput) phases.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+fn parse_service(text: &str) -> Result<(String, u32), String> {
+    let (name, pid) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected name=pid, got {text:?}"))?;
+    let pid = pid
+        .parse()
+        .map_err(|_| format!("invalid pid in {text:?}"))?;
+    Ok((name.to_owned(), pid))
+}
+
+impl RunArgs {
+    pub fn kafka(&self) -> KafkaConfig {
+        KafkaConfig {
+            brokers: self.kafka_brokers.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+            partitions: self.partitions,
+        }
+    }
+
+    pub fn database_url(&self, name: &str) -> String {
+        format!("{}/{name}", self.postgres_url)
+    }
+
+    pub fn quick(&self) -> bool {
+        self.mode == Mode::Quick
+    }
+
+    /// The length of a measured phase.
+    pub fn phase(&self) -> Duration {
+        match self.mode {
+            Mode::Quick => Duration::from_secs(3),
+            Mode::Full => Duration::from_secs(20),
+        }
+    }
+
+    /// Records, rows or operations of the fixed-size baselines.
+    pub fn records(&self) -> u64 {
+        match self.mode {
+            Mode::Quick => 50_000,
+            Mode::Full => 500_000,
+        }
+    }
+}

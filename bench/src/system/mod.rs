@@ -1,0 +1,198 @@
+//! The running system, measured through its public APIs: the command API,
+//! the query API, the projector's positions, and `/proc` for memory.
+//!
+//! - `commands`: `POST /orders` at maximum throughput and at fixed rates,
+//!   each fixed rate next to raw produce latency at the same rate.
+//! - `projection`: event-committed-to-visible lag while commands flow, and the
+//!   catch-up rate of a fresh projector over everything the run wrote.
+//! - `query`: `GET /orders/{id}` from the cache and from PostgreSQL.
+//! - `metrics`: the services' own counters around a phase.
+//! - `end_to_end`: `POST /orders` until the order is `confirmed` (needs the saga).
+//! - `replay`: the slot for `replay rebuild` over 1 M events.
+
+pub mod commands;
+pub mod end_to_end;
+pub mod metrics;
+pub mod projection;
+pub mod query;
+pub mod replay;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::baselines::{Baselines, progress};
+use crate::config::RunArgs;
+use crate::fixtures::{self, Tokens};
+use crate::load;
+use crate::procstat::{self, Memory};
+use crate::stats::Measured;
+
+/// A figure that could be measured, or why not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Outcome {
+    Measured(Measured),
+    NotAvailable { reason: String },
+}
+
+impl Outcome {
+    pub fn measured(&self) -> Option<&Measured> {
+        match self {
+            Outcome::Measured(m) => Some(m),
+            Outcome::NotAvailable { .. } => None,
+        }
+    }
+}
+
+/// One open-loop rate: the command API and raw produce at the same rate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Paced {
+    pub rate: f64,
+    pub command: Measured,
+    pub raw_produce: Measured,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct System {
+    pub command_max: Measured,
+    pub command_paced: Vec<Paced>,
+    pub end_to_end_max: Outcome,
+    pub end_to_end_paced: Outcome,
+    pub projection_catch_up: Outcome,
+    pub projection_lag: Outcome,
+    pub query_hit: Measured,
+    pub query_hit_paced: Measured,
+    pub query_miss: Measured,
+    pub rebuild: Outcome,
+    pub memory: Vec<Memory>,
+}
+
+/// What every phase shares.
+pub struct Ctx {
+    pub args: RunArgs,
+    pub http: reqwest::Client,
+    pub tokens: Tokens,
+    /// Orders the run placed (id, customer index), for reads and lag samples.
+    pub orders: Mutex<Vec<(Uuid, usize)>>,
+    /// Answers of the command API by status code since the last `take_statuses`.
+    pub statuses: Mutex<BTreeMap<u16, u64>>,
+}
+
+impl Ctx {
+    pub fn count_status(&self, status: u16) {
+        if let Ok(mut map) = self.statuses.lock() {
+            *map.entry(status).or_default() += 1;
+        }
+    }
+
+    /// The status counts so far, as `201: 9000, 202: 3`, and resets them.
+    pub fn take_statuses(&self) -> String {
+        let map = self
+            .statuses
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        let parts: Vec<String> = map.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+        format!("answers {}", parts.join(", "))
+    }
+}
+
+pub async fn run(args: &RunArgs, baselines: &Baselines) -> anyhow::Result<System> {
+    let ctx = Arc::new(Ctx {
+        args: args.clone(),
+        http: load::http_client(args.concurrency * 2),
+        tokens: Tokens::mint(&args.jwt_secret)?,
+        orders: Mutex::new(Vec::new()),
+        statuses: Mutex::new(BTreeMap::new()),
+    });
+    progress("seeding the catalog");
+    seed_catalog(&ctx).await?;
+    let (command_max, command_paced, projection_lag) = commands::run(&ctx, baselines).await?;
+    progress("waiting for the projector to catch up");
+    projection::wait_caught_up(&ctx).await?;
+    let (query_hit, query_hit_paced, query_miss) = query::run(&ctx).await?;
+    let projection_catch_up = projection::catch_up(&ctx).await;
+    let (end_to_end_max, end_to_end_paced) = end_to_end::run(&ctx).await;
+    let rebuild = replay::run(&ctx).await;
+    let memory = args
+        .services
+        .iter()
+        .filter_map(|(name, pid)| procstat::memory(name, *pid))
+        .collect();
+    Ok(System {
+        command_max,
+        command_paced,
+        end_to_end_max,
+        end_to_end_paced,
+        projection_catch_up,
+        projection_lag,
+        query_hit,
+        query_hit_paced,
+        query_miss,
+        rebuild,
+        memory,
+    })
+}
+
+/// Creates the benchmark's SKUs with a billion units each. The
+/// Idempotency-Key makes a rerun against the same topics harmless.
+async fn seed_catalog(ctx: &Ctx) -> anyhow::Result<()> {
+    for i in 0..fixtures::SKUS {
+        let sku = fixtures::sku(i);
+        let response = ctx
+            .http
+            .post(format!("{}/catalog/items", ctx.args.command_url))
+            .bearer_auth(&ctx.tokens.admin)
+            .header("Idempotency-Key", format!("bench-seed-{sku}"))
+            .json(&serde_json::json!({
+                "sku": sku, "name": format!("Benchmark item {i}"),
+                "unit_price": 1000 + i as i64, "currency": "USD", "stock": 1_000_000_000u32
+            }))
+            .send()
+            .await
+            .with_context(|| format!("creating {sku}"))?;
+        let status = response.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "creating {sku}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Polls `probe` every `every` until it returns `Some`, or gives up at `limit`.
+pub async fn poll<T, F, Fut>(every: Duration, limit: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// `GET /orders/{id}` as the order's customer: the status code and the body.
+pub async fn get_order(ctx: &Ctx, id: Uuid, customer: usize) -> Option<(u16, serde_json::Value)> {
+    let response = ctx
+        .http
+        .get(format!("{}/orders/{id}", ctx.args.query_url))
+        .bearer_auth(ctx.tokens.customer(customer))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.unwrap_or_default()))
+}

@@ -1,0 +1,178 @@
+//! The projector: how soon a committed order shows in the query API (lag),
+//! and how fast a fresh projector folds everything the run wrote (catch-up).
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::PgPoolOptions;
+use tokio::process::Command;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{Ctx, Outcome, get_order, poll};
+use crate::baselines::progress;
+use crate::procstat;
+use crate::stats::Measured;
+
+/// How often a watched order is polled at first: the resolution of the lag
+/// figure. Later polls are spaced at a tenth of the time waited so far, so
+/// a slow projector is not buried under the polls of its own measurement.
+pub const POLL: Duration = Duration::from_millis(5);
+
+/// Database of the catch-up projector (dropped and recreated each run).
+pub const CATCH_UP_DB: &str = "bench_catchup";
+
+type Positions = HashMap<(String, String, i32), i64>;
+
+/// Polls the query API until it serves order `id`; false after 10 s.
+pub async fn visible(ctx: &Ctx, id: Uuid, customer: usize) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Some((200, _)) = get_order(ctx, id, customer).await {
+            return true;
+        }
+        tokio::time::sleep(POLL.max(started.elapsed() / 10)).await;
+    }
+    false
+}
+
+async fn positions(pool: &PgPool) -> Positions {
+    sqlx::query_as::<_, (String, String, i32, i64)>(
+        "SELECT projection, topic, partition, next_offset FROM projection_positions",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|(projection, topic, partition, next)| ((projection, topic, partition), next))
+    .collect()
+}
+
+/// Waits until the live projector shows the last order placed and its
+/// positions have stopped moving for a second.
+pub async fn wait_caught_up(ctx: &Ctx) -> anyhow::Result<()> {
+    let last = ctx.orders.lock().ok().and_then(|o| o.last().copied());
+    if let Some((id, customer)) = last {
+        let seen = poll(
+            Duration::from_millis(50),
+            Duration::from_secs(120),
+            || async {
+                get_order(ctx, id, customer)
+                    .await
+                    .filter(|(s, _)| *s == 200)
+            },
+        )
+        .await;
+        anyhow::ensure!(
+            seen.is_some(),
+            "the projector did not show order {id} within 120 s"
+        );
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&ctx.args.database_url(&ctx.args.views_db))
+        .await?;
+    let mut before = positions(&pool).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = positions(&pool).await;
+        if now == before {
+            return Ok(());
+        }
+        before = now;
+    }
+}
+
+pub async fn catch_up(ctx: &Ctx) -> Outcome {
+    progress("projection catch-up (a fresh projector over the whole log)");
+    match measure_catch_up(ctx).await {
+        Ok(m) => Outcome::Measured(m),
+        Err(e) => Outcome::NotAvailable {
+            reason: format!("{e:#}"),
+        },
+    }
+}
+
+async fn measure_catch_up(ctx: &Ctx) -> anyhow::Result<Measured> {
+    let args = &ctx.args;
+    let binary = args.bin_dir.join("projections");
+    anyhow::ensure!(binary.exists(), "{} is missing", binary.display());
+    let live = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&args.database_url(&args.views_db))
+        .await?;
+    let target = positions(&live).await;
+    let url = args.database_url(CATCH_UP_DB);
+    if sqlx::Postgres::database_exists(&url).await? {
+        sqlx::Postgres::force_drop_database(&url).await?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let log = std::fs::File::create(std::env::temp_dir().join("bench-catch-up-projector.log"))?;
+    let mut child = Command::new(&binary)
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "--group-id",
+            &format!("{}catch-up-{}", args.topic_prefix, Uuid::new_v4()),
+        ])
+        .args(["--database-url", &url, "--redis-url", &args.redis_url])
+        .args(["--kafka-brokers", &args.kafka_brokers])
+        .args(["--topic-prefix", &args.topic_prefix])
+        .args(["--kafka-partitions", &args.partitions.to_string()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the catch-up projector")?;
+    let pid = child.id().context("the catch-up projector's pid")?;
+    let started = Instant::now();
+    let mut pool = None;
+    let mut first_progress = None;
+    let deadline = started + Duration::from_secs(600);
+    let done = loop {
+        anyhow::ensure!(Instant::now() < deadline, "not caught up within 600 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if pool.is_none() {
+            pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .ok();
+        }
+        let Some(pool) = &pool else { continue };
+        let now = positions(pool).await;
+        if first_progress.is_none() && now.values().any(|n| *n > 0) {
+            first_progress = Some(Instant::now());
+        }
+        if target
+            .iter()
+            .all(|(k, v)| now.get(k).is_some_and(|n| n >= v))
+        {
+            break Instant::now();
+        }
+    };
+    let memory = procstat::memory("projections (catch-up)", pid);
+    child.kill().await.ok();
+    let pool = pool.context("no connection to the catch-up database")?;
+    let (events,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM order_timeline)
+              + (SELECT coalesce(sum(version), 0) FROM catalog_items)::bigint
+              + (SELECT count(*) FROM probes)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let from = first_progress.unwrap_or(started);
+    let mut m = Measured::new(events as u64, 0, done - from, None);
+    m.note = Some(format!(
+        "{events} events from the first stored position to the live projector's positions; \
+         {:.1} s from process start (connect, migrate, join the group); peak RSS {:.0} MiB",
+        (done - started).as_secs_f64(),
+        memory.map_or(0.0, |m| m.peak_rss_mib)
+    ));
+    Ok(m)
+}

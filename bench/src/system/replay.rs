@@ -1,0 +1,120 @@
+//! SLOT: replay rebuild. The replay CLI (`replay rebuild <view> ...`) is being
+//! built on another branch. When its binary is in the bin directory, this
+//! writes synthetic `OrderPlaced` events (1 M in full mode) under a topic
+//! prefix of their own and times `replay rebuild orders` over them; until
+//! then the figure reports "not available".
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::StreamExt;
+use rdkafka::producer::FutureRecord;
+use tokio::process::Command;
+use tokio::time::Instant;
+
+use super::{Ctx, Outcome};
+use crate::baselines::{kafka, progress};
+use crate::fixtures;
+use crate::stats::Measured;
+
+/// Database the rebuild writes (dropped by the next run's clean-up).
+pub const REPLAY_DB: &str = "bench_replay";
+
+pub async fn run(ctx: &Arc<Ctx>) -> Outcome {
+    let binary = ctx.args.bin_dir.join("replay");
+    if !binary.exists() {
+        return Outcome::NotAvailable {
+            reason: format!(
+                "no replay CLI at {} (it is being built on another branch); this slot times \
+                 `replay rebuild orders` over {} synthetic OrderPlaced events",
+                binary.display(),
+                events(ctx)
+            ),
+        };
+    }
+    progress("replay rebuild");
+    match rebuild(ctx).await {
+        Ok(m) => Outcome::Measured(m),
+        Err(e) => Outcome::NotAvailable {
+            reason: format!("{e:#}"),
+        },
+    }
+}
+
+fn events(ctx: &Ctx) -> u64 {
+    if ctx.args.quick() { 100_000 } else { 1_000_000 }
+}
+
+async fn rebuild(ctx: &Ctx) -> anyhow::Result<Measured> {
+    let args = &ctx.args;
+    let prefix = format!("{}replay.", args.topic_prefix);
+    let kafka = events::KafkaConfig {
+        topic_prefix: prefix.clone(),
+        ..args.kafka()
+    };
+    let topic = kafka.events_topic(events::AggregateType::Order);
+    kafka.ensure_topics(std::slice::from_ref(&topic)).await?;
+    let n = events(ctx);
+    write_events(&kafka, &topic, n).await?;
+    let started = Instant::now();
+    let output = Command::new(args.bin_dir.join("replay"))
+        .args(["rebuild", "orders"])
+        .env("KAFKA_BROKERS", &args.kafka_brokers)
+        .env("TOPIC_PREFIX", &prefix)
+        .env("KAFKA_PARTITIONS", args.partitions.to_string())
+        .env("DATABASE_URL", args.database_url(REPLAY_DB))
+        .env("REDIS_URL", &args.redis_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .context("running replay rebuild orders")?;
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        anyhow::bail!("replay rebuild orders failed: {}", tail.join(" | "));
+    }
+    Ok(Measured::new(n, 0, elapsed, None).with_note(format!(
+        "`replay rebuild orders` over {n} OrderPlaced events"
+    )))
+}
+
+/// `n` distinct orders' `OrderPlaced`, each with its own envelope headers.
+async fn write_events(kafka: &events::KafkaConfig, topic: &str, n: u64) -> anyhow::Result<()> {
+    let producer = kafka::producer(kafka)?;
+    let template = fixtures::order_placed();
+    let payload = serde_json::to_vec(&template.payload)?;
+    let failed = futures::stream::iter(0..n)
+        .map(|_| {
+            let id = events::new_id();
+            let meta = events::EventMeta {
+                event_id: events::new_id(),
+                aggregate_id: id.to_string(),
+                correlation_id: id,
+                ..template.meta.clone()
+            };
+            let (producer, payload) = (&producer, &payload);
+            async move {
+                let key = meta.aggregate_id.clone();
+                let record = FutureRecord::to(topic)
+                    .key(&key)
+                    .payload(payload.as_slice())
+                    .headers(events::kafka::to_headers(&meta));
+                producer
+                    .send(record, std::time::Duration::from_secs(30))
+                    .await
+                    .is_err()
+            }
+        })
+        .buffer_unordered(10_000)
+        .filter(|failed| futures::future::ready(*failed))
+        .count()
+        .await;
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {n} synthetic events were not written"
+    );
+    Ok(())
+}
