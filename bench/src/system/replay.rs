@@ -1,8 +1,6 @@
-//! SLOT: replay rebuild. The replay CLI (`replay rebuild <view> ...`) is being
-//! built on another branch. When its binary is in the bin directory, this
-//! writes synthetic `OrderPlaced` events (1 M in full mode) under a topic
-//! prefix of their own and times `replay rebuild orders` over them; until
-//! then the figure reports "not available".
+//! Replay rebuild: writes synthetic `OrderPlaced` events (1 M in full mode)
+//! under a topic prefix of their own, and times the replay CLI's
+//! `replay rebuild orders` over them into a fresh views database.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -26,7 +24,7 @@ pub async fn run(ctx: &Arc<Ctx>) -> Outcome {
     if !binary.exists() {
         return Outcome::NotAvailable {
             reason: format!(
-                "no replay CLI at {} (it is being built on another branch); this slot times \
+                "no replay CLI at {} (build the projections package); this times \
                  `replay rebuild orders` over {} synthetic OrderPlaced events",
                 binary.display(),
                 events(ctx)
@@ -57,6 +55,12 @@ async fn rebuild(ctx: &Ctx) -> anyhow::Result<Measured> {
     kafka.ensure_topics(std::slice::from_ref(&topic)).await?;
     let n = events(ctx);
     write_events(&kafka, &topic, n).await?;
+    // The CLI rebuilds next to live views, so the database must exist.
+    projections::db::connect_and_migrate(&args.database_url(REPLAY_DB))
+        .await
+        .context("creating the replay database")?
+        .close()
+        .await;
     let started = Instant::now();
     let output = Command::new(args.bin_dir.join("replay"))
         .args(["rebuild", "orders"])
