@@ -1,14 +1,12 @@
 //! The projector loop: fetch a batch, apply it and its positions in one
 //! PostgreSQL transaction, then tell Kafka how far we got (a hint only).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use events::KafkaConfig;
-use futures::FutureExt;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use events::record;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +51,7 @@ pub async fn run(
                 }
                 continue;
             }
-            batch = next_batch(&consumer) => batch,
+            batch = record::next_batch(&consumer, MAX_BATCH) => batch,
         };
         let records = match batch {
             Ok(records) => records,
@@ -77,29 +75,12 @@ pub async fn run(
                 }
             }
         };
-        commit_hint(&consumer, &records);
+        record::commit_hint(&consumer, &records);
         refresher.refresh(touched).await;
         guard.leave().await;
     }
 }
 
-/// Waits for one record, then takes whatever else is already buffered.
-async fn next_batch(consumer: &StreamConsumer) -> Result<Vec<Record>, KafkaError> {
-    let first = consumer.recv().await?;
-    let mut records = vec![Record::from_message(&first)];
-    drop(first);
-    while records.len() < MAX_BATCH {
-        match consumer.recv().now_or_never() {
-            Some(Ok(message)) => records.push(Record::from_message(&message)),
-            Some(Err(e)) => return Err(e),
-            None => break,
-        }
-    }
-    Ok(records)
-}
-
-/// Applies a batch inside a [`BatchGuard`], which the caller keeps until the
-/// batch's cache refresh is done, so a swap never interleaves with either.
 async fn apply(
     pool: &PgPool,
     routes: &Routes,
@@ -114,22 +95,4 @@ async fn apply(
             .increment(count as u64);
     }
     Ok((touched, guard))
-}
-
-fn commit_hint(consumer: &StreamConsumer, records: &[Record]) {
-    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
-    for r in records {
-        let entry = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
-        *entry = (*entry).max(r.offset + 1);
-    }
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        if let Err(e) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-            tracing::debug!(error = %e, "building the offset hint failed");
-            return;
-        }
-    }
-    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
-        tracing::debug!(error = %e, "committing the offset hint failed");
-    }
 }
