@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub mod shop;
+pub mod views;
 
 /// Where the stack listens; the defaults are those of `scripts/stack`.
 pub fn kafka_brokers() -> String {
@@ -357,4 +358,33 @@ pub mod outage {
             assert!(status.success(), "scripts/stack up failed");
         }
     }
+}
+
+/// A service binary from `tests/src/bin` started as a process of its own, so
+/// a crash test can SIGKILL it; `vars` configure it. Answers the process and
+/// its HTTP address (the first line it prints) once `/health/ready` says 200.
+pub async fn spawn_process(
+    binary: &str,
+    vars: &[(&str, String)],
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut process = tokio::process::Command::new(binary)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+    let stdout = process.stdout.take().expect("piped stdout");
+    let addr = BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .expect("reading the address")
+        .unwrap_or_else(|| panic!("{binary} printed no address"));
+    // Every instance migrates the shared database; wait until it has.
+    Service::new(addr.parse().expect("an address"))
+        .wait_ready()
+        .await;
+    (process, addr)
 }

@@ -6,22 +6,19 @@
 //! This binary runs the projector as a child process of its own, so it
 //! holds a single test.
 
-use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use command::bus::{CommandBus, KafkaBus};
 use events::command::{CommandEnvelope, DomainCommand, Principal, Role};
 use events::domain::{
-    Address, CatalogCommand, CatalogEvent, Currency, CustomerId, Money, OrderCommand, OrderEvent,
-    OrderId, OrderLine, PricedLine, Sku,
+    Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderEvent, OrderId,
+    OrderLine, PricedLine, Sku,
 };
-use events::{AggregateType, EventMeta, new_id};
-use projections::views::{catalog_items, orders, sales};
-use tests::{TestEnv, eventually, fold, log};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use events::{AggregateType, new_id};
+use tests::views::{assert_views_equal_the_fold, expected_sales};
+use tests::{TestEnv, eventually, log, spawn_process};
 use uuid::Uuid;
 
 const ORDERS: usize = 2000;
@@ -129,36 +126,15 @@ struct Projector {
 
 impl Projector {
     async fn start(env: &TestEnv) -> Projector {
-        let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_projections-service"))
-            .env("KAFKA_BROKERS", &env.kafka.brokers)
-            .env("TOPIC_PREFIX", &env.kafka.topic_prefix)
-            .env("KAFKA_PARTITIONS", env.kafka.partitions.to_string())
-            .env("GROUP_ID", format!("t{}-projections", env.id))
-            .env("DATABASE_URL", &env.views_db_url)
-            .env("REDIS_URL", &env.redis_url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting the projector");
-        let stdout = process.stdout.take().unwrap();
-        let addr = BufReader::new(stdout)
-            .lines()
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the projector printed its address");
-        // Every instance migrates the shared database; wait until it has.
-        let http = reqwest::Client::new();
-        let ready = eventually(Duration::from_secs(60), || async {
-            let url = format!("http://{addr}/health/ready");
-            match http.get(url).send().await {
-                Ok(r) if r.status().is_success() => Some(()),
-                _ => None,
-            }
-        })
-        .await;
-        assert!(ready.is_some(), "the projector never became ready");
+        let vars = [
+            ("KAFKA_BROKERS", env.kafka.brokers.clone()),
+            ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
+            ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
+            ("GROUP_ID", format!("t{}-projections", env.id)),
+            ("DATABASE_URL", env.views_db_url.clone()),
+            ("REDIS_URL", env.redis_url.clone()),
+        ];
+        let (process, addr) = spawn_process(env!("CARGO_BIN_EXE_projections-service"), &vars).await;
         Projector { process, addr }
     }
 
@@ -166,101 +142,6 @@ impl Projector {
         self.process.start_kill().unwrap();
         self.process.wait().await.unwrap();
     }
-}
-
-/// PostgreSQL keeps microseconds.
-fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap()
-}
-
-/// Ok when the views equal the fold of the whole log, else what differs.
-async fn views_equal_the_fold(env: &TestEnv, pool: &sqlx::PgPool) -> Result<(), String> {
-    let catalog = log::<CatalogEvent>(env, AggregateType::CatalogItem).await;
-    let mut expected: Vec<_> = catalog
-        .values()
-        .filter_map(|events| fold(events, catalog_items::evolve))
-        .map(|mut item| {
-            item.updated_at = micros(item.updated_at);
-            item
-        })
-        .collect();
-    expected.sort_by(|a, b| a.sku.cmp(&b.sku));
-    let skus: Vec<String> = expected.iter().map(|i| i.sku.clone()).collect();
-    let mut items = catalog_items::find_many(pool, &skus)
-        .await
-        .map_err(|e| e.to_string())?;
-    items.sort_by(|a, b| a.sku.cmp(&b.sku));
-    if items != expected {
-        return Err(format!("catalog: {items:?} != {expected:?}"));
-    }
-    let order_log = log::<OrderEvent>(env, AggregateType::Order).await;
-    let mut expected: Vec<_> = order_log
-        .values()
-        .filter_map(|events| fold(events, orders::evolve))
-        .map(|mut order| {
-            order.placed_at = micros(order.placed_at);
-            order.updated_at = micros(order.updated_at);
-            order
-        })
-        .collect();
-    expected.sort_by_key(|o| o.order_id);
-    let ids: Vec<Uuid> = expected.iter().map(|o| o.order_id).collect();
-    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-    let mut rows: Vec<_> = orders::find_many(&mut conn, &ids)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_values()
-        .collect();
-    rows.sort_by_key(|o| o.order_id);
-    let events: usize = order_log.values().map(Vec::len).sum();
-    let (timeline,): (i64,) = sqlx::query_as("SELECT count(*) FROM order_timeline")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    if expected.len() != ORDERS {
-        return Err(format!("{} orders in the log", expected.len()));
-    }
-    if rows != expected {
-        let differ = rows.iter().zip(&expected).filter(|(a, b)| a != b).count();
-        return Err(format!(
-            "{} order rows, {} expected, {differ} differ",
-            rows.len(),
-            expected.len()
-        ));
-    }
-    if timeline != events as i64 {
-        return Err(format!("{timeline} timeline rows for {events} events"));
-    }
-    let expected = expected_sales(&order_log);
-    for bucket in ["minute", "hour", "day"] {
-        let stored: (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT sum(orders)::bigint, sum(revenue_minor)::bigint FROM sales WHERE bucket = $1",
-        )
-        .bind(bucket)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
-        if stored != (Some(expected.0), Some(expected.1)) {
-            return Err(format!("{bucket} sales {stored:?}, expected {expected:?}"));
-        }
-    }
-    Ok(())
-}
-
-/// Confirmed orders and revenue, net of cancellations, by the pure folds.
-fn expected_sales(order_log: &HashMap<String, Vec<(EventMeta, OrderEvent)>>) -> (i64, i64) {
-    let (mut count, mut revenue) = (0, 0);
-    for events in order_log.values() {
-        let mut row = None;
-        for (meta, event) in events {
-            if let Some(sale) = sales::delta(row.as_ref(), meta, event) {
-                count += sale.orders;
-                revenue += sale.revenue_minor;
-            }
-            row = orders::evolve(row, meta, event);
-        }
-    }
-    (count, revenue)
 }
 
 #[tokio::test]
@@ -308,14 +189,7 @@ async fn a_projector_killed_five_times_still_equals_the_fold() {
     }
 
     let pool = projections::db::connect_lazy(&env.views_db_url).unwrap();
-    let equal = eventually(Duration::from_secs(120), || async {
-        views_equal_the_fold(&env, &pool).await.ok()
-    })
-    .await;
-    if equal.is_none() {
-        let differs = views_equal_the_fold(&env, &pool).await.unwrap_err();
-        panic!("the views never equalled the fold of the log: {differs}");
-    }
+    assert_views_equal_the_fold(&env, &pool).await;
     let (dead,): (i64,) = sqlx::query_as("SELECT count(*) FROM dead_letters")
         .fetch_one(&pool)
         .await
@@ -343,6 +217,7 @@ async fn a_projector_killed_five_times_still_equals_the_fold() {
     assert!(metrics.contains("projection_lag_events{"), "{metrics}");
     assert!(metrics.contains("projection_lag_seconds{"), "{metrics}");
     let log = log::<OrderEvent>(&env, AggregateType::Order).await;
+    assert_eq!(log.len(), ORDERS, "orders in the log");
     assert_eq!(
         expected_sales(&log).0,
         800,

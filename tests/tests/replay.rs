@@ -3,23 +3,22 @@
 //! corrupted row, history, export/import, dead letters, and the one-line
 //! errors with exit codes scripts can trust.
 
-use std::collections::HashMap;
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use command::bus::{CommandBus, KafkaBus};
 use events::command::{CommandEnvelope, DomainCommand, Principal, Role};
 use events::domain::{
-    Address, CatalogCommand, CatalogEvent, Currency, CustomerId, Money, OrderCommand, OrderEvent,
-    OrderId, OrderLine, PricedLine, Sku,
+    Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderEvent, OrderId,
+    OrderLine, PricedLine, Sku,
 };
-use events::{AggregateType, EventMeta, new_id};
-use projections::views::{catalog_items, orders, sales};
+use events::{AggregateType, new_id};
 use serde_json::Value;
-use tests::{TestEnv, eventually, fold, log};
+use tests::views::{assert_views_equal_the_fold, expected_sales};
+use tests::{TestEnv, eventually, log};
 use uuid::Uuid;
 
 const SKUS: usize = 4;
@@ -198,111 +197,6 @@ fn json_lines(output: &Output) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
         .collect()
-}
-
-/// PostgreSQL keeps microseconds.
-fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap()
-}
-
-/// Ok when the views equal the fold of the whole log, else what differs.
-async fn views_equal_the_fold(env: &TestEnv, pool: &sqlx::PgPool) -> Result<(), String> {
-    let catalog = log::<CatalogEvent>(env, AggregateType::CatalogItem).await;
-    let mut expected: Vec<_> = catalog
-        .values()
-        .filter_map(|events| fold(events, catalog_items::evolve))
-        .map(|mut item| {
-            item.updated_at = micros(item.updated_at);
-            item
-        })
-        .collect();
-    expected.sort_by(|a, b| a.sku.cmp(&b.sku));
-    let skus: Vec<String> = expected.iter().map(|i| i.sku.clone()).collect();
-    let mut items = catalog_items::find_many(pool, &skus)
-        .await
-        .map_err(|e| e.to_string())?;
-    items.sort_by(|a, b| a.sku.cmp(&b.sku));
-    if items != expected {
-        return Err(format!("catalog: {items:?} != {expected:?}"));
-    }
-    let order_log = log::<OrderEvent>(env, AggregateType::Order).await;
-    let mut expected: Vec<_> = order_log
-        .values()
-        .filter_map(|events| fold(events, orders::evolve))
-        .map(|mut order| {
-            order.placed_at = micros(order.placed_at);
-            order.updated_at = micros(order.updated_at);
-            order
-        })
-        .collect();
-    expected.sort_by_key(|o| o.order_id);
-    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM orders")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    let ids: Vec<Uuid> = expected.iter().map(|o| o.order_id).collect();
-    let mut rows: Vec<_> = orders::find_many(&mut conn, &ids)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_values()
-        .collect();
-    rows.sort_by_key(|o| o.order_id);
-    if rows != expected || count != expected.len() as i64 {
-        let differ = rows.iter().zip(&expected).filter(|(a, b)| a != b).count();
-        return Err(format!(
-            "{count} order rows, {} expected, {differ} differ",
-            expected.len()
-        ));
-    }
-    let events: usize = order_log.values().map(Vec::len).sum();
-    let (timeline,): (i64,) = sqlx::query_as("SELECT count(*) FROM order_timeline")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    if timeline != events as i64 {
-        return Err(format!("{timeline} timeline rows for {events} events"));
-    }
-    let expected = expected_sales(&order_log);
-    for bucket in ["minute", "hour", "day"] {
-        let stored: (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT sum(orders)::bigint, sum(revenue_minor)::bigint FROM sales WHERE bucket = $1",
-        )
-        .bind(bucket)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
-        if stored != (Some(expected.0), Some(expected.1)) {
-            return Err(format!("{bucket} sales {stored:?}, expected {expected:?}"));
-        }
-    }
-    Ok(())
-}
-
-fn expected_sales(order_log: &HashMap<String, Vec<(EventMeta, OrderEvent)>>) -> (i64, i64) {
-    let (mut count, mut revenue) = (0, 0);
-    for events in order_log.values() {
-        let mut row = None;
-        for (meta, event) in events {
-            if let Some(sale) = sales::delta(row.as_ref(), meta, event) {
-                count += sale.orders;
-                revenue += sale.revenue_minor;
-            }
-            row = orders::evolve(row, meta, event);
-        }
-    }
-    (count, revenue)
-}
-
-async fn assert_views_equal_the_fold(env: &TestEnv, pool: &sqlx::PgPool) {
-    let equal = eventually(Duration::from_secs(120), || async {
-        views_equal_the_fold(env, pool).await.ok()
-    })
-    .await;
-    if equal.is_none() {
-        let differs = views_equal_the_fold(env, pool).await.unwrap_err();
-        panic!("the views never equalled the fold of the log: {differs}");
-    }
 }
 
 async fn schemas(pool: &sqlx::PgPool) -> Vec<String> {

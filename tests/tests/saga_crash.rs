@@ -5,15 +5,13 @@
 //! reserved.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use events::AggregateType;
 use events::domain::{CatalogEvent, OrderEvent, PaymentEvent};
 use tests::shop::{OrderSpec, Shop, saga_status};
-use tests::{TEST_PACE_MS, TestEnv, eventually, log};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tests::{TEST_PACE_MS, TestEnv, eventually, log, spawn_process};
 use tokio::sync::Semaphore;
 
 const ORDERS: usize = 500;
@@ -21,36 +19,17 @@ const SKUS: [&str; 5] = ["S-1", "S-2", "S-3", "S-4", "S-5"];
 
 /// The saga worker in a process of its own.
 async fn start_worker(env: &TestEnv) -> tokio::process::Child {
-    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_sagas-service"))
-        .env("KAFKA_BROKERS", &env.kafka.brokers)
-        .env("TOPIC_PREFIX", &env.kafka.topic_prefix)
-        .env("KAFKA_PARTITIONS", env.kafka.partitions.to_string())
-        .env("GROUP_ID", format!("t{}-sagas", env.id))
-        .env("DATABASE_URL", &env.sagas_db_url)
-        .env("PACE_MS", TEST_PACE_MS.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the saga worker");
-    let stdout = process.stdout.take().unwrap();
-    let addr = BufReader::new(stdout)
-        .lines()
-        .next_line()
+    let vars = [
+        ("KAFKA_BROKERS", env.kafka.brokers.clone()),
+        ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
+        ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
+        ("GROUP_ID", format!("t{}-sagas", env.id)),
+        ("DATABASE_URL", env.sagas_db_url.clone()),
+        ("PACE_MS", TEST_PACE_MS.to_string()),
+    ];
+    spawn_process(env!("CARGO_BIN_EXE_sagas-service"), &vars)
         .await
-        .unwrap()
-        .expect("the worker printed its address");
-    let http = reqwest::Client::new();
-    let ready = eventually(Duration::from_secs(60), || async {
-        let url = format!("http://{addr}/health/ready");
-        match http.get(url).send().await {
-            Ok(r) if r.status().is_success() => Some(()),
-            _ => None,
-        }
-    })
-    .await;
-    assert!(ready.is_some(), "the saga worker never became ready");
-    process
+        .0
 }
 
 /// A random duration in `[from, to)` milliseconds.
