@@ -72,6 +72,36 @@ pub struct CommandEnvelope {
     pub command: DomainCommand,
 }
 
+/// Namespace of command fingerprints. Never change it: a retry across a
+/// deployment would no longer match its first attempt.
+const FINGERPRINT_NAMESPACE: Uuid = Uuid::from_u128(0x9a7e_03c2_41d5_4f6a_8b19_e3c4_7d20_f1ab);
+
+impl CommandEnvelope {
+    /// A digest of what is asked, so a processor can tell a retry from a
+    /// command id reused for another request. It covers the parsed command,
+    /// not bytes: key order and whitespace do not matter.
+    pub fn fingerprint_of(
+        aggregate_id: &str,
+        expected_version: Option<u64>,
+        command: &DomainCommand,
+    ) -> String {
+        #[derive(Serialize)]
+        struct Request<'a> {
+            aggregate_id: &'a str,
+            expected_version: Option<u64>,
+            command: &'a DomainCommand,
+        }
+        let request = Request {
+            aggregate_id,
+            expected_version,
+            command,
+        };
+        // Plain data with string keys: serializing cannot fail.
+        let bytes = serde_json::to_vec(&request).unwrap_or_default();
+        Uuid::new_v5(&FINGERPRINT_NAMESPACE, &bytes).to_string()
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {

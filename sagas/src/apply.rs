@@ -304,9 +304,7 @@ fn command_message(
     cause: &Cause,
     now: DateTime<Utc>,
 ) -> OutboxMessage {
-    let fingerprint = serde_json::to_vec(&(&out.aggregate_id, &out.command))
-        .map(|bytes| Uuid::new_v5(&NAMESPACE, &bytes).to_string())
-        .unwrap_or_default();
+    let fingerprint = CommandEnvelope::fingerprint_of(&out.aggregate_id, None, &out.command);
     let stream = out.command.aggregate_type();
     let envelope = CommandEnvelope {
         command_id: out.command_id,

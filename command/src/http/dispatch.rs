@@ -27,8 +27,6 @@ use events::consistency::consistency_token;
 /// Namespace of ids derived from Idempotency-Keys. Never change it: retries
 /// across a deployment would stop reaching their first attempt.
 const ID_NAMESPACE: Uuid = Uuid::from_u128(0x5d0c_6a51_8f0e_4c3b_9d8e_2b7f_1a46_c0de);
-/// Namespace of request fingerprints.
-const FINGERPRINT_NAMESPACE: Uuid = Uuid::from_u128(0x9a7e_03c2_41d5_4f6a_8b19_e3c4_7d20_f1ab);
 
 /// A deterministic id for `purpose` (e.g. `order-id`) from the caller and its key.
 /// Subjects and keys contain no control characters, so the newline-separated
@@ -132,7 +130,8 @@ pub(super) async fn send<B: CommandBus>(
     out: Outgoing,
 ) -> Result<Sent, ApiError> {
     let command_type = out.command.command_type();
-    let fingerprint = fingerprint(&out)?;
+    let fingerprint =
+        CommandEnvelope::fingerprint_of(&out.aggregate_id, out.expected_version, &out.command);
     let envelope = CommandEnvelope {
         command_id: out.command_id,
         aggregate_id: out.aggregate_id,
@@ -166,26 +165,6 @@ fn outcome_label(sent: &Result<Sent, ApiError>) -> &'static str {
         Err(ApiError::Unavailable(_)) => "unavailable",
         Err(_) => "rejected",
     }
-}
-
-/// A digest of what the caller asked for, so the processor can tell a retry
-/// from an Idempotency-Key reused for another request. It covers the parsed
-/// request, not its bytes: key order and whitespace do not matter.
-fn fingerprint(out: &Outgoing) -> Result<String, ApiError> {
-    #[derive(Serialize)]
-    struct Request<'a> {
-        aggregate_id: &'a str,
-        expected_version: Option<u64>,
-        command: &'a DomainCommand,
-    }
-    let request = Request {
-        aggregate_id: &out.aggregate_id,
-        expected_version: out.expected_version,
-        command: &out.command,
-    };
-    let bytes = serde_json::to_vec(&request)
-        .map_err(|e| ApiError::Internal(format!("fingerprinting a command: {e}")))?;
-    Ok(Uuid::new_v5(&FINGERPRINT_NAMESPACE, &bytes).to_string())
 }
 
 fn accepted(envelope: &CommandEnvelope, reply: Reply) -> Result<Accepted, ApiError> {

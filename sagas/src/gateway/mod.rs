@@ -127,22 +127,20 @@ async fn send(
 fn envelope(answer: &Answer) -> CommandEnvelope {
     let cause = &answer.cause;
     let command_id = Uuid::new_v5(&NAMESPACE, cause.event_id.as_bytes());
-    let fingerprint = serde_json::to_vec(&answer.command)
-        .map(|bytes| Uuid::new_v5(&NAMESPACE, &bytes).to_string())
-        .unwrap_or_default();
     let subject = match answer.stream {
         AggregateType::Shipment => "carrier-gateway",
         _ => "payment-gateway",
     };
+    let aggregate_id = answer.order_id.to_string();
     CommandEnvelope {
         command_id,
-        aggregate_id: answer.order_id.to_string(),
+        fingerprint: CommandEnvelope::fingerprint_of(&aggregate_id, None, &answer.command),
+        aggregate_id,
         expected_version: None,
         issued_at: Utc::now(),
         correlation_id: cause.correlation_id,
         causation_id: cause.event_id,
         traceparent: cause.traceparent.clone(),
-        fingerprint,
         issued_by: Principal {
             subject: subject.to_owned(),
             role: Role::System,
