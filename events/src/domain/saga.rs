@@ -23,15 +23,6 @@ pub enum SagaStatus {
 }
 
 impl SagaStatus {
-    pub const ALL: [SagaStatus; 6] = [
-        Self::Running,
-        Self::Compensating,
-        Self::Completed,
-        Self::Compensated,
-        Self::NeedsAttention,
-        Self::ResolvedByOperator,
-    ];
-
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Running => "running",
