@@ -37,6 +37,8 @@ pub struct Config {
     pub query_api_url: String,
     /// How long a request waits for the processor's reply before answering 202.
     pub reply_wait: Duration,
+    /// Processor lanes: group members whose Kafka transactions overlap.
+    pub lanes: usize,
 }
 
 /// Runs the command API and a command processor until `shutdown` is cancelled.
@@ -58,6 +60,7 @@ pub async fn run(
                 "{}{}-processor",
                 config.kafka.topic_prefix, config.instance_id
             ),
+            lanes: config.lanes,
             max_batch: 500,
             dedup_window: Duration::from_secs(24 * 3600),
             dedup_capacity: 200_000,
@@ -66,14 +69,14 @@ pub async fn run(
     )
     .context("starting the command processor")?;
     let kafka = config.kafka.clone();
-    let processor_ready = processor.readiness();
+    let processor_ready = processor.is_ready();
     let health = Health::new()
         .check("kafka", move || {
             let kafka = kafka.clone();
             async move { kafka.check().await }
         })
         .check("processor", move || {
-            let ready = processor_ready.load(std::sync::atomic::Ordering::Relaxed);
+            let ready = processor_ready();
             async move {
                 if ready {
                     Ok(())

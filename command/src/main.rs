@@ -41,6 +41,10 @@ struct ServeArgs {
     /// How long a request waits for the processor's reply before answering 202.
     #[arg(long, env = "REPLY_WAIT_MS", default_value_t = 3000)]
     reply_wait_ms: u64,
+    /// Processor lanes of this instance: consumer group members with their
+    /// own transactional ids, whose transactions overlap.
+    #[arg(long, env = "PROCESSOR_LANES", default_value_t = 4)]
+    processor_lanes: usize,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -126,6 +130,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         jwt_secret: args.secret.jwt_secret,
         query_api_url: args.query_api_url,
         reply_wait: Duration::from_millis(args.reply_wait_ms),
+        lanes: args.processor_lanes,
     };
     command::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -160,7 +160,7 @@ impl KafkaConfig {
             .iter()
             .map(|name| {
                 NewTopic::new(name, self.partitions, TopicReplication::Fixed(1))
-                    .set("retention.ms", "-1")
+                    .set("retention.ms", retention_ms(name))
                     .set("retention.bytes", "-1")
             })
             .collect();
@@ -189,6 +189,17 @@ impl KafkaConfig {
         })
         .await
         .unwrap_or(Err(KafkaError::Canceled))
+    }
+}
+
+/// Events are the record and are kept forever. Commands and replies are
+/// transport: a processor reads replies back only for its deduplication
+/// window (a day), so a week leaves room for long outages.
+fn retention_ms(topic: &str) -> &'static str {
+    if topic.ends_with(".commands") || topic.ends_with(".replies") {
+        "604800000"
+    } else {
+        "-1"
     }
 }
 
@@ -340,6 +351,27 @@ mod tests {
             value: Some("/elsewhere".as_bytes()),
         });
         assert_eq!(from_headers(&headers), Err(HeaderError::Invalid(CE_SOURCE)));
+    }
+
+    #[test]
+    fn only_events_are_kept_forever() {
+        let config = KafkaConfig::new("127.0.0.1:1");
+        assert_eq!(
+            retention_ms(&config.events_topic(AggregateType::Order)),
+            "-1"
+        );
+        assert_eq!(
+            retention_ms(&config.events_topic(AggregateType::Saga)),
+            "-1"
+        );
+        assert_eq!(
+            retention_ms(&config.commands_topic(AggregateType::Order)),
+            "604800000"
+        );
+        assert_eq!(
+            retention_ms(&config.replies_topic(AggregateType::Saga)),
+            "604800000"
+        );
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl TestEnv {
             jwt_secret: JWT_SECRET.into(),
             query_api_url: "http://127.0.0.1:8081".into(),
             reply_wait: Duration::from_secs(5),
+            lanes: 2,
         };
         self.spawn(move |listener, shutdown| command::run(config, listener, shutdown))
     }

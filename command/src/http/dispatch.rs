@@ -219,6 +219,10 @@ pub struct CommandQueued {
     pub status: String,
     /// Where the outcome will appear, e.g. `/commands/{id}`.
     pub status_url: String,
+    /// For `POST /orders`: the order's id, derived from the Idempotency-Key,
+    /// so it is known before the processor answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
 }
 
 /// 200 or 201 with [`CommandAccepted`] and the version as a strong `ETag`.
@@ -250,11 +254,17 @@ pub(super) fn with_etag(mut response: Response, version: u64) -> Response {
 
 /// 202 with a status URL (also as `Location`).
 pub(super) fn queued_response(command_id: Uuid) -> Response {
+    queued_order_response(command_id, None)
+}
+
+/// 202 with a status URL (also as `Location`) and, for a new order, its id.
+pub(super) fn queued_order_response(command_id: Uuid, order_id: Option<Uuid>) -> Response {
     let status_url = format!("/commands/{command_id}");
     let body = CommandQueued {
         command_id,
         status: "pending".to_owned(),
         status_url: status_url.clone(),
+        order_id,
     };
     with_location(
         (StatusCode::ACCEPTED, Json(body)).into_response(),

@@ -200,7 +200,9 @@ pub(crate) async fn place_order<B: CommandBus>(
     };
     let accepted = match dispatch::send(&state, caller.principal, trace, out).await? {
         Sent::Accepted(accepted) => accepted,
-        Sent::Queued(command_id) => return Ok(dispatch::queued_response(command_id)),
+        Sent::Queued(command_id) => {
+            return Ok(dispatch::queued_order_response(command_id, Some(order_id)));
+        }
     };
     let body = OrderPlaced {
         order_id,

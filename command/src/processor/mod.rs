@@ -1,20 +1,28 @@
 //! Command processors: the single writer of each events partition.
 //!
-//! A processor is a member of a consumer group over the commands topics. When
-//! it is assigned a partition it restores that partition's aggregates from the
-//! events topic ([`restore`]); then it loops: poll a batch of commands, decide
-//! each one against the in-memory state ([`store`]), and in one Kafka
+//! A processor runs several *lanes*. Each lane is a member of the consumer
+//! group over the commands topics with its own transactional id, so each
+//! holds its own subset of the partitions and fences its own zombie. When a
+//! lane is assigned a partition it restores that partition's aggregates from
+//! the events topic ([`restore`]); then it loops: poll a batch of commands,
+//! decide each one against the in-memory state ([`store`]), and in one Kafka
 //! transaction produce the events, produce the replies, and commit the
 //! command offsets with the group's metadata (KIP-447), which fences a zombie
 //! that lost the partition.
 //!
-//! The loop runs on its own OS thread because librdkafka's transaction calls
-//! block. Any failure inside a transaction ends the session: the producer,
-//! consumer and in-memory state are dropped and rebuilt from the log, exactly
-//! as after a crash, so there is one recovery path and it is always exercised.
+//! Lanes exist because a transaction is a chain of broker round trips that
+//! leaves the processor idle: while one lane waits for its commit, the others
+//! decide and produce, so transactions overlap instead of queueing.
+//!
+//! Each lane runs on its own OS thread because librdkafka's transaction calls
+//! block. Any failure inside a transaction ends the lane's session: its
+//! producer, consumer and in-memory state are dropped and rebuilt from the
+//! log, exactly as after a crash, so there is one recovery path and it is
+//! always exercised.
 
 mod restore;
 pub mod store;
+mod txn;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,11 +36,12 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use store::{Decision, PartitionStore};
+use txn::{Deliveries, Phases, TxnProducer};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,8 +51,11 @@ pub struct ProcessorConfig {
     pub kafka: KafkaConfig,
     /// Shared by every processor instance of a deployment.
     pub group_id: String,
-    /// Stable per instance, so a restarted instance fences its predecessor.
+    /// Stable per instance, so a restarted instance fences its predecessor;
+    /// each lane appends its number.
     pub transactional_id: String,
+    /// Lanes of this instance: group members whose transactions overlap.
+    pub lanes: usize,
     /// Most commands decided in one transaction.
     pub max_batch: usize,
     /// How long a command id is remembered for deduplication.
@@ -62,34 +74,49 @@ pub enum ProcessorError {
     NoGroupMetadata,
 }
 
-/// A running processor.
+/// A running processor: its lanes.
 pub struct Processor {
-    thread: std::thread::JoinHandle<()>,
-    ready: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    ready: Vec<Arc<AtomicBool>>,
 }
 
 impl Processor {
-    /// True once the processor has joined its group and restored every
+    /// True once every lane has joined the group and restored every
     /// partition it was assigned (possibly none), so commands are decided
     /// without waiting for a restore.
-    pub fn readiness(&self) -> Arc<AtomicBool> {
-        self.ready.clone()
+    pub fn is_ready(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let ready = self.ready.clone();
+        move || ready.iter().all(|lane| lane.load(Ordering::Relaxed))
     }
 
-    /// Waits for the thread to finish (after `shutdown` was cancelled).
+    /// Waits for the lanes to finish (after `shutdown` was cancelled).
     pub fn join(self) {
-        drop(self.thread.join());
+        for thread in self.threads {
+            drop(thread.join());
+        }
     }
 }
 
-/// Starts a processor on its own thread; it runs until `shutdown`.
+/// Starts the processor's lanes, each on its own thread; they run until `shutdown`.
 pub fn spawn(config: ProcessorConfig, shutdown: CancellationToken) -> std::io::Result<Processor> {
-    let ready = Arc::new(AtomicBool::new(false));
-    let flag = ready.clone();
-    let thread = std::thread::Builder::new()
-        .name("command-processor".into())
-        .spawn(move || run(config, shutdown, flag))?;
-    Ok(Processor { thread, ready })
+    let mut processor = Processor {
+        threads: Vec::new(),
+        ready: Vec::new(),
+    };
+    for lane in 0..config.lanes.max(1) {
+        let ready = Arc::new(AtomicBool::new(false));
+        let config = ProcessorConfig {
+            transactional_id: format!("{}-{lane}", config.transactional_id),
+            ..config.clone()
+        };
+        let (flag, shutdown) = (ready.clone(), shutdown.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("command-lane-{lane}"))
+            .spawn(move || run(config, shutdown, flag))?;
+        processor.threads.push(thread);
+        processor.ready.push(ready);
+    }
+    Ok(processor)
 }
 
 fn run(config: ProcessorConfig, shutdown: CancellationToken, ready: Arc<AtomicBool>) {
@@ -156,7 +183,7 @@ impl ConsumerContext for RebalanceLog {
 struct Session<'a> {
     config: &'a ProcessorConfig,
     consumer: BaseConsumer<RebalanceLog>,
-    producer: BaseProducer,
+    producer: TxnProducer,
     topics: HashMap<String, AggregateType>,
     stores: HashMap<(AggregateType, i32), PartitionStore>,
     ready: Arc<AtomicBool>,
@@ -167,10 +194,10 @@ impl<'a> Session<'a> {
         config: &'a ProcessorConfig,
         ready: Arc<AtomicBool>,
     ) -> Result<Session<'a>, ProcessorError> {
-        let producer: BaseProducer = config
+        let producer: TxnProducer = config
             .kafka
             .transactional_producer(&config.transactional_id)
-            .create()?;
+            .create_with_context(Deliveries::default())?;
         producer.init_transactions(TXN_TIMEOUT)?;
         let consumer: BaseConsumer<RebalanceLog> = config
             .kafka
@@ -287,7 +314,8 @@ impl<'a> Session<'a> {
                 self.stores.insert((aggregate, partition), store);
             }
         }
-        metrics::gauge!("command_processor_partitions").set(self.stores.len() as f64);
+        metrics::gauge!("command_processor_partitions", "lane" => self.config.transactional_id.clone())
+            .set(self.stores.len() as f64);
         self.ready.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -295,7 +323,9 @@ impl<'a> Session<'a> {
     /// Decides a batch and publishes it in one transaction.
     fn process(&mut self, batch: &[OwnedMessage]) -> Result<(), ProcessorError> {
         let started = Instant::now();
+        let mut phases = Phases::start();
         self.producer.begin_transaction()?;
+        phases.mark("begin");
         let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
         let mut produced = 0usize;
         for message in batch {
@@ -309,6 +339,7 @@ impl<'a> Session<'a> {
             produced += decision.events.len();
             self.publish(message.partition(), &decision)?;
         }
+        phases.mark("produce");
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
             list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
@@ -320,8 +351,11 @@ impl<'a> Session<'a> {
         let result = self
             .producer
             .send_offsets_to_transaction(&list, &metadata, TXN_TIMEOUT)
-            .and_then(|()| self.drain())
-            .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
+            .inspect(|()| phases.mark("offsets"))
+            .and_then(|()| self.producer.context().wait_all(TXN_TIMEOUT))
+            .inspect(|()| phases.mark("acks"))
+            .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT))
+            .inspect(|()| phases.mark("commit"));
         if let Err(e) = result {
             // Best effort: the next session's init_transactions aborts it anyway.
             drop(self.producer.abort_transaction(TXN_TIMEOUT));
@@ -330,25 +364,6 @@ impl<'a> Session<'a> {
         metrics::counter!("commands_processed_total").increment(batch.len() as u64);
         metrics::counter!("events_appended_total").increment(produced as u64);
         metrics::histogram!("command_batch_seconds").record(started.elapsed().as_secs_f64());
-        Ok(())
-    }
-
-    /// Serves delivery reports until every produced record is acknowledged.
-    ///
-    /// rust-rdkafka's `commit_transaction` flushes first, and its flush polls
-    /// in fixed 100 ms slices whenever anything is still in flight, which
-    /// would add 100 ms to every transaction. Draining here in 1 ms slices
-    /// leaves that flush nothing to wait for.
-    fn drain(&self) -> Result<(), KafkaError> {
-        let deadline = Instant::now() + TXN_TIMEOUT;
-        while self.producer.in_flight_count() > 0 {
-            if Instant::now() >= deadline {
-                return Err(KafkaError::Flush(
-                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
-                ));
-            }
-            self.producer.poll(Duration::from_millis(1));
-        }
         Ok(())
     }
 
@@ -389,19 +404,7 @@ impl<'a> Session<'a> {
         self.send(record)
     }
 
-    fn send(&self, mut record: BaseRecord<'_, str, Vec<u8>>) -> Result<(), ProcessorError> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    returned,
-                )) => {
-                    record = returned;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+    fn send(&self, record: BaseRecord<'_, str, Vec<u8>>) -> Result<(), ProcessorError> {
+        Ok(txn::send(&self.producer, record)?)
     }
 }

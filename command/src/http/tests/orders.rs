@@ -169,16 +169,17 @@ async fn a_key_reused_for_another_body_is_422() {
 }
 
 #[tokio::test]
-async fn no_reply_in_time_is_202_with_a_status_url() {
+async fn no_reply_in_time_is_202_with_a_status_url_and_the_order_id() {
     let app = app();
     app.bus.then(Script::Queue);
     let answer = place(&app, "alice", "key-1", &order_body()).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
-    let command_id = app.bus.only().command_id;
+    let sent = app.bus.only();
+    let (command_id, order_id) = (sent.command_id, sent.aggregate_id);
     let status_url = format!("/commands/{command_id}");
     assert_eq!(
         answer.body,
-        json!({"command_id": command_id, "status": "pending", "status_url": status_url})
+        json!({"command_id": command_id, "status": "pending", "status_url": status_url, "order_id": order_id})
     );
     assert_eq!(answer.header("location"), Some(status_url.as_str()));
 }
