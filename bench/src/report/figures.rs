@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baselines::Baselines;
 use crate::stats::Measured;
+use crate::system::commands::LIGHT_RATE;
 use crate::system::{Outcome, System};
 
 /// Kafka records one `POST /orders` costs: the command, its event and its
@@ -124,6 +125,19 @@ pub fn compare(b: &Baselines, s: &System) -> Vec<Figure> {
         Target::RatioAtLeast(0.5),
     )];
     for paced in &s.command_paced {
+        if paced.rate == LIGHT_RATE {
+            out.push(figure(
+                &format!("command p50 at {LIGHT_RATE} orders/s (open loop)"),
+                paced
+                    .command
+                    .latency_ms
+                    .map(|l| l.p50)
+                    .ok_or_else(|| "no latency recorded".to_owned()),
+                "ms",
+                ("-", None),
+                Target::AtMost(5.0),
+            ));
+        }
         let half = (paced.rate - s.command_max.per_second * 0.5).abs() < 1.5;
         out.push(figure(
             &format!(

@@ -19,6 +19,9 @@ use crate::stats::{Measured, Recorder};
 /// Orders remembered for reads and lag samples.
 const KEEP_ORDERS: usize = 200_000;
 
+/// A light load every run measures, whatever the maximum: orders per second.
+pub const LIGHT_RATE: f64 = 250.0;
+
 /// Lag samples per second during the half-load phase.
 const LAG_SAMPLES_PER_SECOND: f64 = 20.0;
 
@@ -92,17 +95,23 @@ pub async fn run(
         metrics::processor_summary(&before, &after)
     ));
 
+    // Fractions of the maximum, and one fixed light load (issue 11's 250/s).
     let fractions: &[f64] = if args.quick() {
         &[0.5]
     } else {
         &[0.25, 0.5, 0.75]
     };
+    let mut rates: Vec<(f64, f64)> = vec![(LIGHT_RATE, 0.0)];
+    rates.extend(
+        fractions
+            .iter()
+            .map(|&fraction| ((max.per_second * fraction).max(1.0).round(), fraction)),
+    );
     let mut paced = Vec::new();
     let mut lag = Outcome::NotAvailable {
         reason: "no half-load phase ran".into(),
     };
-    for &fraction in fractions {
-        let rate = (max.per_second * fraction).max(1.0).round();
+    for (rate, fraction) in rates {
         progress(&format!("commands: raw produce at {rate}/s"));
         let raw_produce =
             kafka::produce_paced(&args.kafka(), &baselines::topic(args), rate, args.phase())

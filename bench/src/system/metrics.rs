@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-/// Every sample of `/metrics`, summed over label sets, by metric name.
+/// Every sample of `/metrics`, summed over label sets, by metric name, and
+/// also by its full series name (`name{label="value"}`).
 pub async fn scrape(http: &reqwest::Client, base_url: &str) -> HashMap<String, f64> {
     let Ok(response) = http.get(format!("{base_url}/metrics")).send().await else {
         return HashMap::new();
@@ -21,6 +22,9 @@ pub fn parse(text: &str) -> HashMap<String, f64> {
         let name = series.split('{').next().unwrap_or(series);
         if let Ok(value) = value.parse::<f64>() {
             *out.entry(name.to_owned()).or_default() += value;
+            if name != series {
+                out.insert(series.to_owned(), value);
+            }
         }
     }
     out
@@ -34,10 +38,21 @@ pub fn processor_summary(before: &HashMap<String, f64>, after: &HashMap<String, 
         return "no processor transactions seen in /metrics".into();
     }
     let commands = delta("commands_processed_total");
+    let phases: Vec<String> = ["begin", "produce", "offsets", "acks", "commit"]
+        .iter()
+        .map(|phase| {
+            let sum = delta(&format!(
+                "command_txn_phase_seconds_sum{{phase=\"{phase}\"}}"
+            ));
+            format!("{phase} {:.1}", 1000.0 * sum / batches)
+        })
+        .collect();
     format!(
-        "processor: {batches:.0} transactions, {:.1} commands each, {:.1} ms each on average",
+        "processor: {batches:.0} transactions, {:.1} commands each, {:.1} ms each on average \
+         (ms per phase: {})",
         commands / batches,
-        1000.0 * delta("command_batch_seconds_sum") / batches
+        1000.0 * delta("command_batch_seconds_sum") / batches,
+        phases.join(", ")
     )
 }
 
@@ -60,7 +75,12 @@ mod tests {
         let s = processor_summary(&HashMap::new(), &after);
         assert_eq!(
             s,
-            "processor: 10 transactions, 4.0 commands each, 50.0 ms each on average"
+            "processor: 10 transactions, 4.0 commands each, 50.0 ms each on average \
+             (ms per phase: begin 0.0, produce 0.0, offsets 0.0, acks 0.0, commit 0.0)"
         );
+        let text = "p_sum{phase=\"commit\"} 0.2\np_sum{phase=\"begin\"} 0.1\n";
+        let m = parse(text);
+        assert_eq!(m["p_sum{phase=\"commit\"}"], 0.2);
+        assert!((m["p_sum"] - 0.3).abs() < 1e-9);
     }
 }
