@@ -15,7 +15,7 @@ const ORDERS: usize = 40;
 async fn good_orders_are_confirmed_and_captured_only_after_stock_and_shipment() {
     let env = TestEnv::new();
     let shop = Shop::start(&env).await;
-    env.spawn_sagas().await;
+    let sagas = env.spawn_sagas().await;
     shop.create_item("MUG", 1000, 1_000).await;
     shop.create_item("TEE", 1500, 1_000).await;
     let mut ids = Vec::new();
@@ -53,4 +53,10 @@ async fn good_orders_are_confirmed_and_captured_only_after_stock_and_shipment() 
         "{ORDERS} tok_ok orders, 10/s, offsets from OrderPlaced:\n{}",
         latency::report(&timelines)
     );
+    // Commit to broker ack of the saga's own messages, where the service has it.
+    let metrics = sagas.get("/metrics").await.text().await.unwrap_or_default();
+    let handoff = metrics
+        .lines()
+        .filter(|l| l.starts_with("saga_outbox_handoff"));
+    println!("{}", handoff.collect::<Vec<_>>().join("\n"));
 }
