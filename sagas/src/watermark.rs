@@ -131,18 +131,17 @@ pub async fn mark(tx: &mut Tx<'_>, ends: &Ends) -> Result<(), sqlx::Error> {
     let Some(at) = ends.at.filter(|_| !ends.topics.is_empty()) else {
         return Ok(());
     };
+    // One round trip: a partition seen for the first time gets its row now
+    // and its watermark with the next mark (the update does not see rows
+    // inserted by the same statement).
     sqlx::query(
-        "INSERT INTO saga_positions (topic, partition, next_offset)
-         SELECT t, p, 0 FROM UNNEST($1::text[], $2::int[]) AS u(t, p)
-         ORDER BY 1, 2
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&ends.topics)
-    .bind(&ends.partitions)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE saga_positions AS s SET watermark_at = GREATEST(s.watermark_at, $5)
+        "WITH new AS (
+             INSERT INTO saga_positions (topic, partition, next_offset)
+             SELECT t, p, 0 FROM UNNEST($1::text[], $2::int[]) AS u(t, p)
+             ORDER BY 1, 2
+             ON CONFLICT DO NOTHING
+         )
+         UPDATE saga_positions AS s SET watermark_at = GREATEST(s.watermark_at, $5)
          FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::bool[]) AS u(t, p, h, c)
          WHERE s.topic = u.t AND s.partition = u.p AND (u.c OR s.next_offset >= u.h)",
     )

@@ -82,20 +82,35 @@ pub async fn run(
         // Observed after the batch was delivered: once the batch commits,
         // everything up to these ends has been applied.
         let ends = watermark::observe(&consumer);
-        let mut backoff = Duration::from_millis(50);
-        let committed = loop {
-            match apply(&pool, &topics, pace, records.clone(), &ends).await {
-                Ok(committed) => break committed,
-                Err(e) => tracing::warn!(error = %e, "applying a saga batch failed, retrying"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        let applied = applied(&pool, &topics, pace, &records, &ends, &shutdown);
+        let Some(committed) = applied.await else {
+            return;
         };
         handoff.committed(committed).await;
         record::commit_hint(&consumer, &records);
+    }
+}
+
+/// Applies the batch, retrying until it commits; `None` on shutdown.
+async fn applied(
+    pool: &PgPool,
+    topics: &Topics,
+    pace: Pace,
+    records: &[Record],
+    ends: &Ends,
+    shutdown: &CancellationToken,
+) -> Option<Vec<(i64, store::OutboxMessage)>> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match apply(pool, topics, pace, records.to_vec(), ends).await {
+            Ok(committed) => return Some(committed),
+            Err(e) => tracing::warn!(error = %e, "applying a saga batch failed, retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
