@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -51,14 +51,19 @@ pub async fn fire_due(
     handoff: &Handoff,
 ) -> Result<usize, sqlx::Error> {
     let now = Utc::now();
-    let Some(watermark) = watermark::current(pool, answer_topics).await? else {
-        return Ok(0);
-    };
-    let upto = now.min(watermark);
-    let held_back = (now - upto).num_milliseconds() as f64 / 1000.0;
-    metrics::gauge!("saga_deadline_watermark_lag_seconds").set(held_back);
     let mut tx = pool.begin().await?;
-    let due = store::lock_due(&mut tx, upto, PER_ROUND).await?;
+    let mut due = store::lock_due(&mut tx, now, PER_ROUND).await?;
+    if !due.is_empty() {
+        // Only what passed on the clock asks for the watermark. The due rows
+        // come earliest first and the watermark is one for all, so those
+        // held back are the latest of them.
+        let upto = watermark::current(&mut tx, answer_topics)
+            .await?
+            .map_or(DateTime::<Utc>::MIN_UTC, |watermark| watermark.min(now));
+        let held_back = (now - upto).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::gauge!("saga_deadline_watermark_lag_seconds").set(held_back);
+        due.retain(|_, stored| stored.saga.deadline().is_some_and(|d| d <= upto));
+    }
     let fired = due.len();
     if fired == 0 {
         return tx.commit().await.map(|()| 0);

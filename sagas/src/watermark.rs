@@ -170,7 +170,7 @@ pub async fn mark_idle(
 /// The time up to which deadlines may fire (see the module docs); `None`
 /// while some answer partition has never been read.
 pub async fn current(
-    pool: &PgPool,
+    tx: &mut Tx<'_>,
     answer_topics: &[String],
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let (unread, read, oldest_unsent): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
@@ -180,7 +180,7 @@ pub async fn current(
              FROM saga_positions WHERE topic = ANY($1)",
         )
         .bind(answer_topics)
-        .fetch_one(pool)
+        .fetch_one(&mut **tx)
         .await?;
     if unread > 0 {
         return Ok(None);

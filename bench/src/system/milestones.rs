@@ -241,3 +241,47 @@ fn milestone(meta: &EventMeta, payload: &[u8]) -> Option<Seen> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(milestones: &Milestones, offsets_ms: [i64; NAMES.len()], outcome: bool) -> Uuid {
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut tracked = Tracked {
+            outcome: Some(outcome),
+            ..Tracked::default()
+        };
+        for (at, offset) in tracked.at.iter_mut().zip(offsets_ms) {
+            *at = Some(t0 + chrono::Duration::milliseconds(offset));
+        }
+        let id = Uuid::new_v4();
+        milestones.orders.lock().unwrap().insert(id, tracked);
+        id
+    }
+
+    #[test]
+    fn hops_are_measured_from_placed_and_from_the_milestone_before() {
+        let m = Milestones::default();
+        // Scheduled before authorized: the two ran in parallel.
+        let a = order(&m, [0, 10, 20, 40, 30, 60, 70, 70], true);
+        let b = order(&m, [0, 10, 20, 40, 30, 60, 70, 70], true);
+        let rejected = order(&m, [0, 500, 500, 500, 500, 500, 500, 500], false);
+        let hops = m.hops("closed loop", &[a, b, rejected]);
+        let hop = |name: &str| hops.iter().find(|h| h.milestone == name).unwrap();
+        assert_eq!(hops.len(), NAMES.len() - 1);
+        assert_eq!(hop("confirmed").orders, 2, "only confirmed orders count");
+        assert!((hop("confirmed").since_placed_p50_ms - 70.0).abs() < 0.1);
+        assert!((hop("captured").since_previous_p50_ms - 30.0).abs() < 0.1);
+        assert!(hop("scheduled").since_previous_p99_ms < 0.01);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_learns_an_outcome_seen_before_it_asked() {
+        let m = Milestones::default();
+        let id = order(&m, [0; NAMES.len()], true);
+        assert_eq!(m.outcome(id, Duration::from_millis(10)).await, Some(true));
+        let unknown = Uuid::new_v4();
+        assert_eq!(m.outcome(unknown, Duration::from_millis(10)).await, None);
+    }
+}
