@@ -87,6 +87,7 @@ pub fn markdown(r: &Results) -> String {
     out.push_str(&tables::figures(&r.figures));
     out.push_str(&tables::baselines(&r.baselines));
     out.push_str(&tables::phases(&r.system));
+    out.push_str(&tables::hops(&r.system));
     out.push_str(&tables::memory(&r.system));
     out.push_str(&tables::not_available(&r.system));
     out

@@ -49,8 +49,8 @@ impl Record {
 
 /// Waits for one record, then takes whatever else is already buffered, up
 /// to `max` records.
-pub async fn next_batch(
-    consumer: &rdkafka::consumer::StreamConsumer,
+pub async fn next_batch<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
     max: usize,
 ) -> Result<Vec<Record>, rdkafka::error::KafkaError> {
     use futures::FutureExt;
@@ -70,7 +70,10 @@ pub async fn next_batch(
 /// Commits the offsets after `records` to Kafka asynchronously. Consumers
 /// that keep their positions in PostgreSQL use Kafka's offsets only as a
 /// hint of where to start fetching, so a lost hint costs a re-read, nothing more.
-pub fn commit_hint(consumer: &rdkafka::consumer::StreamConsumer, records: &[Record]) {
+pub fn commit_hint<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    records: &[Record],
+) {
     use rdkafka::consumer::{CommitMode, Consumer};
     use std::collections::HashMap;
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();

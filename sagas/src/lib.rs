@@ -7,8 +7,11 @@
 //!   cause (commands, saga events, operator replies).
 //! - [`store`]: the saga database (sagas, outbox, positions, dead letters).
 //! - `worker`: the consumer loop, one PostgreSQL transaction per batch.
-//! - `relay`: publishes the outbox to Kafka.
-//! - `timer`: fires deadlines (`FOR UPDATE SKIP LOCKED`).
+//! - `publish`: publishes what a transaction put in the outbox right after
+//!   its commit.
+//! - `relay`: publishes what the hand-off left behind (the recovery path).
+//! - [`timer`]: fires deadlines (`FOR UPDATE SKIP LOCKED`) up to the watermark.
+//! - `watermark`: how far the worker has read its inputs, in event time.
 //! - [`gateway`]: payment provider and carrier adapters, with the sandbox.
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
@@ -16,10 +19,12 @@
 mod apply;
 pub mod gateway;
 pub mod machine;
+pub mod publish;
 mod relay;
 mod route;
 pub mod store;
-mod timer;
+pub mod timer;
+mod watermark;
 mod worker;
 
 use std::sync::Arc;
@@ -65,32 +70,52 @@ pub async fn run(
         .await
         .context("creating kafka topics")?;
     let topics = route::Topics::new(&kafka);
+    let answer_topics = topics.answers();
     let consumer = worker::subscribe(&kafka, &config.group_id, &topics)
         .context("subscribing to the event topics")?;
-    let sandbox = gateway::sandbox::Sandbox::new(config.sandbox_latency);
-    let gateway = Arc::new(gateway::Gateway {
-        provider: sandbox,
-        carrier: gateway::sandbox::Sandbox::new(config.sandbox_latency),
-        pool: pool.clone(),
-        kafka: kafka.clone(),
-        backoff: Duration::from_millis(20),
-    });
+    let gateway = Arc::new(gateway::Gateway::new(
+        gateway::sandbox::Sandbox::new(config.sandbox_latency),
+        gateway::sandbox::Sandbox::new(config.sandbox_latency),
+        pool.clone(),
+        kafka.clone(),
+    ));
     // A tenth of a nominal second, so a deadline fires at most 10 % late.
     let tick = Duration::from_millis(u64::from(config.pace.millis_per_second / 10).max(5));
 
+    let producer: rdkafka::producer::FutureProducer = kafka
+        .producer()
+        .create()
+        .context("creating the outbox producer")?;
+    let (handoff, handed_off) = publish::channel();
+
     let tasks = TaskTracker::new();
+    tasks.spawn(publish::run(
+        handed_off,
+        producer.clone(),
+        kafka.clone(),
+        pool.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(worker::run(
         Arc::new(consumer),
         pool.clone(),
         topics,
         config.pace,
+        handoff.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(relay::run(pool.clone(), kafka.clone(), shutdown.clone()));
+    tasks.spawn(relay::run(
+        pool.clone(),
+        producer,
+        kafka.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(timer::run(
         pool.clone(),
         config.pace,
         tick,
+        answer_topics,
+        handoff,
         shutdown.clone(),
     ));
     let gateway_group = format!("{}-gateway", config.group_id);

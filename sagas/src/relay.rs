@@ -1,5 +1,8 @@
-//! The outbox relay: publishes what the saga transactions wrote to the
-//! outbox, in outbox order, then marks it published.
+//! The outbox relay: the recovery path of the outbox. Saga transactions hand
+//! what they commit straight to the publisher (`publish`); the relay
+//! publishes whatever is still unpublished after a grace period (the
+//! hand-off was lost to a crash, a failed produce or a shutdown), in outbox
+//! order, then marks it published.
 //!
 //! A crash between the broker's ack and the mark publishes a message twice;
 //! that is safe because every message carries a stable id: processors answer
@@ -12,9 +15,9 @@ use std::time::Duration;
 use events::KafkaConfig;
 use events::kafka::to_headers;
 use futures::future::join_all;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Kind;
@@ -23,6 +26,11 @@ use crate::store::Kind;
 const PER_ROUND: i64 = 1000;
 /// How long published rows are kept (they route `Restocked` to its saga).
 const KEEP_PUBLISHED: &str = "1 day";
+/// How old an unpublished row must be before the relay takes it over from
+/// the publisher: long enough that a healthy hand-off has marked it.
+const GRACE: &str = "3 seconds";
+/// How often the relay looks for rows the hand-off left behind.
+const POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -34,51 +42,51 @@ pub enum RelayError {
     Unpublishable { id: i64, reason: String },
 }
 
-pub async fn run(pool: PgPool, kafka: KafkaConfig, shutdown: CancellationToken) {
-    let producer: FutureProducer = match kafka.producer().create() {
-        Ok(producer) => producer,
-        Err(e) => {
-            tracing::error!(error = %e, "creating the relay's producer failed");
-            return;
-        }
-    };
-    let mut listener = listen(&pool).await;
+pub async fn run(
+    pool: PgPool,
+    producer: FutureProducer,
+    kafka: KafkaConfig,
+    shutdown: CancellationToken,
+) {
     let mut rounds: u64 = 0;
     loop {
         match publish_round(&pool, &producer, &kafka).await {
             Ok(n) if n as i64 == PER_ROUND => continue,
             Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "relaying the outbox failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                }
-            }
+            Err(e) => tracing::warn!(error = %e, "relaying the outbox failed"),
         }
         rounds += 1;
         if rounds.is_multiple_of(10_000) {
             prune(&pool).await;
         }
-        let woken = async {
-            match listener.as_mut() {
-                Some(l) => l.recv().await.map(drop),
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            woken = woken => if woken.is_err() { listener = listen(&pool).await },
-            // Notifications are a shortcut; the poll is the guarantee.
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep(POLL) => {}
         }
     }
 }
 
-async fn listen(pool: &PgPool) -> Option<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await.ok()?;
-    listener.listen("outbox").await.ok()?;
-    Some(listener)
+/// The topic an outbox message goes to, and the CloudEvents headers of an event.
+pub fn destination(
+    kafka: &KafkaConfig,
+    stream: events::AggregateType,
+    kind: Kind,
+    meta: Option<&serde_json::Value>,
+) -> Result<(String, Option<OwnedHeaders>), String> {
+    let topic = match kind {
+        Kind::Command => kafka.commands_topic(stream),
+        Kind::Event => kafka.events_topic(stream),
+        Kind::Reply => kafka.replies_topic(stream),
+    };
+    let headers = match meta {
+        Some(meta) => {
+            let meta: events::EventMeta =
+                serde_json::from_value(meta.clone()).map_err(|e| e.to_string())?;
+            Some(to_headers(&meta))
+        }
+        None => None,
+    };
+    Ok((topic, headers))
 }
 
 type Row = (
@@ -90,17 +98,18 @@ type Row = (
     Option<serde_json::Value>,
 );
 
-/// Publishes up to `PER_ROUND` messages; answers how many.
+/// Publishes up to `PER_ROUND` messages the hand-off left behind; answers how many.
 pub async fn publish_round(
     pool: &PgPool,
     producer: &FutureProducer,
     kafka: &KafkaConfig,
 ) -> Result<usize, RelayError> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT id, topic_stream, kind, message_key, payload, meta FROM outbox
-         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-    )
+         WHERE published_at IS NULL AND created_at < now() - interval '{GRACE}'
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+    ))
     .bind(PER_ROUND)
     .fetch_all(&mut *tx)
     .await?;
@@ -114,19 +123,8 @@ pub async fn publish_round(
             .ok_or_else(|| unpublishable(format!("unknown stream {stream}")))?;
         let kind =
             Kind::parse(kind).ok_or_else(|| unpublishable(format!("unknown kind {kind}")))?;
-        let topic = match kind {
-            Kind::Command => kafka.commands_topic(stream),
-            Kind::Event => kafka.events_topic(stream),
-            Kind::Reply => kafka.replies_topic(stream),
-        };
-        let headers = match meta {
-            Some(meta) => {
-                let meta: events::EventMeta = serde_json::from_value(meta.clone())
-                    .map_err(|e| unpublishable(e.to_string()))?;
-                Some(to_headers(&meta))
-            }
-            None => None,
-        };
+        let (topic, headers) =
+            destination(kafka, stream, kind, meta.as_ref()).map_err(unpublishable)?;
         records.push((topic, key, payload, headers));
     }
     let sends = records.iter().map(|(topic, key, payload, headers)| {
@@ -145,7 +143,7 @@ pub async fn publish_round(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    metrics::counter!("saga_outbox_published_total").increment(ids.len() as u64);
+    metrics::counter!("saga_outbox_published_total", "path" => "relay").increment(ids.len() as u64);
     Ok(ids.len())
 }
 

@@ -64,6 +64,13 @@ impl Topics {
         }
     }
 
+    /// The topics that carry the aggregates' answers to the saga's commands.
+    pub fn answers(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.events.keys().cloned().collect();
+        topics.sort();
+        topics
+    }
+
     pub fn all(&self) -> Vec<String> {
         let mut topics: Vec<String> = self.events.keys().cloned().collect();
         topics.push(self.operator.clone());

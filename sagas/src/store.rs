@@ -171,10 +171,14 @@ impl Kind {
 }
 
 /// Adds messages to the outbox; a message id already there is left as is.
-/// Tells the relays (`NOTIFY outbox`) when the transaction commits.
-pub async fn enqueue(tx: &mut Tx<'_>, messages: &[OutboxMessage]) -> Result<(), sqlx::Error> {
+/// Answers the rows it inserted with their outbox ids, in the order of
+/// `messages`, for the publisher to produce after the commit.
+pub async fn enqueue(
+    tx: &mut Tx<'_>,
+    messages: Vec<OutboxMessage>,
+) -> Result<Vec<(i64, OutboxMessage)>, sqlx::Error> {
     if messages.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
     let orders: Vec<Uuid> = messages.iter().map(|m| m.order_id).collect();
@@ -183,12 +187,13 @@ pub async fn enqueue(tx: &mut Tx<'_>, messages: &[OutboxMessage]) -> Result<(), 
     let keys: Vec<&str> = messages.iter().map(|m| m.key.as_str()).collect();
     let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
     let metas: Vec<Option<serde_json::Value>> = messages.iter().map(|m| m.meta.clone()).collect();
-    sqlx::query(
+    let inserted: Vec<(i64, Uuid)> = sqlx::query_as(
         "INSERT INTO outbox (message_id, order_id, topic_stream, kind, message_key, payload, meta)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                               $6::bytea[], $7::jsonb[])
          ORDER BY 1
-         ON CONFLICT (message_id) DO NOTHING",
+         ON CONFLICT (message_id) DO NOTHING
+         RETURNING id, message_id",
     )
     .bind(&ids)
     .bind(&orders)
@@ -197,12 +202,14 @@ pub async fn enqueue(tx: &mut Tx<'_>, messages: &[OutboxMessage]) -> Result<(), 
     .bind(&keys)
     .bind(&payloads)
     .bind(&metas)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    sqlx::query("SELECT pg_notify('outbox', '')")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    // A message listed twice was inserted once: it is handed off once.
+    let mut row_of: HashMap<Uuid, i64> = inserted.into_iter().map(|(id, m)| (m, id)).collect();
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| Some((row_of.remove(&m.message_id)?, m)))
+        .collect())
 }
 
 /// The orders whose sagas sent the given command ids (to route an event that
@@ -263,29 +270,36 @@ pub async fn claim(tx: &mut Tx<'_>, records: Vec<Record>) -> Result<Vec<Record>,
         .collect())
 }
 
-/// Moves the positions past the given records.
+/// Moves the positions past the given records, and each partition's
+/// watermark up to the time of the last record read from it.
 pub async fn advance(tx: &mut Tx<'_>, records: &[Record]) -> Result<(), sqlx::Error> {
-    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    type Progress = (i64, Option<DateTime<Utc>>);
+    let mut next: HashMap<(&str, i32), Progress> = HashMap::new();
     for r in records {
-        let entry = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
-        *entry = (*entry).max(r.offset + 1);
+        let entry = next.entry((r.topic.as_str(), r.partition)).or_default();
+        entry.0 = entry.0.max(r.offset + 1);
+        entry.1 = entry.1.max(r.appended_at);
     }
     let mut topics = Vec::with_capacity(next.len());
     let mut numbers = Vec::with_capacity(next.len());
     let mut offsets = Vec::with_capacity(next.len());
-    for ((topic, partition), offset) in next {
+    let mut times = Vec::with_capacity(next.len());
+    for ((topic, partition), (offset, time)) in next {
         topics.push(topic.to_owned());
         numbers.push(partition);
         offsets.push(offset);
+        times.push(time);
     }
     sqlx::query(
-        "UPDATE saga_positions AS p SET next_offset = u.o, updated_at = now()
-         FROM UNNEST($1::text[], $2::int[], $3::bigint[]) AS u(t, n, o)
+        "UPDATE saga_positions AS p SET next_offset = u.o, updated_at = now(),
+             watermark_at = GREATEST(p.watermark_at, u.w)
+         FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::timestamptz[]) AS u(t, n, o, w)
          WHERE p.topic = u.t AND p.partition = u.n",
     )
     .bind(&topics)
     .bind(&numbers)
     .bind(&offsets)
+    .bind(&times)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use events::KafkaConfig;
@@ -23,8 +23,10 @@ use uuid::Uuid;
 
 use crate::apply::{Batch, Cause};
 use crate::machine::{Input, Pace};
+use crate::publish::Handoff;
 use crate::route::{Routed, Topics};
 use crate::store::{self, DeadLetter};
+use crate::watermark::{self, Ends, Progress};
 
 const MAX_BATCH: usize = 500;
 
@@ -32,8 +34,10 @@ pub fn subscribe(
     kafka: &KafkaConfig,
     group_id: &str,
     topics: &Topics,
-) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = kafka.consumer(group_id).create()?;
+) -> Result<StreamConsumer<Progress>, KafkaError> {
+    let mut config = kafka.consumer(group_id);
+    config.set("statistics.interval.ms", watermark::STATISTICS_INTERVAL_MS);
+    let consumer: StreamConsumer<Progress> = config.create_with_context(Progress::default())?;
     let topics = topics.all();
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
@@ -42,17 +46,31 @@ pub fn subscribe(
 
 /// Runs until `shutdown`; a failed batch is retried, never skipped.
 pub async fn run(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<Progress>>,
     pool: PgPool,
     topics: Topics,
     pace: Pace,
+    handoff: Handoff,
     shutdown: CancellationToken,
 ) {
+    // Without records the watermarks still follow the clock, so deadlines
+    // fire; a tenth of a nominal second, within bounds that spare the database.
+    let idle = Duration::from_millis(u64::from(pace.millis_per_second / 10).clamp(50, 200));
+    let mut busy_since = Instant::now();
     loop {
+        consumer.context().waiting_after(busy_since.elapsed());
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return,
-            batch = record::next_batch(&consumer, MAX_BATCH) => batch,
+            batch = record::next_batch(&*consumer, MAX_BATCH) => batch,
+            () = tokio::time::sleep(idle) => {
+                busy_since = Instant::now();
+                if let Err(e) = watermark::mark_idle(&pool, &consumer).await {
+                    tracing::warn!(error = %e, "moving the saga watermarks failed");
+                }
+                continue;
+            }
         };
+        busy_since = Instant::now();
         let records = match batch {
             Ok(records) => records,
             Err(e) => {
@@ -61,30 +79,56 @@ pub async fn run(
                 continue;
             }
         };
-        let mut backoff = Duration::from_millis(50);
-        while let Err(e) = apply(&pool, &topics, pace, records.clone()).await {
-            tracing::warn!(error = %e, "applying a saga batch failed, retrying");
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        // Observed after the batch was delivered: once the batch commits,
+        // everything up to these ends has been applied.
+        let ends = watermark::observe(&consumer);
+        let applied = applied(&pool, &topics, pace, &records, &ends, &shutdown);
+        let Some(committed) = applied.await else {
+            return;
+        };
+        handoff.committed(committed).await;
         record::commit_hint(&consumer, &records);
     }
 }
 
-/// Applies one batch: positions, sagas, outbox and dead letters in one commit.
+/// Applies the batch, retrying until it commits; `None` on shutdown.
+async fn applied(
+    pool: &PgPool,
+    topics: &Topics,
+    pace: Pace,
+    records: &[Record],
+    ends: &Ends,
+    shutdown: &CancellationToken,
+) -> Option<Vec<(i64, store::OutboxMessage)>> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match apply(pool, topics, pace, records.to_vec(), ends).await {
+            Ok(committed) => return Some(committed),
+            Err(e) => tracing::warn!(error = %e, "applying a saga batch failed, retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Applies one batch: positions, sagas, outbox and dead letters in one
+/// commit. Answers the outbox rows it inserted, for the publisher.
 pub async fn apply(
     pool: &PgPool,
     topics: &Topics,
     pace: Pace,
     records: Vec<Record>,
-) -> Result<(), sqlx::Error> {
+    ends: &Ends,
+) -> Result<Vec<(i64, store::OutboxMessage)>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let fresh = store::claim(&mut tx, records).await?;
     if fresh.is_empty() {
-        return tx.commit().await;
+        watermark::mark(&mut tx, ends).await?;
+        tx.commit().await?;
+        return Ok(Vec::new());
     }
     let (routed, dead) = route_all(topics, &fresh);
     let restocks: Vec<Uuid> = routed
@@ -110,12 +154,14 @@ pub async fn apply(
         .filter_map(|id| batch.sagas.get(id).map(|s| (*id, s)))
         .collect();
     store::save(&mut tx, &changed).await?;
-    store::enqueue(&mut tx, &batch.outbox).await?;
+    let outbox = std::mem::take(&mut batch.outbox);
+    let inserted = store::enqueue(&mut tx, outbox).await?;
     store::store_dead_letters(&mut tx, &dead).await?;
     store::advance(&mut tx, &fresh).await?;
+    watermark::mark(&mut tx, ends).await?;
     tx.commit().await?;
     metrics::counter!("saga_events_consumed_total").increment(fresh.len() as u64);
-    Ok(())
+    Ok(inserted)
 }
 
 /// Reads every record; the unreadable ones become dead letters.

@@ -8,7 +8,7 @@ use events::command::{Principal, Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{JWT_SECRET, Service, TestEnv, eventually};
+use crate::{JWT_SECRET, Service, TestEnv, eventually, spawn_process};
 
 pub fn token(role: Role, subject: &str) -> String {
     let principal = Principal {
@@ -182,4 +182,23 @@ pub async fn saga_state(env: &TestEnv, order_id: &str) -> Value {
         .flatten();
     pool.close().await;
     row.map_or(Value::Null, |(state,)| state)
+}
+
+/// The saga service (`binary`: the test's `CARGO_BIN_EXE_sagas-service`) in
+/// a process of its own, so a test can kill it, in the test's consumer
+/// group, with `pace_ms` to the nominal second.
+pub async fn start_sagas_process(
+    binary: &str,
+    env: &TestEnv,
+    pace_ms: u32,
+) -> tokio::process::Child {
+    let vars = [
+        ("KAFKA_BROKERS", env.kafka.brokers.clone()),
+        ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
+        ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
+        ("GROUP_ID", format!("t{}-sagas", env.id)),
+        ("DATABASE_URL", env.sagas_db_url.clone()),
+        ("PACE_MS", pace_ms.to_string()),
+    ];
+    spawn_process(binary, &vars).await.0
 }

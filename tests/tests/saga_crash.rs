@@ -10,26 +10,15 @@ use std::time::Duration;
 
 use events::AggregateType;
 use events::domain::{CatalogEvent, OrderEvent, PaymentEvent};
-use tests::shop::{OrderSpec, Shop, saga_status};
-use tests::{TEST_PACE_MS, TestEnv, eventually, log, spawn_process};
+use tests::shop::{OrderSpec, Shop, saga_status, start_sagas_process};
+use tests::{TEST_PACE_MS, TestEnv, eventually, log};
 use tokio::sync::Semaphore;
 
 const ORDERS: usize = 500;
 const SKUS: [&str; 5] = ["S-1", "S-2", "S-3", "S-4", "S-5"];
 
-/// The saga worker in a process of its own.
 async fn start_worker(env: &TestEnv) -> tokio::process::Child {
-    let vars = [
-        ("KAFKA_BROKERS", env.kafka.brokers.clone()),
-        ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
-        ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
-        ("GROUP_ID", format!("t{}-sagas", env.id)),
-        ("DATABASE_URL", env.sagas_db_url.clone()),
-        ("PACE_MS", TEST_PACE_MS.to_string()),
-    ];
-    spawn_process(env!("CARGO_BIN_EXE_sagas-service"), &vars)
-        .await
-        .0
+    start_sagas_process(env!("CARGO_BIN_EXE_sagas-service"), env, TEST_PACE_MS).await
 }
 
 /// A random duration in `[from, to)` milliseconds.

@@ -70,7 +70,8 @@ async fn every_sandbox_path_ends_as_documented() {
                 saga: "compensated",
                 order: "rejected",
                 payment: Some("declined"),
-                shipment: None,
+                // Booked in parallel with the authorization, then cancelled.
+                shipment: Some("cancelled"),
             },
         ),
         (
@@ -80,7 +81,7 @@ async fn every_sandbox_path_ends_as_documented() {
                 saga: "compensated",
                 order: "rejected",
                 payment: Some("void_pending"),
-                shipment: None,
+                shipment: Some("cancelled"),
             },
         ),
         (

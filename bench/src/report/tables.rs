@@ -177,6 +177,33 @@ pub fn phases(s: &System) -> String {
     out
 }
 
+/// Where an order's time goes end to end: each saga milestone since the
+/// order was placed and since the milestone before it, from event times.
+pub fn hops(s: &System) -> String {
+    if s.end_to_end_hops.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "### End to end, per hop (from event times)\n\n         | phase | milestone | orders | since placed p50 | p99 | since previous p50 | p99 |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for h in &s.end_to_end_hops {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            h.phase,
+            h.milestone,
+            h.orders,
+            h.since_placed_p50_ms,
+            h.since_placed_p99_ms,
+            h.since_previous_p50_ms,
+            h.since_previous_p99_ms
+        );
+    }
+    out.push_str("\nA milestone that ran in parallel with the one before it shows 0 since it.\n\n");
+    out
+}
+
 pub fn memory(s: &System) -> String {
     let mut out = String::from(
         "### Services at the end of the run\n\n\

@@ -8,11 +8,14 @@
 //! - `query`: `GET /orders/{id}` from the cache and from PostgreSQL.
 //! - `metrics`: the services' own counters around a phase.
 //! - `end_to_end`: `POST /orders` until the order is `confirmed` (needs the saga).
+//! - `milestones`: the order, payment, shipment and stock events of the
+//!   orders placed end to end, followed on Kafka: completion and per-hop latency.
 //! - `replay`: the slot for `replay rebuild` over 1 M events.
 
 pub mod commands;
 pub mod end_to_end;
 pub mod metrics;
+pub mod milestones;
 pub mod projection;
 pub mod query;
 pub mod replay;
@@ -63,6 +66,9 @@ pub struct System {
     pub command_paced: Vec<Paced>,
     pub end_to_end_max: Outcome,
     pub end_to_end_paced: Outcome,
+    /// Per saga milestone: p50/p99 since `OrderPlaced` and since the previous one.
+    #[serde(default)]
+    pub end_to_end_hops: Vec<milestones::Hop>,
     pub projection_catch_up: Outcome,
     pub projection_lag: Outcome,
     pub query_hit: Measured,
@@ -117,7 +123,7 @@ pub async fn run(args: &RunArgs, baselines: &Baselines) -> anyhow::Result<System
     projection::wait_caught_up(&ctx).await?;
     let (query_hit, query_hit_paced, query_miss) = query::run(&ctx).await?;
     let projection_catch_up = projection::catch_up(&ctx).await;
-    let (end_to_end_max, end_to_end_paced) = end_to_end::run(&ctx).await;
+    let (end_to_end_max, end_to_end_paced, end_to_end_hops) = end_to_end::run(&ctx).await;
     let rebuild = replay::run(&ctx).await;
     let memory = args
         .services
@@ -129,6 +135,7 @@ pub async fn run(args: &RunArgs, baselines: &Baselines) -> anyhow::Result<System
         command_paced,
         end_to_end_max,
         end_to_end_paced,
+        end_to_end_hops,
         projection_catch_up,
         projection_lag,
         query_hit,

@@ -2,16 +2,27 @@
 //! topics into calls to the payment provider and the carrier, and their
 //! answers into `Record*` commands for the aggregates.
 //!
-//! It is at-least-once: a batch's offsets are committed after its commands
-//! are acknowledged, and a command's id is derived from the event that asked
-//! for it, so a redelivered request yields the same command, which the
-//! processor deduplicates. Transient provider failures are retried with
-//! backoff; a capture that still fails is recorded as failed (the saga retries
-//! it later), other calls are left to the saga's deadlines.
+//! A batch of requests is read in one PostgreSQL transaction (`plan`: what
+//! each request needs, judged against the stored payments), then its calls
+//! run concurrently, bounded by `MAX_CALLS`, while the next batches are
+//! already read: a slow or silent provider call holds its own batch's offset
+//! commit back, never the calls behind it, so the gateway's own queue does
+//! not count against the provider's deadlines.
 //!
+//! It is at-least-once: offsets are committed in batch order, each after its
+//! batch's commands are acknowledged, and a command's id is derived from the
+//! event that asked for it, so a redelivered request yields the same
+//! command, which the processor deduplicates. Transient provider failures are
+//! retried with backoff (each call carries its attempt number, so the
+//! sandbox answers the same after a restart); a capture that still fails is
+//! recorded as failed (the saga retries it later), other calls are left to
+//! the saga's deadlines.
+//!
+//! - `plan`: a batch's requests and the calls they need.
 //! - `provider`: the traits a payment provider and a carrier implement.
 //! - [`sandbox`]: the deterministic sandbox behind them.
 
+mod plan;
 pub mod provider;
 pub mod sandbox;
 
@@ -20,20 +31,27 @@ use std::time::Duration;
 
 use chrono::Utc;
 use events::command::{CommandEnvelope, DomainCommand, Principal, Role};
-use events::domain::{OrderId, PaymentCommand, PaymentEvent, ShipmentCommand, ShipmentEvent};
-use events::message::EventPayload;
+use events::domain::{OrderId, PaymentCommand, ShipmentCommand};
 use events::record::{self, Record};
 use events::{AggregateType, EventMeta, KafkaConfig};
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesOrdered;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use provider::{Authorization, Booking, Capture, Carrier, PaymentProvider, PaymentRef, Transient};
+use plan::{Call, Request};
+use provider::{Authorization, Booking, Capture, Carrier, PaymentProvider, Transient};
 
 const MAX_BATCH: usize = 500;
+/// Batches read ahead while earlier ones still wait for their calls.
+const MAX_BATCHES_IN_FLIGHT: usize = 16;
+/// Provider and carrier calls in flight at once.
+const MAX_CALLS: usize = 512;
 /// Calls per request before a transient failure counts as an answer.
 const CALL_ATTEMPTS: u32 = 5;
 const NAMESPACE: Uuid = Uuid::from_u128(0x2b8e_41f7_0c6d_4a95_9e13_d7a2_c5f0_8b64);
@@ -46,6 +64,20 @@ pub struct Gateway<P, C> {
     pub kafka: KafkaConfig,
     /// First backoff after a transient failure; doubles per attempt.
     pub backoff: Duration,
+    calls: Semaphore,
+}
+
+impl<P: PaymentProvider, C: Carrier> Gateway<P, C> {
+    pub fn new(provider: P, carrier: C, pool: PgPool, kafka: KafkaConfig) -> Self {
+        Gateway {
+            provider,
+            carrier,
+            pool,
+            kafka,
+            backoff: Duration::from_millis(20),
+            calls: Semaphore::new(MAX_CALLS),
+        }
+    }
 }
 
 /// An answer to send: the `Record*` command for the requesting aggregate.
@@ -67,32 +99,80 @@ pub async fn run<P: PaymentProvider, C: Carrier>(
     let shipments = kafka.events_topic(AggregateType::Shipment);
     consumer.subscribe(&[&payments, &shipments])?;
     let producer: FutureProducer = kafka.producer().create()?;
+    let mut in_flight: FuturesOrdered<tokio::task::JoinHandle<Option<Vec<Record>>>> =
+        FuturesOrdered::new();
     loop {
-        let batch = tokio::select! {
+        let room = in_flight.len() < MAX_BATCHES_IN_FLIGHT;
+        tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            batch = record::next_batch(&consumer, MAX_BATCH) => batch,
-        };
-        let records = match batch {
-            Ok(records) => records,
-            Err(e) => {
-                tracing::warn!(error = %e, "gateway consume failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+            Some(answered) = in_flight.next() => {
+                if let Ok(Some(records)) = answered {
+                    record::commit_hint(&consumer, &records);
+                }
             }
-        };
-        let answers = join_all(records.iter().map(|r| gateway.handle(r))).await;
-        let answers: Vec<Answer> = answers.into_iter().flatten().collect();
-        let mut backoff = Duration::from_millis(50);
-        while let Err(e) = send(&producer, kafka, &answers).await {
-            tracing::warn!(error = %e, "sending provider answers failed, retrying");
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(backoff) => {}
+            batch = record::next_batch(&consumer, MAX_BATCH), if room => {
+                let records = match batch {
+                    Ok(records) => records,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "gateway consume failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let Some(requests) = planned(&gateway.pool, &records, &shutdown).await else {
+                    return Ok(());
+                };
+                let (gateway, producer) = (gateway.clone(), producer.clone());
+                let shutdown = shutdown.clone();
+                in_flight.push_back(tokio::spawn(async move {
+                    let answers = gateway.answer_all(requests).await;
+                    sent(&producer, &gateway.kafka, &answers, &shutdown)
+                        .await
+                        .then_some(records)
+                }));
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        record::commit_hint(&consumer, &records);
     }
+}
+
+/// The batch's requests, retrying the transaction until it commits;
+/// `None` on shutdown.
+async fn planned(
+    pool: &PgPool,
+    records: &[Record],
+    shutdown: &CancellationToken,
+) -> Option<Vec<Request>> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match plan::plan(pool, records).await {
+            Ok(requests) => return Some(requests),
+            Err(e) => tracing::warn!(error = %e, "reading a gateway batch failed, retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Sends the answers until the broker acknowledged them; false on shutdown.
+async fn sent(
+    producer: &FutureProducer,
+    kafka: &KafkaConfig,
+    answers: &[Answer],
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut backoff = Duration::from_millis(50);
+    while let Err(e) = send(producer, kafka, answers).await {
+        tracing::warn!(error = %e, "sending provider answers failed, retrying");
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    true
 }
 
 async fn send(
@@ -150,149 +230,117 @@ fn envelope(answer: &Answer) -> CommandEnvelope {
 }
 
 impl<P: PaymentProvider, C: Carrier> Gateway<P, C> {
-    /// The answer to one record, if it is a request that gets one.
-    async fn handle(&self, record: &Record) -> Option<Answer> {
-        let read = |record: &Record| -> Result<(EventMeta, Vec<u8>), String> {
-            let meta = record.meta().map_err(|e| e.to_string())?;
-            let payload = record.payload.clone().ok_or("record has no payload")?;
-            Ok((meta, payload))
-        };
-        let (meta, payload) = match read(record) {
-            Ok(read) => read,
-            Err(error) => {
-                // The saga worker dead-letters the same record.
-                tracing::warn!(topic = %record.topic, offset = record.offset, %error,
-                    "gateway skipped an unreadable record");
-                return None;
-            }
-        };
-        let order_id: OrderId = meta.aggregate_id.parse().ok()?;
-        let answer = match meta.aggregate_type {
-            AggregateType::Payment => {
-                let event = PaymentEvent::decode(&meta, &payload).ok()?;
-                let command = self.payment(order_id, event).await?;
-                (AggregateType::Payment, DomainCommand::Payment(command))
-            }
-            AggregateType::Shipment => {
-                let event = ShipmentEvent::decode(&meta, &payload).ok()?;
-                let command = self.shipment(order_id, event).await?;
-                (AggregateType::Shipment, DomainCommand::Shipment(command))
-            }
-            _ => return None,
-        };
-        Some(Answer {
-            stream: answer.0,
-            order_id,
-            cause: meta,
-            command: answer.1,
-        })
+    /// Makes the batch's calls concurrently; answers what they need sent.
+    async fn answer_all(&self, requests: Vec<Request>) -> Vec<Answer> {
+        let answers = join_all(requests.into_iter().map(|request| async move {
+            let _permit = self.calls.acquire().await.ok()?;
+            let (stream, command) = self.call(request.order_id, request.call).await?;
+            Some(Answer {
+                stream,
+                order_id: request.order_id,
+                cause: request.cause,
+                command,
+            })
+        }));
+        answers.await.into_iter().flatten().collect()
     }
 
-    async fn payment(&self, order_id: OrderId, event: PaymentEvent) -> Option<PaymentCommand> {
-        match event {
-            PaymentEvent::PaymentAuthorizationRequested { amount, token } => {
-                self.remember(order_id, &token).await?;
-                let payment = PaymentRef {
-                    order_id,
-                    token,
-                    provider_ref: None,
-                };
-                match self
-                    .retrying(|| self.provider.authorize(&payment, amount))
-                    .await
-                {
+    /// Makes one call; answers the command that records its outcome.
+    async fn call(&self, order_id: OrderId, call: Call) -> Option<(AggregateType, DomainCommand)> {
+        let payment = |command| Some((AggregateType::Payment, DomainCommand::Payment(command)));
+        let shipment = |command| Some((AggregateType::Shipment, DomainCommand::Shipment(command)));
+        match call {
+            Call::Authorize { payment: p, amount } => {
+                let authorized = self
+                    .retrying(|attempt| {
+                        let p = p.at(attempt);
+                        async move { self.provider.authorize(&p, amount).await }
+                    })
+                    .await;
+                match authorized {
                     Ok(Authorization::Authorized { provider_ref }) => {
-                        Some(PaymentCommand::RecordAuthorized { provider_ref })
+                        payment(PaymentCommand::RecordAuthorized { provider_ref })
                     }
                     Ok(Authorization::Declined { reason }) => {
-                        Some(PaymentCommand::RecordDeclined { reason })
+                        payment(PaymentCommand::RecordDeclined { reason })
                     }
                     Ok(Authorization::NoAnswer) | Err(_) => None,
                 }
             }
-            PaymentEvent::PaymentCaptureRequested { amount } => {
-                let payment = self.payment_ref(order_id).await?;
-                match self
-                    .retrying(|| self.provider.capture(&payment, amount))
-                    .await
-                {
-                    Ok(Capture::Captured) => Some(PaymentCommand::RecordCaptured),
+            Call::Capture { payment: p, amount } => {
+                let captured = self
+                    .retrying(|attempt| {
+                        let p = p.at(attempt);
+                        async move { self.provider.capture(&p, amount).await }
+                    })
+                    .await;
+                match captured {
+                    Ok(Capture::Captured) => payment(PaymentCommand::RecordCaptured),
                     Ok(Capture::Failed { reason }) | Err(Transient(reason)) => {
-                        Some(PaymentCommand::RecordCaptureFailed { reason })
+                        payment(PaymentCommand::RecordCaptureFailed { reason })
                     }
                 }
             }
-            PaymentEvent::PaymentAuthorized { provider_ref, .. } => {
-                // An authorization that arrives after the void was asked for
-                // is released at once.
-                let void_requested = self.record_authorized(order_id, &provider_ref).await?;
-                if !void_requested {
-                    return None;
-                }
-                let payment = self.payment_ref(order_id).await?;
-                let voided = self.retrying(|| self.provider.void(&payment)).await;
-                voided.ok().map(|()| PaymentCommand::RecordVoided)
-            }
-            PaymentEvent::PaymentVoidRequested => {
-                self.record_void_requested(order_id).await?;
-                let payment = self.payment_ref(order_id).await?;
-                let voided = self.retrying(|| self.provider.void(&payment)).await;
-                // Without an authorization there is nothing to record yet: the
-                // payment stays void-pending until a late one shows up.
-                let authorized = payment.provider_ref.is_some();
-                voided
-                    .ok()
-                    .filter(|()| authorized)
-                    .map(|()| PaymentCommand::RecordVoided)
-            }
-            PaymentEvent::PaymentRefundRequested { amount } => {
-                let payment = self.payment_ref(order_id).await?;
-                let refunded = self
-                    .retrying(|| self.provider.refund(&payment, amount))
+            Call::Void { payment: p, record } => {
+                let voided = self
+                    .retrying(|attempt| {
+                        let p = p.at(attempt);
+                        async move { self.provider.void(&p).await }
+                    })
                     .await;
-                refunded.ok().map(|()| PaymentCommand::RecordRefunded)
+                if voided.is_ok() && record {
+                    payment(PaymentCommand::RecordVoided)
+                } else {
+                    None
+                }
             }
-            _ => None,
-        }
-    }
-
-    async fn shipment(&self, order_id: OrderId, event: ShipmentEvent) -> Option<ShipmentCommand> {
-        match event {
-            ShipmentEvent::ShipmentRequested { address } => {
-                match self
-                    .retrying(|| self.carrier.schedule(order_id, &address))
-                    .await
-                {
+            Call::Refund { payment: p, amount } => {
+                let refunded = self
+                    .retrying(|attempt| {
+                        let p = p.at(attempt);
+                        async move { self.provider.refund(&p, amount).await }
+                    })
+                    .await;
+                refunded
+                    .ok()
+                    .and_then(|()| payment(PaymentCommand::RecordRefunded))
+            }
+            Call::Schedule { order_id, address } => {
+                let booked = self
+                    .retrying(|_| self.carrier.schedule(order_id, &address))
+                    .await;
+                match booked {
                     Ok(Booking::Scheduled { tracking_ref }) => {
-                        Some(ShipmentCommand::RecordScheduled { tracking_ref })
+                        shipment(ShipmentCommand::RecordScheduled { tracking_ref })
                     }
                     Ok(Booking::Refused { reason }) => {
-                        Some(ShipmentCommand::RecordRefused { reason })
+                        shipment(ShipmentCommand::RecordRefused { reason })
                     }
                     Err(_) => None,
                 }
             }
-            ShipmentEvent::ShipmentCancelled => {
+            Call::Withdraw { order_id: booked } => {
                 // Withdrawing the booking needs no answer on the log.
-                if let Err(e) = self.retrying(|| self.carrier.cancel(order_id, None)).await {
+                let withdrawn = self.retrying(|_| self.carrier.cancel(booked, None)).await;
+                if let Err(e) = withdrawn {
                     tracing::warn!(%order_id, error = %e, "withdrawing a booking failed");
                 }
                 None
             }
-            _ => None,
         }
     }
 
-    /// Calls `call` until it answers, up to `CALL_ATTEMPTS` times with backoff.
+    /// Calls `call` with attempts 1, 2, ... until it answers, up to
+    /// `CALL_ATTEMPTS` times with backoff.
     async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, Transient>
     where
-        F: Fn() -> Fut,
+        F: Fn(u32) -> Fut,
         Fut: std::future::Future<Output = Result<T, Transient>>,
     {
         let mut backoff = self.backoff;
         let mut attempt = 1;
         loop {
-            match call().await {
+            match call(attempt).await {
                 Err(e) if attempt < CALL_ATTEMPTS => {
                     tracing::debug!(error = %e, attempt, "provider call failed, retrying");
                     metrics::counter!("gateway_transient_failures_total").increment(1);
@@ -303,60 +351,5 @@ impl<P: PaymentProvider, C: Carrier> Gateway<P, C> {
                 answered => return answered,
             }
         }
-    }
-
-    /// Keeps the payment token: captures, voids and refunds need it later.
-    async fn remember(&self, order_id: OrderId, token: &str) -> Option<()> {
-        let stored = sqlx::query(
-            "INSERT INTO gateway_payments (order_id, token) VALUES ($1, $2)
-             ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order_id.as_uuid())
-        .bind(token)
-        .execute(&self.pool)
-        .await;
-        self.database(stored.map(drop))
-    }
-
-    /// Stores the provider's reference; answers whether a void was already asked for.
-    async fn record_authorized(&self, order_id: OrderId, provider_ref: &str) -> Option<bool> {
-        let row: Result<Option<(bool,)>, _> = sqlx::query_as(
-            "UPDATE gateway_payments SET provider_ref = $2 WHERE order_id = $1
-             RETURNING void_requested",
-        )
-        .bind(order_id.as_uuid())
-        .bind(provider_ref)
-        .fetch_optional(&self.pool)
-        .await;
-        Some(self.database(row)?.is_some_and(|(void,)| void))
-    }
-
-    async fn record_void_requested(&self, order_id: OrderId) -> Option<()> {
-        let stored =
-            sqlx::query("UPDATE gateway_payments SET void_requested = true WHERE order_id = $1")
-                .bind(order_id.as_uuid())
-                .execute(&self.pool)
-                .await;
-        self.database(stored.map(drop))
-    }
-
-    async fn payment_ref(&self, order_id: OrderId) -> Option<PaymentRef> {
-        let row: Result<Option<(String, Option<String>)>, _> =
-            sqlx::query_as("SELECT token, provider_ref FROM gateway_payments WHERE order_id = $1")
-                .bind(order_id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await;
-        let (token, provider_ref) = self.database(row)?.unwrap_or_default();
-        Some(PaymentRef {
-            order_id,
-            token,
-            provider_ref,
-        })
-    }
-
-    fn database<T>(&self, result: Result<T, sqlx::Error>) -> Option<T> {
-        result
-            .map_err(|e| tracing::warn!(error = %e, "gateway database call failed"))
-            .ok()
     }
 }

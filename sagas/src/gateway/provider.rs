@@ -19,6 +19,19 @@ pub struct PaymentRef {
     pub token: String,
     /// The provider's reference, once authorized.
     pub provider_ref: Option<String>,
+    /// Which try of this request the call is, from 1 (what a real
+    /// provider's retry header carries).
+    pub attempt: u32,
+}
+
+impl PaymentRef {
+    /// The same payment, for try number `attempt` of a call.
+    pub fn at(&self, attempt: u32) -> PaymentRef {
+        PaymentRef {
+            attempt,
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,13 +5,13 @@
 //! - `tok_decline`: authorization declined;
 //! - `tok_no_response`: the authorization is never answered;
 //! - `tok_capture_fail`: authorized, every capture fails;
-//! - `tok_flaky`: the first two calls of each kind fail transiently, then succeed;
+//! - `tok_flaky`: the first two tries of each call fail transiently, then
+//!   succeed (judged by the call's attempt number, so the answers are the
+//!   same after a restart);
 //! - a shipping address in country `ZZ`: the carrier refuses the shipment.
 //!
 //! Every call answers after `latency`, asynchronously like a real provider.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use events::domain::{Address, Money, OrderId};
@@ -26,39 +26,27 @@ pub const TOKEN_CAPTURE_FAIL: &str = "tok_capture_fail";
 pub const TOKEN_FLAKY: &str = "tok_flaky";
 pub const REFUSED_COUNTRY: &str = "ZZ";
 
-/// Calls remembered per payment and kind, for `tok_flaky`. Bounded: a
-/// sandbox that forgets after this many payments only fails some again.
-const MAX_REMEMBERED: usize = 100_000;
+/// Tries of each call of a flaky payment that fail.
+const FLAKY_FAILURES: u32 = 2;
 
+/// The sandbox holds no state: every answer follows from the call alone.
 #[derive(Debug, Default)]
 pub struct Sandbox {
     latency: Duration,
-    calls: Mutex<HashMap<(OrderId, &'static str), u32>>,
 }
 
 impl Sandbox {
     pub fn new(latency: Duration) -> Sandbox {
-        Sandbox {
-            latency,
-            calls: Mutex::default(),
-        }
+        Sandbox { latency }
     }
 
-    /// Waits like a network call; fails the first two calls of a flaky payment.
+    /// Waits like a network call; fails the first tries of a flaky payment.
     async fn call(&self, payment: &PaymentRef, kind: &'static str) -> Result<(), Transient> {
         tokio::time::sleep(self.latency).await;
-        if payment.token != TOKEN_FLAKY {
-            return Ok(());
-        }
-        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        if calls.len() >= MAX_REMEMBERED {
-            calls.clear();
-        }
-        let count = calls.entry((payment.order_id, kind)).or_insert(0);
-        *count += 1;
-        if *count <= 2 {
+        if payment.token == TOKEN_FLAKY && payment.attempt <= FLAKY_FAILURES {
             return Err(Transient(format!(
-                "sandbox: {kind} call {count} failed (tok_flaky)"
+                "sandbox: {kind} try {} failed (tok_flaky)",
+                payment.attempt
             )));
         }
         Ok(())
@@ -137,6 +125,7 @@ mod tests {
             order_id: OrderId::from_uuid(Uuid::from_u128(7)),
             token: token.to_owned(),
             provider_ref: None,
+            attempt: 1,
         }
     }
 
@@ -180,18 +169,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn flaky_fails_twice_per_kind_then_succeeds() {
-        let sandbox = Sandbox::new(Duration::ZERO);
+    async fn flaky_fails_the_first_two_tries_of_every_call_then_succeeds() {
         let flaky = payment(TOKEN_FLAKY);
-        assert!(sandbox.authorize(&flaky, usd()).await.is_err());
-        assert!(sandbox.authorize(&flaky, usd()).await.is_err());
-        assert!(sandbox.authorize(&flaky, usd()).await.is_ok());
-        assert!(sandbox.capture(&flaky, usd()).await.is_err());
-        assert!(sandbox.capture(&flaky, usd()).await.is_err());
-        assert_eq!(
-            sandbox.capture(&flaky, usd()).await.unwrap(),
-            Capture::Captured
-        );
+        // A fresh sandbox (a restarted gateway) answers exactly the same.
+        for sandbox in [Sandbox::new(Duration::ZERO), Sandbox::new(Duration::ZERO)] {
+            assert!(sandbox.authorize(&flaky.at(1), usd()).await.is_err());
+            assert!(sandbox.authorize(&flaky.at(2), usd()).await.is_err());
+            assert!(sandbox.authorize(&flaky.at(3), usd()).await.is_ok());
+            assert!(sandbox.capture(&flaky.at(2), usd()).await.is_err());
+            assert_eq!(
+                sandbox.capture(&flaky.at(3), usd()).await.unwrap(),
+                Capture::Captured
+            );
+        }
     }
 
     #[tokio::test]

@@ -66,30 +66,23 @@ impl Saga {
                     quantity: line.quantity,
                 },
             ),
-            Phase::PricingOrder => self.price_order().into_iter().collect(),
-            Phase::AuthorizingPayment => self.authorize().into_iter().collect(),
-            Phase::SchedulingShipment => {
-                let address = self.order.shipping_address.clone();
-                let command = ShipmentCommand::RequestShipment { address };
-                vec![self.plan(
-                    "request_shipment",
-                    "shipment",
-                    DomainCommand::Shipment(command),
-                )]
-            }
+            Phase::AuthorizingAndScheduling => self.authorize_and_schedule(),
             Phase::CapturingPayment => {
                 let target = format!("capture-{}", self.captures);
                 let command = DomainCommand::Payment(PaymentCommand::RequestCapture);
                 vec![self.plan("capture_payment", &target, command)]
             }
-            Phase::CommittingStock => self.per_line(
-                "commit_stock",
-                |line| line.reservation != Reservation::Committed,
-                |_| CatalogCommand::CommitStock { order_id },
-            ),
-            Phase::ConfirmingOrder => {
-                let command = DomainCommand::Order(OrderCommand::ConfirmOrder);
-                vec![self.plan("confirm_order", "order", command)]
+            Phase::CommittingAndConfirming => {
+                let mut planned = self.per_line(
+                    "commit_stock",
+                    |line| line.reservation != Reservation::Committed,
+                    |_| CatalogCommand::CommitStock { order_id },
+                );
+                if !self.facts.order.confirmed {
+                    let command = DomainCommand::Order(OrderCommand::ConfirmOrder);
+                    planned.push(self.plan("confirm_order", "order", command));
+                }
+                planned
             }
             Phase::Compensating(compensation) => self.compensation_commands(compensation),
             Phase::Completed { .. } => self.follow_the_parcel(),
@@ -128,6 +121,26 @@ impl Saga {
         if shipment.delivered && !order.delivered {
             let command = DomainCommand::Order(OrderCommand::MarkDelivered);
             planned.push(self.plan("mark_delivered", "order", command));
+        }
+        planned
+    }
+
+    /// What the step after the reservations still needs: the price, the
+    /// authorization and the booking, each until its outcome is known.
+    fn authorize_and_schedule(&self) -> Vec<Planned> {
+        let facts = &self.facts;
+        let mut planned = Vec::new();
+        if !facts.order.priced {
+            planned.extend(self.price_order());
+        }
+        if !facts.payment.authorized && !facts.payment.declined {
+            planned.extend(self.authorize());
+        }
+        if !facts.shipment.scheduled && !facts.shipment.refused {
+            let address = self.order.shipping_address.clone();
+            let command = ShipmentCommand::RequestShipment { address };
+            let command = DomainCommand::Shipment(command);
+            planned.push(self.plan("request_shipment", "shipment", command));
         }
         planned
     }

@@ -127,18 +127,27 @@ pub(super) struct OrderFacts {
 }
 
 /// The step the saga is in.
+///
+/// Steps that do not depend on each other run together: once the stock is
+/// reserved (which fixes the total) the saga prices the order, asks for the
+/// authorization and books the shipment at once, and after the capture it
+/// commits the stock and confirms the order at once. Names of the steps of
+/// the older, one-thing-at-a-time graph are read as the step that now
+/// contains them, so sagas stored before the change carry on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub(super) enum Phase {
     ReservingStock,
-    PricingOrder,
-    AuthorizingPayment,
-    SchedulingShipment,
+    /// PriceOrder, RequestAuthorization and RequestShipment in parallel.
+    #[serde(alias = "pricing_order", alias = "authorizing_payment")]
+    #[serde(alias = "scheduling_shipment")]
+    AuthorizingAndScheduling,
     CapturingPayment,
     /// The last capture failed; the deadline is when to try again.
     AwaitingCaptureRetry,
-    CommittingStock,
-    ConfirmingOrder,
+    /// CommitStock for every line and ConfirmOrder in parallel.
+    #[serde(alias = "committing_stock", alias = "confirming_order")]
+    CommittingAndConfirming,
     Completed {
         /// The customer's cancellation came too late: the parcel left.
         cancellation_moot: bool,
@@ -188,13 +197,10 @@ impl Phase {
     pub(super) fn name(&self) -> &'static str {
         match self {
             Self::ReservingStock => "reserving_stock",
-            Self::PricingOrder => "pricing_order",
-            Self::AuthorizingPayment => "authorizing_payment",
-            Self::SchedulingShipment => "scheduling_shipment",
+            Self::AuthorizingAndScheduling => "authorizing_and_scheduling",
             Self::CapturingPayment => "capturing_payment",
             Self::AwaitingCaptureRetry => "awaiting_capture_retry",
-            Self::CommittingStock => "committing_stock",
-            Self::ConfirmingOrder => "confirming_order",
+            Self::CommittingAndConfirming => "committing_and_confirming",
             Self::Completed { .. } => "completed",
             Self::Compensating(c) => match c.stage {
                 Stage::CancelShipment => "compensating_shipment",
@@ -211,9 +217,8 @@ impl Phase {
     /// Compensations back off with each attempt.
     pub(super) fn timeout(&self, attempt: u32, pace: Pace) -> Option<Duration> {
         let seconds = match self {
-            Self::ReservingStock | Self::PricingOrder => 30,
-            Self::AuthorizingPayment | Self::SchedulingShipment | Self::CapturingPayment => 60,
-            Self::CommittingStock | Self::ConfirmingOrder => 30,
+            Self::ReservingStock | Self::CommittingAndConfirming => 30,
+            Self::AuthorizingAndScheduling | Self::CapturingPayment => 60,
             Self::AwaitingCaptureRetry => 5 * 2_i64.pow(attempt.min(6)),
             Self::Compensating(_) => 30 * i64::from(attempt.min(8)),
             Self::Completed { .. }

@@ -54,28 +54,22 @@ impl Saga {
         let cancel = facts.order.cancellation_requested;
         match &self.phase {
             Phase::ReservingStock => self.after_reservations(),
-            Phase::PricingOrder | Phase::AuthorizingPayment | Phase::SchedulingShipment => {
-                self.before_capture()
-            }
+            Phase::AuthorizingAndScheduling => self.before_capture(),
             Phase::CapturingPayment | Phase::AwaitingCaptureRetry if facts.payment.captured => {
-                Some(Phase::CommittingStock)
+                Some(Phase::CommittingAndConfirming)
             }
             Phase::CapturingPayment if facts.payment.failed_capture >= self.captures => {
                 self.after_capture_failure()
             }
             Phase::AwaitingCaptureRetry if cancel => reject(CANCELLED_BY_CUSTOMER.to_owned()),
-            Phase::CommittingStock => {
+            Phase::CommittingAndConfirming => {
                 let committed =
                     |l: &super::state::LineFacts| l.reservation == Reservation::Committed;
-                facts
-                    .lines
-                    .iter()
-                    .all(committed)
-                    .then_some(Phase::ConfirmingOrder)
+                let done = facts.lines.iter().all(committed) && facts.order.confirmed;
+                done.then_some(Phase::Completed {
+                    cancellation_moot: false,
+                })
             }
-            Phase::ConfirmingOrder => facts.order.confirmed.then_some(Phase::Completed {
-                cancellation_moot: false,
-            }),
             Phase::Completed { cancellation_moot } => self.after_completion(*cancellation_moot),
             Phase::Compensating(compensation) => self.next_compensation(compensation),
             Phase::NeedsAttention { parked, .. } => self.unpark(parked),
@@ -84,29 +78,26 @@ impl Saga {
     }
 
     /// Pricing, authorizing and scheduling: a failure or the customer's
-    /// cancellation turns into a rejection, since nothing was captured.
+    /// cancellation turns into a rejection, since nothing was captured. The
+    /// capture (the pivot) waits for all three, and the reservations came
+    /// before them, so nothing is captured before the stock is reserved and
+    /// the shipment scheduled.
     fn before_capture(&self) -> Option<Phase> {
         let facts = &self.facts;
-        let failure = match self.phase {
-            Phase::AuthorizingPayment if facts.payment.declined => Some("payment_declined"),
-            Phase::SchedulingShipment if facts.shipment.refused => Some("shipment_refused"),
-            _ if facts.order.cancellation_requested => Some(CANCELLED_BY_CUSTOMER),
-            _ => None,
+        let failure = if facts.payment.declined {
+            Some("payment_declined")
+        } else if facts.shipment.refused {
+            Some("shipment_refused")
+        } else if facts.order.cancellation_requested {
+            Some(CANCELLED_BY_CUSTOMER)
+        } else {
+            None
         };
         if let Some(reason) = failure {
             return reject(reason.to_owned());
         }
-        match self.phase {
-            Phase::PricingOrder => facts.order.priced.then_some(Phase::AuthorizingPayment),
-            Phase::AuthorizingPayment => facts
-                .payment
-                .authorized
-                .then_some(Phase::SchedulingShipment),
-            Phase::SchedulingShipment => {
-                facts.shipment.scheduled.then_some(Phase::CapturingPayment)
-            }
-            _ => None,
-        }
+        let ready = facts.order.priced && facts.payment.authorized && facts.shipment.scheduled;
+        ready.then_some(Phase::CapturingPayment)
     }
 
     /// A completed saga still undoes itself when the customer cancels before
@@ -150,7 +141,7 @@ impl Saga {
             return None;
         }
         match self.pricing() {
-            Ok(_) => Some(Phase::PricingOrder),
+            Ok(_) => Some(Phase::AuthorizingAndScheduling),
             Err(reason) => reject(reason),
         }
     }
@@ -207,7 +198,7 @@ impl Saga {
         if let Phase::NeedsAttention { reason, .. } = &next {
             self.last_error = Some(reason.clone());
         }
-        if next == Phase::PricingOrder {
+        if next == Phase::AuthorizingAndScheduling {
             self.total = self.pricing().ok().map(|(_, total)| total);
         }
         if next == Phase::CapturingPayment {
@@ -247,18 +238,14 @@ impl Saga {
         let name = self.phase.name();
         let give_up = match &self.phase {
             Phase::AwaitingCaptureRetry => Some(Phase::CapturingPayment),
-            Phase::AuthorizingPayment => reject("payment_timed_out".to_owned()),
-            Phase::ReservingStock | Phase::PricingOrder | Phase::SchedulingShipment
-                if self.attempts_used() >= MAX_FORWARD_ATTEMPTS =>
-            {
+            Phase::AuthorizingAndScheduling => self.authorization_deadline(),
+            Phase::ReservingStock if self.attempts_used() >= MAX_FORWARD_ATTEMPTS => {
                 reject(format!("{name}_timed_out"))
             }
             Phase::CapturingPayment if self.attempts_used() >= MAX_FORWARD_ATTEMPTS => {
                 Some(self.park("no answer to the payment capture".to_owned()))
             }
-            Phase::CommittingStock | Phase::ConfirmingOrder
-                if self.attempts_used() >= MAX_SETTLING_ATTEMPTS =>
-            {
+            Phase::CommittingAndConfirming if self.attempts_used() >= MAX_SETTLING_ATTEMPTS => {
                 Some(self.park(format!("{name} did not complete after the capture")))
             }
             Phase::Compensating(c) if self.attempts_used() >= MAX_SETTLING_ATTEMPTS => {
@@ -272,6 +259,21 @@ impl Saga {
             None => self.retry(self.attempt + 1, now),
         }
         true
+    }
+
+    /// The provider gets one deadline to answer the authorization; pricing
+    /// and booking are retried like any forward step. `None` retries.
+    fn authorization_deadline(&self) -> Option<Phase> {
+        let facts = &self.facts;
+        if !facts.payment.authorized {
+            reject("payment_timed_out".to_owned())
+        } else if self.attempts_used() < MAX_FORWARD_ATTEMPTS {
+            None
+        } else if !facts.shipment.scheduled {
+            reject("scheduling_shipment_timed_out".to_owned())
+        } else {
+            reject("pricing_order_timed_out".to_owned())
+        }
     }
 
     /// Re-issues the current step's commands under `attempt`.

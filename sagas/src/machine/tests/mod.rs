@@ -120,6 +120,26 @@ pub fn scheduled() -> Input {
     })
 }
 
+pub fn priced() -> Input {
+    order(OrderEvent::OrderPriced {
+        lines: vec![],
+        total: usd(2_500),
+    })
+}
+
+/// What the saga sends once every line is reserved.
+pub const AUTHORIZE_AND_SCHEDULE: [&str; 3] = [
+    "PriceOrder order",
+    "RequestAuthorization payment",
+    "RequestShipment shipment",
+];
+
+/// What the saga sends once the payment is captured.
+pub const COMMIT_AND_CONFIRM: [&str; 3] = ["CommitStock A", "CommitStock B", "ConfirmOrder order"];
+
+/// Undoing an authorization that may exist and both reservations.
+pub const VOID_AND_RELEASE: [&str; 3] = ["RequestVoid payment", "ReleaseStock A", "ReleaseStock B"];
+
 pub fn capture_failed() -> Input {
     pay(PaymentEvent::PaymentCaptureFailed {
         reason: "card_error".into(),
@@ -190,13 +210,16 @@ impl Script {
         self.when(reserved("B", 1, 500))
     }
 
+    /// Reserves both lines and sees the order priced: the authorization
+    /// and the booking are in flight.
+    pub fn reserve_and_price(&mut self) {
+        assert_eq!(self.reserve_all(), AUTHORIZE_AND_SCHEDULE);
+        self.when(priced());
+    }
+
     /// Runs the happy path until the capture was requested.
     pub fn up_to_capture(&mut self) {
-        self.reserve_all();
-        self.when(order(OrderEvent::OrderPriced {
-            lines: vec![],
-            total: usd(2_500),
-        }));
+        self.reserve_and_price();
         self.when(authorized());
         assert_eq!(self.when(scheduled()), ["RequestCapture payment"]);
     }
@@ -204,11 +227,18 @@ impl Script {
     /// Runs the happy path to `completed`.
     pub fn complete(&mut self) {
         self.up_to_capture();
-        self.when(pay(PaymentEvent::PaymentCaptured { amount: usd(2_500) }));
+        let captured = pay(PaymentEvent::PaymentCaptured { amount: usd(2_500) });
+        assert_eq!(self.when(captured), COMMIT_AND_CONFIRM);
         self.when(committed("A", 2));
-        assert_eq!(self.when(committed("B", 1)), ["ConfirmOrder order"]);
+        self.when(committed("B", 1));
         self.when(order(OrderEvent::OrderConfirmed));
         assert_eq!(self.saga.status(), super::SagaStatus::Completed);
+    }
+
+    /// Confirms the cancellation of the booked shipment, which a rejection
+    /// after the reservations undoes first; answers what the saga sends next.
+    pub fn shipment_cancelled(&mut self) -> Vec<String> {
+        self.when(ship(ShipmentEvent::ShipmentCancelled))
     }
 
     /// Confirms the release of both lines and the rejection of the order.

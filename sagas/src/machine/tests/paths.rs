@@ -11,35 +11,46 @@ use super::*;
 use crate::machine::SagaStatus;
 
 #[test]
-fn happy_path_reserves_prices_authorizes_ships_captures_commits_and_confirms() {
+fn happy_path_runs_independent_steps_together_and_captures_last() {
     let mut s = Script::start();
     assert_eq!(s.first, ["ReserveStock A", "ReserveStock B"]);
     assert_eq!(s.when(reserved("A", 2, 1_000)), Vec::<String>::new());
     let (saga, now) = (s.saga.clone(), s.now);
     let out = s.saga.clone().handle(&reserved("B", 1, 500), now);
-    assert_eq!(describe(&out), ["PriceOrder order"]);
+    assert_eq!(describe(&out), AUTHORIZE_AND_SCHEDULE);
     let DomainCommand::Order(OrderCommand::PriceOrder { lines, total }) = &out[0].command else {
         panic!("expected PriceOrder, got {out:?}");
     };
     assert_eq!(*total, usd(2_500));
     assert_eq!(lines[0].unit_price, usd(1_000));
+    let authorization = PaymentCommand::RequestAuthorization {
+        amount: usd(2_500),
+        token: "tok_ok".into(),
+    };
+    assert_eq!(out[1].command, DomainCommand::Payment(authorization));
     s.saga = saga;
     s.when(reserved("B", 1, 500));
+    // The capture waits for all three answers, whatever their order.
+    assert_eq!(s.when(scheduled()), Vec::<String>::new());
+    assert_eq!(s.when(authorized()), Vec::<String>::new());
     let priced = order(OrderEvent::OrderPriced {
         lines: lines.clone(),
         total: usd(2_500),
     });
-    assert_eq!(s.when(priced), ["RequestAuthorization payment"]);
-    assert_eq!(s.when(authorized()), ["RequestShipment shipment"]);
-    assert_eq!(s.when(scheduled()), ["RequestCapture payment"]);
+    assert_eq!(s.when(priced), ["RequestCapture payment"]);
     let captured = pay(PaymentEvent::PaymentCaptured { amount: usd(2_500) });
-    assert_eq!(s.when(captured), ["CommitStock A", "CommitStock B"]);
+    assert_eq!(s.when(captured), COMMIT_AND_CONFIRM);
     assert_eq!(s.when(committed("A", 2)), Vec::<String>::new());
-    assert_eq!(s.when(committed("B", 1)), ["ConfirmOrder order"]);
     assert_eq!(
         s.when(order(OrderEvent::OrderConfirmed)),
         Vec::<String>::new()
     );
+    assert_eq!(
+        s.saga.status(),
+        SagaStatus::Running,
+        "B is not committed yet"
+    );
+    assert_eq!(s.when(committed("B", 1)), Vec::<String>::new());
     assert_eq!(s.saga.status(), SagaStatus::Completed);
     assert!(s.saga.is_terminal());
     assert_eq!(s.saga.deadline(), None);
@@ -49,15 +60,38 @@ fn happy_path_reserves_prices_authorizes_ships_captures_commits_and_confirms() {
         steps,
         [
             "reserving_stock",
-            "pricing_order",
-            "authorizing_payment",
-            "scheduling_shipment",
+            "authorizing_and_scheduling",
             "capturing_payment",
-            "committing_stock",
-            "confirming_order",
+            "committing_and_confirming",
             "completed"
         ]
     );
+}
+
+#[test]
+fn nothing_is_captured_before_the_shipment_is_scheduled() {
+    let mut s = Script::start();
+    s.reserve_and_price();
+    assert_eq!(s.when(authorized()), Vec::<String>::new());
+    assert_eq!(s.saga.current_step(), "authorizing_and_scheduling");
+    // A late booking is retried like any forward step, never skipped.
+    assert_eq!(s.deadline(), ["RequestShipment shipment"]);
+    assert_eq!(s.when(scheduled()), ["RequestCapture payment"]);
+}
+
+#[test]
+fn a_booking_that_never_comes_rejects_after_the_retries() {
+    let mut s = Script::start();
+    s.reserve_and_price();
+    s.when(authorized());
+    s.deadline();
+    s.deadline();
+    assert_eq!(s.deadline(), ["Cancel shipment"]);
+    assert_eq!(
+        s.saga.compensation_reason(),
+        Some("scheduling_shipment_timed_out")
+    );
+    assert_eq!(s.shipment_cancelled(), VOID_AND_RELEASE);
 }
 
 #[test]
@@ -86,17 +120,14 @@ fn unknown_sku_waits_for_the_other_outcome_and_never_releases_the_unknown_one() 
 }
 
 #[test]
-fn a_declined_payment_needs_no_void_and_releases_the_stock() {
+fn a_declined_payment_needs_no_void_cancels_the_booking_and_releases_the_stock() {
     let mut s = Script::start();
-    s.reserve_all();
-    s.when(order(OrderEvent::OrderPriced {
-        lines: vec![],
-        total: usd(2_500),
-    }));
+    s.reserve_and_price();
     let declined = pay(PaymentEvent::PaymentDeclined {
         reason: "card declined".into(),
     });
-    assert_eq!(s.when(declined), ["ReleaseStock A", "ReleaseStock B"]);
+    assert_eq!(s.when(declined), ["Cancel shipment"]);
+    assert_eq!(s.shipment_cancelled(), ["ReleaseStock A", "ReleaseStock B"]);
     assert_eq!(s.saga.compensation_reason(), Some("payment_declined"));
     s.finish_rejection();
 }
@@ -104,15 +135,10 @@ fn a_declined_payment_needs_no_void_and_releases_the_stock() {
 #[test]
 fn no_answer_from_the_provider_voids_on_the_deadline() {
     let mut s = Script::start();
-    s.reserve_all();
-    s.when(order(OrderEvent::OrderPriced {
-        lines: vec![],
-        total: usd(2_500),
-    }));
-    assert_eq!(
-        s.deadline(),
-        ["RequestVoid payment", "ReleaseStock A", "ReleaseStock B"]
-    );
+    s.reserve_and_price();
+    assert_eq!(s.when(scheduled()), Vec::<String>::new());
+    assert_eq!(s.deadline(), ["Cancel shipment"]);
+    assert_eq!(s.shipment_cancelled(), VOID_AND_RELEASE);
     assert_eq!(s.saga.compensation_reason(), Some("payment_timed_out"));
     // Nothing was authorized: the recorded void intent settles the payment.
     s.when(pay(PaymentEvent::PaymentVoidRequested));
@@ -138,10 +164,7 @@ fn a_capture_failing_every_time_is_retried_then_compensated() {
     assert_eq!(capture_ids.len(), 3, "each retry is a new command");
     assert_eq!(s.when(capture_failed()), ["Cancel shipment"]);
     assert_eq!(s.saga.compensation_reason(), Some("capture_failed"));
-    assert_eq!(
-        s.when(ship(ShipmentEvent::ShipmentCancelled)),
-        ["RequestVoid payment", "ReleaseStock A", "ReleaseStock B"]
-    );
+    assert_eq!(s.shipment_cancelled(), VOID_AND_RELEASE);
     s.when(pay(PaymentEvent::PaymentVoidRequested));
     s.when(pay(PaymentEvent::PaymentVoided { amount: usd(2_500) }));
     s.finish_rejection();
@@ -168,7 +191,7 @@ fn a_flaky_capture_that_succeeds_on_retry_completes() {
     s.when(capture_failed());
     assert_eq!(s.deadline(), ["RequestCapture payment"]);
     let captured = pay(PaymentEvent::PaymentCaptured { amount: usd(2_500) });
-    assert_eq!(s.when(captured), ["CommitStock A", "CommitStock B"]);
+    assert_eq!(s.when(captured), COMMIT_AND_CONFIRM);
     s.when(committed("A", 2));
     s.when(committed("B", 1));
     s.when(order(OrderEvent::OrderConfirmed));
@@ -178,20 +201,13 @@ fn a_flaky_capture_that_succeeds_on_retry_completes() {
 #[test]
 fn a_carrier_refusal_voids_releases_and_rejects() {
     let mut s = Script::start();
-    s.reserve_all();
-    s.when(order(OrderEvent::OrderPriced {
-        lines: vec![],
-        total: usd(2_500),
-    }));
+    s.reserve_and_price();
     s.when(authorized());
     let refused = ship(ShipmentEvent::ShipmentRefused {
         reason: "country ZZ".into(),
     });
     // A refused shipment needs no cancel.
-    assert_eq!(
-        s.when(refused),
-        ["RequestVoid payment", "ReleaseStock A", "ReleaseStock B"]
-    );
+    assert_eq!(s.when(refused), VOID_AND_RELEASE);
     // The payment was authorized, so the void must be confirmed.
     s.when(pay(PaymentEvent::PaymentVoidRequested));
     s.when(released("A", 2));
@@ -204,15 +220,9 @@ fn a_carrier_refusal_voids_releases_and_rejects() {
 #[test]
 fn customer_cancel_before_capture_rejects_with_cancelled_by_customer() {
     let mut s = Script::start();
-    s.reserve_all();
-    s.when(order(OrderEvent::OrderPriced {
-        lines: vec![],
-        total: usd(2_500),
-    }));
-    assert_eq!(
-        s.when(cancellation_requested()),
-        ["RequestVoid payment", "ReleaseStock A", "ReleaseStock B"]
-    );
+    s.reserve_and_price();
+    assert_eq!(s.when(cancellation_requested()), ["Cancel shipment"]);
+    assert_eq!(s.shipment_cancelled(), VOID_AND_RELEASE);
     s.when(pay(PaymentEvent::PaymentVoidRequested));
     s.when(released("A", 2));
     let now = s.now;

@@ -3,7 +3,8 @@
 //! that matches the world, and never reuses a command id for other content.
 
 use chrono::Duration;
-use events::domain::{Currency, Money};
+use events::command::DomainCommand;
+use events::domain::{CatalogEvent, Currency, Money, PaymentCommand, ShipmentEvent};
 use proptest::prelude::*;
 
 use super::world::{OrderStatus, Scenario, ShipStatus, Token, World};
@@ -56,7 +57,31 @@ impl Driver {
         let stored = serde_json::to_string(&self.saga).expect("saga serializes");
         self.saga = serde_json::from_str(&stored).expect("saga deserializes");
         assert_eq!(rerun, self.saga, "the stored saga differs");
+        let captures = out.iter().filter(|o| is_capture(&o.command));
+        if captures.count() > 0 {
+            self.check_pivot();
+        }
         self.world.send(out);
+    }
+
+    /// The pivot rule: the saga asks for a capture only after it saw every
+    /// line reserved and the shipment scheduled.
+    fn check_pivot(&self) {
+        let delivered = &self.world.delivered;
+        let scheduled = delivered.iter().any(|input| {
+            matches!(
+                input,
+                Input::Shipment(ShipmentEvent::ShipmentScheduled { .. })
+            )
+        });
+        assert!(scheduled, "capture before the shipment was scheduled");
+        for line in &placed().lines {
+            let reserved = delivered.iter().any(|input| {
+                matches!(input, Input::Catalog { sku, event: CatalogEvent::StockReserved { .. } }
+                    if *sku == line.sku)
+            });
+            assert!(reserved, "capture before {} was reserved", line.sku);
+        }
     }
 
     /// Everything the world can do now, other than firing a deadline.
@@ -169,6 +194,13 @@ impl Driver {
             Action::StaleDeadline => self.feed(&Input::DeadlineFired),
         }
     }
+}
+
+fn is_capture(command: &DomainCommand) -> bool {
+    matches!(
+        command,
+        DomainCommand::Payment(PaymentCommand::RequestCapture)
+    )
 }
 
 #[derive(Debug, Clone)]
