@@ -8,11 +8,19 @@
 //! sequence the body reflects (`orders`, `payments`, `shipments`,
 //! `catalog`), which readers compare with consistency tokens.
 //!
-//! The guard: the write is a Lua script that stores the entry only when the
-//! stored `v` is lower or absent, so an older document never replaces a
-//! newer one. `v` is the sum of the stream sequences; documents are read
-//! from committed snapshots after the commit, and snapshots only ever grow
-//! componentwise, so the sum orders them as time does.
+//! The guard: the write is a Lua script (sent once, then called by its
+//! SHA1 with `EVALSHA`) comparing the stream versions componentwise. A
+//! document replaces the entry only when it is at least as new in every
+//! stream and newer in one; one that is older in any stream and newer in
+//! none is dropped. Documents of one projector only ever grow componentwise
+//! (each batch reads what the previous ones committed), but two projectors
+//! that hold different streams of the same order (the orders partition on
+//! one, its payments partition on the other) can each build a document the
+//! other's does not cover: then the entry keeps the newest version of each
+//! stream and loses its body, so readers go to PostgreSQL until a document
+//! covering both arrives. An older document therefore never replaces a newer
+//! one, and a body is only ever served with the versions it reflects. `v` is
+//! the sum of the versions, kept for operators.
 //!
 //! Keys carry a namespace (the views database's name), so deployments and
 //! tests sharing one Redis never see each other's entries. Every call is
@@ -24,7 +32,7 @@ use std::time::Duration;
 
 use events::AggregateType;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -34,17 +42,42 @@ use crate::documents::{ItemDocument, OrderDocument};
 /// write (a timeout the projector could not retry) can leave behind.
 const TTL_SECONDS: u64 = 24 * 60 * 60;
 
-/// Sets the hash in KEYS[1] from ARGV[3..] (field, value pairs) with guard
-/// version ARGV[1] and TTL ARGV[2], unless the stored guard is not lower.
+/// Writes the document in ARGV under the componentwise guard (see the
+/// module comment). KEYS[1] is the entry; ARGV[1] the TTL in seconds;
+/// ARGV[2] the number n of streams; ARGV[3 .. 2+2n] stream/version pairs;
+/// the rest the document's field/value pairs. Answers 1 when written, 0
+/// when dropped as not newer, 2 when the entry lost its body.
 const GUARDED_SET: &str = r"
-local current = tonumber(redis.call('HGET', KEYS[1], 'v'))
-if current and current >= tonumber(ARGV[1]) then
+local n = tonumber(ARGV[2])
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+local has_body = exists and redis.call('HEXISTS', KEYS[1], 'body') == 1
+local newer, older = false, false
+local merged, top_sum, sum = {}, 0, 0
+for i = 0, n - 1 do
+  local stream = ARGV[3 + 2 * i]
+  local version = tonumber(ARGV[4 + 2 * i])
+  local current = tonumber(redis.call('HGET', KEYS[1], stream)) or 0
+  if version > current then newer = true end
+  if version < current then older = true end
+  local top = math.max(version, current)
+  merged[#merged + 1] = stream
+  merged[#merged + 1] = top
+  top_sum = top_sum + top
+  sum = sum + version
+end
+if not exists or (not older and (newer or not has_body)) then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'v', sum, unpack(ARGV, 3))
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  return 1
+end
+if not newer then
   return 0
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
+redis.call('HDEL', KEYS[1], 'body', 'owner')
+redis.call('HSET', KEYS[1], 'v', top_sum, unpack(merged))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 2
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +92,9 @@ pub enum CacheError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub key: String,
-    pub guard: i64,
-    pub fields: Vec<(String, String)>,
+    /// The version of every stream the document reflects.
+    pub versions: Vec<(&'static str, i64)>,
+    pub fields: Vec<(&'static str, String)>,
 }
 
 /// A cached document as a reader sees it.
@@ -87,6 +121,7 @@ pub const ITEM_PREFIX: &str = "catalog:";
 /// A connection to the cache under one key namespace.
 pub struct Cache {
     client: Client,
+    guarded_set: Script,
     namespace: String,
     timeout: Duration,
     connection: Mutex<Option<MultiplexedConnection>>,
@@ -106,6 +141,7 @@ impl Cache {
     pub fn new(url: &str, namespace: String, timeout: Duration) -> Result<Cache, RedisError> {
         Ok(Cache {
             client: Client::open(url)?,
+            guarded_set: Script::new(GUARDED_SET),
             namespace,
             timeout,
             connection: Mutex::new(None),
@@ -179,8 +215,9 @@ impl Cache {
         Ok(cached(fields))
     }
 
-    /// Writes `entries` in one round trip, each under the version guard.
-    /// Answers how many replaced what was there.
+    /// Writes `entries` in one pipelined round trip (two when Redis does not
+    /// know the script yet), each under the version guard. Answers how many
+    /// replaced what was there.
     pub async fn put(&self, entries: &[Entry]) -> Result<usize, CacheError> {
         if entries.is_empty() {
             return Ok(0);
@@ -188,18 +225,32 @@ impl Cache {
         let mut pipe = redis::pipe();
         for entry in entries {
             let cmd = pipe
-                .cmd("EVAL")
-                .arg(GUARDED_SET)
+                .cmd("EVALSHA")
+                .arg(self.guarded_set.get_hash())
                 .arg(1)
                 .arg(&entry.key)
-                .arg(entry.guard)
-                .arg(TTL_SECONDS);
+                .arg(TTL_SECONDS)
+                .arg(entry.versions.len());
+            for (stream, version) in &entry.versions {
+                cmd.arg(*stream).arg(*version);
+            }
             for (field, value) in &entry.fields {
-                cmd.arg(field).arg(value);
+                cmd.arg(*field).arg(value);
             }
         }
+        let script = &self.guarded_set;
         let written: Vec<i64> = self
-            .bounded(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .bounded(|mut conn| async move {
+                match pipe.query_async(&mut conn).await {
+                    Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                        // A new or restarted Redis: load the script, then resend
+                        // (the guard makes a repeated write harmless).
+                        script.load_async(&mut conn).await?;
+                        pipe.query_async(&mut conn).await
+                    }
+                    other => other,
+                }
+            })
             .await?;
         Ok(written.into_iter().filter(|w| *w == 1).count())
     }
@@ -214,33 +265,25 @@ impl Cache {
     }
 
     pub fn order_entry(&self, document: &OrderDocument) -> Result<Entry, serde_json::Error> {
-        let mut fields = vec![
-            ("body".to_owned(), serde_json::to_string(document)?),
-            ("owner".to_owned(), document.customer_id.clone()),
-        ];
-        let mut guard = 0;
-        for (stream, version) in document.versions() {
-            fields.push((stream.as_str().to_owned(), version.to_string()));
-            guard += version;
-        }
         Ok(Entry {
             key: self.order_key(document.order_id),
-            guard,
-            fields,
+            versions: document
+                .versions()
+                .iter()
+                .map(|(stream, version)| (stream.as_str(), *version))
+                .collect(),
+            fields: vec![
+                ("body", serde_json::to_string(document)?),
+                ("owner", document.customer_id.clone()),
+            ],
         })
     }
 
     pub fn item_entry(&self, document: &ItemDocument) -> Result<Entry, serde_json::Error> {
         Ok(Entry {
             key: self.item_key(&document.sku),
-            guard: document.version,
-            fields: vec![
-                ("body".to_owned(), serde_json::to_string(document)?),
-                (
-                    AggregateType::CatalogItem.as_str().to_owned(),
-                    document.version.to_string(),
-                ),
-            ],
+            versions: vec![(AggregateType::CatalogItem.as_str(), document.version)],
+            fields: vec![("body", serde_json::to_string(document)?)],
         })
     }
 

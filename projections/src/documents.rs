@@ -18,9 +18,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::views::catalog_items::{self, CatalogItem};
+use crate::views::order_payments::{self, PaymentRow};
+use crate::views::order_shipments::{self, ShipmentRow};
 use crate::views::order_timeline::{self, TimelineEntry};
 use crate::views::orders::{self, LineView, OrderRow};
-use crate::views::{order_payments, order_shipments};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Price {
@@ -139,24 +140,47 @@ pub async fn items(pool: &PgPool, skus: &[String]) -> Result<Vec<ItemDocument>, 
 /// The orders under `ids` that exist, read in one snapshot so status,
 /// payment, shipment and timeline come from the same committed batches.
 pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
     let rows = orders::find_many(&mut tx, ids).await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let found: Vec<Uuid> = rows.keys().copied().collect();
-    let mut payments = order_payments::find_many(&mut tx, &found).await?;
-    let mut shipments = order_shipments::find_many(&mut tx, &found).await?;
+    let payments = order_payments::find_many(&mut tx, &found).await?;
+    let shipments = order_shipments::find_many(&mut tx, &found).await?;
+    let timelines = timelines(order_timeline::find_many(&mut tx, &found).await?);
+    tx.commit().await?;
+    Ok(assemble(rows, payments, shipments, timelines))
+}
+
+/// Timeline entries grouped by order.
+pub fn timelines(entries: Vec<TimelineEntry>) -> HashMap<Uuid, Vec<TimelineEntry>> {
     let mut timelines: HashMap<Uuid, Vec<TimelineEntry>> = HashMap::new();
-    for entry in order_timeline::find_many(&mut tx, &found).await? {
+    for entry in entries {
         timelines.entry(entry.order_id).or_default().push(entry);
     }
-    tx.commit().await?;
-    Ok(rows
-        .into_values()
+    timelines
+}
+
+/// The documents of `rows`, with their payment, shipment and timeline: the
+/// one way a document is put together, whether a reader loads the rows or
+/// the projector has just folded them.
+///
+/// A document is a function of the stream versions it reports: its timeline
+/// holds each stream's entries up to the version of that stream's row (none
+/// when the row is absent), oldest first. A reader's snapshot never holds
+/// more; the projector, which reads other streams' rows and the timeline in
+/// separate statements, may see a newer entry than the row it read, and
+/// leaves it out here.
+pub fn assemble(
+    rows: HashMap<Uuid, OrderRow>,
+    mut payments: HashMap<Uuid, PaymentRow>,
+    mut shipments: HashMap<Uuid, ShipmentRow>,
+    mut timelines: HashMap<Uuid, Vec<TimelineEntry>>,
+) -> Vec<OrderDocument> {
+    rows.into_values()
         .map(|row| {
             let id = row.order_id;
             let mut document = OrderDocument::from(row);
@@ -169,8 +193,18 @@ pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, s
                 document.tracking_ref = shipment.tracking_ref;
                 document.shipment_version = shipment.version;
             }
-            document.timeline = timelines.remove(&id).unwrap_or_default();
+            let mut timeline = timelines.remove(&id).unwrap_or_default();
+            let versions = document.versions();
+            timeline.retain(|entry| {
+                versions.iter().any(|(stream, version)| {
+                    stream.as_str() == entry.source && entry.sequence <= *version
+                })
+            });
+            timeline.sort_by(|a, b| {
+                (a.occurred_at, &a.source, a.sequence).cmp(&(b.occurred_at, &b.source, b.sequence))
+            });
+            document.timeline = timeline;
             document
         })
-        .collect())
+        .collect()
 }

@@ -170,7 +170,7 @@ pub async fn apply(
     let mut applied = 0;
     while let Some(records) = reader.next_batch(batch).await? {
         let count = records.len();
-        apply_one(pool, &ctx.routes, records).await?;
+        apply_one(pool, &ctx.routes, &records).await?;
         applied += count as u64;
         progress.inc(count);
     }
@@ -180,10 +180,11 @@ pub async fn apply(
 async fn apply_one(
     pool: &PgPool,
     routes: &Routes,
-    records: Vec<crate::record::Record>,
+    records: &[crate::record::Record],
 ) -> Result<(), ReplayError> {
     let mut tx = pool.begin().await?;
-    dispatch::apply_batch(&mut tx, routes, records).await?;
+    // A rebuild leaves the cache alone until its swap, so no documents.
+    dispatch::apply_batch(&mut tx, routes, records, false).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -61,12 +61,17 @@ pub async fn store(
          ON CONFLICT (order_id, source, sequence) DO NOTHING",
     )
     .bind(entries.iter().map(|e| e.order_id).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.source.clone()).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.source.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(entries.iter().map(|e| e.sequence).collect::<Vec<_>>())
     .bind(
         entries
             .iter()
-            .map(|e| e.event_type.clone())
+            .map(|e| e.event_type.as_str())
             .collect::<Vec<_>>(),
     )
     .bind(entries.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
