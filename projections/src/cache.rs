@@ -28,12 +28,12 @@
 //! on the next call.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use events::AggregateType;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script};
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::documents::{ItemDocument, OrderDocument};
@@ -124,8 +124,17 @@ pub struct Cache {
     guarded_set: Script,
     namespace: String,
     timeout: Duration,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    /// The shared connection; every call clones it (a handle to one
+    /// pipelined connection). A plain mutex: it is never held across an await.
+    connection: std::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Lets one caller at a time connect, so a reconnect is not a stampede.
+    connecting: tokio::sync::Mutex<()>,
+    /// Calls in a row that ran out of time; a few mean the connection is stuck.
+    timeouts: AtomicU32,
 }
+
+/// Calls in a row that may time out before the connection is replaced.
+const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 
 /// The namespace of the cache of the views database at `database_url`: its
 /// database name.
@@ -144,7 +153,9 @@ impl Cache {
             guarded_set: Script::new(GUARDED_SET),
             namespace,
             timeout,
-            connection: Mutex::new(None),
+            connection: std::sync::Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            timeouts: AtomicU32::new(0),
         })
     }
 
@@ -287,8 +298,11 @@ impl Cache {
         })
     }
 
-    /// Runs `call` on a connection, within the timeout; on any failure the
-    /// connection is dropped so the next call reconnects.
+    /// Runs `call` on a connection, within the timeout. When the connection
+    /// itself failed it is dropped, so the next call reconnects; a call that
+    /// only ran out of time leaves it alone (the other calls pipelined on
+    /// it are fine, and a reconnect would cost them all) unless several in
+    /// a row did.
     async fn bounded<T, F, Fut>(&self, call: F) -> Result<T, CacheError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
@@ -299,20 +313,47 @@ impl Cache {
             call(conn).await
         })
         .await;
-        let result = match outcome {
-            Ok(result) => result.map_err(CacheError::Redis),
-            Err(_) => Err(CacheError::Timeout(self.timeout)),
-        };
-        if result.is_err() {
-            *self.connection.lock().await = None;
+        if outcome.is_err() {
+            if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
+                self.timeouts.store(0, Ordering::Relaxed);
+                self.forget_connection();
+            }
+        } else if self.timeouts.load(Ordering::Relaxed) != 0 {
+            self.timeouts.store(0, Ordering::Relaxed);
         }
-        result
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                {
+                    self.forget_connection();
+                }
+                Err(CacheError::Redis(e))
+            }
+            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        }
+    }
+
+    fn shared_connection(&self) -> Option<MultiplexedConnection> {
+        self.connection.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    fn forget_connection(&self) {
+        if let Ok(mut slot) = self.connection.lock() {
+            *slot = None;
+        }
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
+        if let Some(conn) = self.shared_connection() {
+            return Ok(conn);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(conn) = self.shared_connection() {
+            return Ok(conn);
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(self.timeout)
@@ -321,7 +362,9 @@ impl Cache {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        *slot = Some(conn.clone());
+        if let Ok(mut slot) = self.connection.lock() {
+            *slot = Some(conn.clone());
+        }
         Ok(conn)
     }
 }
