@@ -3,7 +3,7 @@
 //! all in the caller's transaction; and, when asked, build the order
 //! documents of the batch from the rows just folded, for the cache.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use events::domain::{OrderEvent, PaymentEvent, ShipmentEvent};
@@ -105,6 +105,9 @@ pub async fn apply_batch(
 
     let mut order_rows =
         orders::find_many(tx, &load(ids(batch.orders.iter().map(|e| e.0)))).await?;
+    // Orders with a row before this batch: only they can have stored
+    // timeline entries a document shows (see `stored_timelines`).
+    let mut earlier: HashSet<Uuid> = order_rows.keys().copied().collect();
     let mut sold = Vec::new();
     for (key, meta, event) in &batch.orders {
         // The sale is read off the order as it was just before the event.
@@ -116,11 +119,13 @@ pub async fn apply_batch(
 
     let mut payments =
         order_payments::find_many(tx, &load(ids(batch.payments.iter().map(|e| e.0)))).await?;
+    earlier.extend(payments.keys());
     fold_all(&mut payments, &batch.payments, order_payments::evolve);
     order_payments::store(tx, changed(&payments, &batch.payments)).await?;
 
     let mut shipments =
         order_shipments::find_many(tx, &load(ids(batch.shipments.iter().map(|e| e.0)))).await?;
+    earlier.extend(shipments.keys());
     fold_all(&mut shipments, &batch.shipments, order_shipments::evolve);
     order_shipments::store(tx, changed(&shipments, &batch.shipments)).await?;
 
@@ -128,9 +133,7 @@ pub async fn apply_batch(
     if !want_documents {
         return Ok(Vec::new());
     }
-    // Read after the rows, so it holds at least every entry they reflect;
-    // `assemble` drops any entry newer than them.
-    let mut timelines = documents::timelines(order_timeline::find_many(tx, &all).await?);
+    let mut timelines = stored_timelines(tx, earlier).await?;
     for entry in batch.timeline {
         let stored = timelines.entry(entry.order_id).or_default();
         if !stored
@@ -142,6 +145,25 @@ pub async fn apply_batch(
     }
     Ok(documents::assemble(
         order_rows, payments, shipments, timelines,
+    ))
+}
+
+/// The stored timelines a batch's documents need: those of the orders that
+/// had an order, payment or shipment row before the batch. An order without
+/// any has no stored entry a document shows: each stream's first event
+/// creates its row, and a document shows a stream's entries only up to its
+/// row's version. Read after the rows, so it holds at least every entry they
+/// reflect; `assemble` drops any entry newer than them.
+async fn stored_timelines(
+    tx: &mut Transaction<'_, Postgres>,
+    earlier: HashSet<Uuid>,
+) -> Result<HashMap<Uuid, Vec<TimelineEntry>>, sqlx::Error> {
+    if earlier.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = earlier.into_iter().collect();
+    Ok(documents::timelines(
+        order_timeline::find_many(tx, &ids).await?,
     ))
 }
 
