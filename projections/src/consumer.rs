@@ -21,7 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{self, Applied, Routes};
+use crate::dispatch::{self, Applied, Mode, Routes};
 use crate::pause::BatchGuard;
 use crate::record::Record;
 use crate::refresh::Refresher;
@@ -116,7 +116,7 @@ async fn apply(
     // reads and writes nothing before the lock is held.
     let (guard, tx) = tokio::join!(BatchGuard::enter(pool), pool.begin_with(begin));
     let (guard, mut tx) = (guard?, tx?);
-    let applied = dispatch::apply_batch(&mut tx, routes, records, true).await?;
+    let applied = dispatch::apply_batch(&mut tx, routes, records, Mode::Live).await?;
     tx.commit().await?;
     for (set, count) in &applied.counts {
         metrics::counter!("projection_events_applied_total", "projection" => set.projection())

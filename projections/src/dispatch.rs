@@ -37,12 +37,16 @@ pub struct ViewTable {
     /// Columns that are not a fold of the log (when the projector saw a
     /// record), left out when a rebuilt table is compared with the live one.
     pub volatile: &'static [&'static str],
+    /// Rows are only ever appended (never read back or updated by a batch),
+    /// so a rebuild loads it with `COPY` and adds its keys after the load.
+    pub append_only: bool,
 }
 
 const fn table(name: &'static str) -> ViewTable {
     ViewTable {
         name,
         volatile: &[],
+        append_only: false,
     }
 }
 
@@ -51,13 +55,18 @@ const ORDER_TABLES: [ViewTable; 5] = [
     table("orders"),
     table("order_payments"),
     table("order_shipments"),
-    table("order_timeline"),
+    ViewTable {
+        name: "order_timeline",
+        volatile: &[],
+        append_only: true,
+    },
     table("sales"),
 ];
 const SAGA_TABLES: [ViewTable; 1] = [table("saga_timelines")];
 const PROBE_TABLES: [ViewTable; 1] = [ViewTable {
     name: "probes",
     volatile: &["projected_at"],
+    append_only: false,
 }];
 
 impl ViewSet {
@@ -213,6 +222,17 @@ impl Events {
     }
 }
 
+/// Who writes a batch, which decides how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The live projector (and a dead-letter retry): the cached documents
+    /// the batch changed are built from the rows it folded.
+    Live,
+    /// A rebuild into a shadow: no documents (the cache is left alone until
+    /// the swap), and append-only tables are loaded with `COPY`.
+    Rebuild,
+}
+
 /// What a batch did: how many records were new per view set, and the fresh
 /// documents of the cache (when asked for).
 #[derive(Default)]
@@ -225,13 +245,13 @@ pub struct Applied {
 /// dead letters: one statement locks the positions and reads the held keys,
 /// one per view table writes it, one stores the dead letters and moves the
 /// positions. Positions are locked in one fixed order, so concurrent
-/// instances never deadlock. With `want_documents`, the cached documents the
-/// batch changed are built from the rows it folded.
+/// instances never deadlock. In [`Mode::Live`], the cached documents the batch
+/// changed are built from the rows it folded.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     routes: &Routes,
     records: &[Record],
-    want_documents: bool,
+    mode: Mode,
 ) -> Result<Applied, sqlx::Error> {
     let sets = routes.split(records);
     let tagged: Vec<(&'static str, &Record)> = sets
@@ -252,7 +272,7 @@ pub async fn apply_batch(
             continue;
         }
         let (events, dead) = Events::divert(routes, set, &fresh, &mut claimed.held);
-        apply_set(tx, events, want_documents, &mut applied.fresh).await?;
+        apply_set(tx, events, mode, &mut applied.fresh).await?;
         letters.extend(dead);
         moved.extend(fresh.iter().map(|r| (projection, *r)));
         applied.counts.push((set, fresh.len()));
@@ -268,20 +288,20 @@ pub async fn apply_batch(
 pub async fn apply_set(
     tx: &mut Transaction<'_, Postgres>,
     events: Events,
-    want_documents: bool,
+    mode: Mode,
     fresh: &mut Fresh,
 ) -> Result<(), sqlx::Error> {
     match events {
         Events::Catalog(events) => {
             let items = catalog_items::apply_batch(tx, &events).await?;
-            if want_documents {
+            if mode == Mode::Live {
                 fresh
                     .items
                     .extend(items.into_iter().map(ItemDocument::from));
             }
         }
         Events::Orders(events) => {
-            let orders = order_set::apply_batch(tx, &events, want_documents).await?;
+            let orders = order_set::apply_batch(tx, &events, mode).await?;
             fresh.orders.extend(orders);
         }
         Events::Sagas(events) => saga_timelines::apply_batch(tx, &events).await?,

@@ -18,7 +18,7 @@ use super::reader::{Reader, Span};
 use super::shadow::{Shadow, Start};
 use super::topics::{self, Extent};
 use super::{Context, ReplayError, swap};
-use crate::dispatch::{self, Routes, ViewSet};
+use crate::dispatch::{self, Mode, Routes, ViewSet};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -183,8 +183,7 @@ async fn apply_one(
     records: &[crate::record::Record],
 ) -> Result<(), ReplayError> {
     let mut tx = pool.begin().await?;
-    // A rebuild leaves the cache alone until its swap, so no documents.
-    dispatch::apply_batch(&mut tx, routes, records, false).await?;
+    dispatch::apply_batch(&mut tx, routes, records, Mode::Rebuild).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::order_timeline::{self, TimelineEntry};
 use super::{decode, fold_into, order_payments, order_shipments, orders, sales};
+use crate::dispatch::Mode;
 use crate::documents::{self, OrderDocument};
 use crate::record::Record;
 
@@ -86,15 +87,16 @@ impl<'e> Split<'e> {
     }
 }
 
-/// Applies `events`. With `want_documents`, also answers the document of
+/// Applies `events`. In [`Mode::Live`], also answers the document of
 /// every order the batch named, built from the rows as this transaction
 /// leaves them (see [`documents::assemble`] for why they equal what a reader
 /// loads).
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     events: &[OrderSetEvent],
-    want_documents: bool,
+    mode: Mode,
 ) -> Result<Vec<OrderDocument>, sqlx::Error> {
+    let want_documents = mode == Mode::Live;
     let batch = Split::of(events);
     let all = if want_documents {
         ids(batch.timeline.iter().map(|e| e.order_id))
@@ -129,7 +131,10 @@ pub async fn apply_batch(
     fold_all(&mut shipments, &batch.shipments, order_shipments::evolve);
     order_shipments::store(tx, changed(&shipments, &batch.shipments)).await?;
 
-    order_timeline::store(tx, &batch.timeline).await?;
+    match mode {
+        Mode::Live => order_timeline::store(tx, &batch.timeline).await?,
+        Mode::Rebuild => order_timeline::copy(tx, &batch.timeline).await?,
+    }
     if !want_documents {
         return Ok(Vec::new());
     }
