@@ -125,14 +125,18 @@ async fn apply(
     Ok((applied, guard))
 }
 
-/// The next offset of every partition applied since the last hint.
+/// The next offset of every partition applied since the last hint, by topic.
 #[derive(Default)]
-struct Hints(HashMap<(String, i32), i64>);
+struct Hints(HashMap<String, HashMap<i32, i64>>);
 
 impl Hints {
     fn extend(&mut self, records: &[Record]) {
         for r in records {
-            let next = self.0.entry((r.topic.clone(), r.partition)).or_insert(0);
+            let partitions = match self.0.get_mut(r.topic.as_str()) {
+                Some(partitions) => partitions,
+                None => self.0.entry(r.topic.clone()).or_default(),
+            };
+            let next = partitions.entry(r.partition).or_insert(0);
             *next = (*next).max(r.offset + 1);
         }
     }
@@ -141,10 +145,13 @@ impl Hints {
     /// re-read on restart, nothing more.
     fn commit(&mut self, consumer: &StreamConsumer) {
         let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in self.0.drain() {
-            if let Err(e) = list.add_partition_offset(&topic, partition, Offset::Offset(offset)) {
-                tracing::debug!(error = %e, "building the offset hint failed");
-                return;
+        for (topic, partitions) in self.0.drain() {
+            for (partition, offset) in partitions {
+                if let Err(e) = list.add_partition_offset(&topic, partition, Offset::Offset(offset))
+                {
+                    tracing::debug!(error = %e, "building the offset hint failed");
+                    return;
+                }
             }
         }
         if list.count() > 0
@@ -152,5 +159,31 @@ impl Hints {
         {
             tracing::debug!(error = %e, "committing the offset hint failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, partition: i32, offset: i64) -> Record {
+        Record {
+            topic: topic.into(),
+            partition,
+            offset,
+            key: None,
+            headers: None,
+            payload: None,
+            appended_at: None,
+        }
+    }
+
+    #[test]
+    fn hints_keep_the_next_offset_of_each_partition() {
+        let mut hints = Hints::default();
+        hints.extend(&[record("a", 0, 4), record("a", 1, 2), record("a", 0, 7)]);
+        hints.extend(&[record("b", 0, 1), record("a", 0, 5)]);
+        assert_eq!(hints.0["a"], HashMap::from([(0, 8), (1, 3)]));
+        assert_eq!(hints.0["b"], HashMap::from([(0, 2)]));
     }
 }
