@@ -202,3 +202,41 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(slots, limit_in_flight))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_postgresql_would_answer_beyond_the_bound_is_refused_at_once() {
+        // Nothing listens on port 1: the cache fails at once, so the read
+        // would fall back to PostgreSQL, for which no slot is left.
+        let state = AppState {
+            pool: projections::db::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+            cache: Arc::new(
+                Cache::new("redis://127.0.0.1:1", "t:".into(), Duration::from_secs(1)).unwrap(),
+            ),
+            verifier: Arc::new(Verifier::hs256(b"secret")),
+            consistency_wait: Duration::from_millis(10),
+            fallbacks: Arc::new(Semaphore::new(0)),
+        };
+        let request = Request::get("/catalog/items/SKU-1")
+            .body(Body::empty())
+            .unwrap();
+        let response = router(state).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            problem["type"].as_str().unwrap().ends_with("/overloaded"),
+            "{problem}"
+        );
+    }
+}
