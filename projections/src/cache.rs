@@ -27,7 +27,6 @@
 //! bounded by a timeout; a broken connection is dropped and re-established
 //! on the next call.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -103,13 +102,16 @@ pub struct Cached {
     pub body: String,
     pub owner: Option<String>,
     /// The sequence the body reflects of each feeding stream.
-    pub versions: HashMap<String, i64>,
+    pub versions: Vec<(AggregateType, i64)>,
 }
 
 impl Cached {
     /// The sequence of `stream` the body reflects (0 when it has none).
     pub fn version(&self, stream: AggregateType) -> i64 {
-        self.versions.get(stream.as_str()).copied().unwrap_or(0)
+        self.versions
+            .iter()
+            .find(|(s, _)| *s == stream)
+            .map_or(0, |(_, v)| *v)
     }
 }
 
@@ -218,12 +220,17 @@ impl Cache {
     }
 
     async fn get(&self, key: String) -> Result<Option<Cached>, CacheError> {
-        let fields: HashMap<String, String> = self
+        let values: Vec<Option<String>> = self
             .bounded(|mut conn| async move {
-                redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(&key).arg("body").arg("owner");
+                for stream in CACHED_STREAMS {
+                    cmd.arg(stream.as_str());
+                }
+                cmd.query_async(&mut conn).await
             })
             .await?;
-        Ok(cached(fields))
+        Ok(cached(values))
     }
 
     /// Writes `entries` in one pipelined round trip (two when Redis does not
@@ -369,14 +376,24 @@ impl Cache {
     }
 }
 
-/// An entry read back, or `None` when absent or not written by [`Cache::put`].
-fn cached(mut fields: HashMap<String, String>) -> Option<Cached> {
-    let body = fields.remove("body")?;
-    let owner = fields.remove("owner");
-    let versions = fields
-        .into_iter()
-        .filter(|(name, _)| AggregateType::parse(name).is_some())
-        .filter_map(|(name, value)| value.parse().ok().map(|v| (name, v)))
+/// The streams whose versions entries carry.
+const CACHED_STREAMS: [AggregateType; 4] = [
+    AggregateType::Order,
+    AggregateType::Payment,
+    AggregateType::Shipment,
+    AggregateType::CatalogItem,
+];
+
+/// An entry read back (`body`, `owner`, then the [`CACHED_STREAMS`]' versions),
+/// or `None` when absent, without a body, or not written by [`Cache::put`].
+fn cached(values: Vec<Option<String>>) -> Option<Cached> {
+    let mut values = values.into_iter();
+    let body = values.next().flatten()?;
+    let owner = values.next().flatten();
+    let versions = CACHED_STREAMS
+        .iter()
+        .zip(values)
+        .filter_map(|(stream, value)| Some((*stream, value?.parse().ok()?)))
         .collect();
     Some(Cached {
         body,
@@ -403,14 +420,9 @@ mod tests {
 
     #[test]
     fn entries_read_back_with_their_versions_and_owner() {
-        let fields = HashMap::from([
-            ("v".to_owned(), "5".to_owned()),
-            ("body".to_owned(), "{}".to_owned()),
-            ("owner".to_owned(), "alice".to_owned()),
-            ("orders".to_owned(), "3".to_owned()),
-            ("payments".to_owned(), "2".to_owned()),
-        ]);
-        let entry = cached(fields).unwrap();
+        let some = |v: &str| Some(v.to_owned());
+        let values = vec![some("{}"), some("alice"), some("3"), some("2"), None, None];
+        let entry = cached(values).unwrap();
         assert_eq!(entry.owner.as_deref(), Some("alice"));
         assert_eq!(
             (
@@ -420,6 +432,11 @@ mod tests {
             ),
             (3, 2, 0)
         );
-        assert_eq!(cached(HashMap::new()), None);
+        assert_eq!(cached(vec![None; 6]), None, "absent");
+        assert_eq!(
+            cached(vec![None, None, some("3"), None, None, None]),
+            None,
+            "no body"
+        );
     }
 }
