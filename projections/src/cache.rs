@@ -8,24 +8,31 @@
 //! sequence the body reflects (`orders`, `payments`, `shipments`,
 //! `catalog`), which readers compare with consistency tokens.
 //!
-//! The guard: the write is a Lua script that stores the entry only when the
-//! stored `v` is lower or absent, so an older document never replaces a
-//! newer one. `v` is the sum of the stream sequences; documents are read
-//! from committed snapshots after the commit, and snapshots only ever grow
-//! componentwise, so the sum orders them as time does.
+//! The guard: the write is a Lua script (sent once, then called by its
+//! SHA1 with `EVALSHA`) comparing the stream versions componentwise. A
+//! document replaces the entry only when it is at least as new in every
+//! stream and newer in one; one that is older in any stream and newer in
+//! none is dropped. Documents of one projector only ever grow componentwise
+//! (each batch reads what the previous ones committed), but two projectors
+//! that hold different streams of the same order (the orders partition on
+//! one, its payments partition on the other) can each build a document the
+//! other's does not cover: then the entry keeps the newest version of each
+//! stream and loses its body, so readers go to PostgreSQL until a document
+//! covering both arrives. An older document therefore never replaces a newer
+//! one, and a body is only ever served with the versions it reflects. `v` is
+//! the sum of the versions, kept for operators.
 //!
 //! Keys carry a namespace (the views database's name), so deployments and
 //! tests sharing one Redis never see each other's entries. Every call is
 //! bounded by a timeout; a broken connection is dropped and re-established
 //! on the next call.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use events::AggregateType;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError};
-use tokio::sync::Mutex;
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script};
 use uuid::Uuid;
 
 use crate::documents::{ItemDocument, OrderDocument};
@@ -34,17 +41,42 @@ use crate::documents::{ItemDocument, OrderDocument};
 /// write (a timeout the projector could not retry) can leave behind.
 const TTL_SECONDS: u64 = 24 * 60 * 60;
 
-/// Sets the hash in KEYS[1] from ARGV[3..] (field, value pairs) with guard
-/// version ARGV[1] and TTL ARGV[2], unless the stored guard is not lower.
+/// Writes the document in ARGV under the componentwise guard (see the
+/// module comment). KEYS[1] is the entry; ARGV[1] the TTL in seconds;
+/// ARGV[2] the number n of streams; ARGV[3 .. 2+2n] stream/version pairs;
+/// the rest the document's field/value pairs. Answers 1 when written, 0
+/// when dropped as not newer, 2 when the entry lost its body.
 const GUARDED_SET: &str = r"
-local current = tonumber(redis.call('HGET', KEYS[1], 'v'))
-if current and current >= tonumber(ARGV[1]) then
+local n = tonumber(ARGV[2])
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+local has_body = exists and redis.call('HEXISTS', KEYS[1], 'body') == 1
+local newer, older = false, false
+local merged, top_sum, sum = {}, 0, 0
+for i = 0, n - 1 do
+  local stream = ARGV[3 + 2 * i]
+  local version = tonumber(ARGV[4 + 2 * i])
+  local current = tonumber(redis.call('HGET', KEYS[1], stream)) or 0
+  if version > current then newer = true end
+  if version < current then older = true end
+  local top = math.max(version, current)
+  merged[#merged + 1] = stream
+  merged[#merged + 1] = top
+  top_sum = top_sum + top
+  sum = sum + version
+end
+if not exists or (not older and (newer or not has_body)) then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'v', sum, unpack(ARGV, 3))
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  return 1
+end
+if not newer then
   return 0
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
+redis.call('HDEL', KEYS[1], 'body', 'owner')
+redis.call('HSET', KEYS[1], 'v', top_sum, unpack(merged))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 2
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +91,9 @@ pub enum CacheError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub key: String,
-    pub guard: i64,
-    pub fields: Vec<(String, String)>,
+    /// The version of every stream the document reflects.
+    pub versions: Vec<(&'static str, i64)>,
+    pub fields: Vec<(&'static str, String)>,
 }
 
 /// A cached document as a reader sees it.
@@ -69,13 +102,16 @@ pub struct Cached {
     pub body: String,
     pub owner: Option<String>,
     /// The sequence the body reflects of each feeding stream.
-    pub versions: HashMap<String, i64>,
+    pub versions: Vec<(AggregateType, i64)>,
 }
 
 impl Cached {
     /// The sequence of `stream` the body reflects (0 when it has none).
     pub fn version(&self, stream: AggregateType) -> i64 {
-        self.versions.get(stream.as_str()).copied().unwrap_or(0)
+        self.versions
+            .iter()
+            .find(|(s, _)| *s == stream)
+            .map_or(0, |(_, v)| *v)
     }
 }
 
@@ -87,10 +123,20 @@ pub const ITEM_PREFIX: &str = "catalog:";
 /// A connection to the cache under one key namespace.
 pub struct Cache {
     client: Client,
+    guarded_set: Script,
     namespace: String,
     timeout: Duration,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    /// The shared connection; every call clones it (a handle to one
+    /// pipelined connection). A plain mutex: it is never held across an await.
+    connection: std::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Lets one caller at a time connect, so a reconnect is not a stampede.
+    connecting: tokio::sync::Mutex<()>,
+    /// Calls in a row that ran out of time; a few mean the connection is stuck.
+    timeouts: AtomicU32,
 }
+
+/// Calls in a row that may time out before the connection is replaced.
+const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 
 /// The namespace of the cache of the views database at `database_url`: its
 /// database name.
@@ -106,9 +152,12 @@ impl Cache {
     pub fn new(url: &str, namespace: String, timeout: Duration) -> Result<Cache, RedisError> {
         Ok(Cache {
             client: Client::open(url)?,
+            guarded_set: Script::new(GUARDED_SET),
             namespace,
             timeout,
-            connection: Mutex::new(None),
+            connection: std::sync::Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            timeouts: AtomicU32::new(0),
         })
     }
 
@@ -171,16 +220,22 @@ impl Cache {
     }
 
     async fn get(&self, key: String) -> Result<Option<Cached>, CacheError> {
-        let fields: HashMap<String, String> = self
+        let values: Vec<Option<String>> = self
             .bounded(|mut conn| async move {
-                redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(&key).arg("body").arg("owner");
+                for stream in CACHED_STREAMS {
+                    cmd.arg(stream.as_str());
+                }
+                cmd.query_async(&mut conn).await
             })
             .await?;
-        Ok(cached(fields))
+        Ok(cached(values))
     }
 
-    /// Writes `entries` in one round trip, each under the version guard.
-    /// Answers how many replaced what was there.
+    /// Writes `entries` in one pipelined round trip (two when Redis does not
+    /// know the script yet), each under the version guard. Answers how many
+    /// replaced what was there.
     pub async fn put(&self, entries: &[Entry]) -> Result<usize, CacheError> {
         if entries.is_empty() {
             return Ok(0);
@@ -188,18 +243,32 @@ impl Cache {
         let mut pipe = redis::pipe();
         for entry in entries {
             let cmd = pipe
-                .cmd("EVAL")
-                .arg(GUARDED_SET)
+                .cmd("EVALSHA")
+                .arg(self.guarded_set.get_hash())
                 .arg(1)
                 .arg(&entry.key)
-                .arg(entry.guard)
-                .arg(TTL_SECONDS);
+                .arg(TTL_SECONDS)
+                .arg(entry.versions.len());
+            for (stream, version) in &entry.versions {
+                cmd.arg(*stream).arg(*version);
+            }
             for (field, value) in &entry.fields {
-                cmd.arg(field).arg(value);
+                cmd.arg(*field).arg(value);
             }
         }
+        let script = &self.guarded_set;
         let written: Vec<i64> = self
-            .bounded(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .bounded(|mut conn| async move {
+                match pipe.query_async(&mut conn).await {
+                    Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                        // A new or restarted Redis: load the script, then resend
+                        // (the guard makes a repeated write harmless).
+                        script.load_async(&mut conn).await?;
+                        pipe.query_async(&mut conn).await
+                    }
+                    other => other,
+                }
+            })
             .await?;
         Ok(written.into_iter().filter(|w| *w == 1).count())
     }
@@ -214,38 +283,33 @@ impl Cache {
     }
 
     pub fn order_entry(&self, document: &OrderDocument) -> Result<Entry, serde_json::Error> {
-        let mut fields = vec![
-            ("body".to_owned(), serde_json::to_string(document)?),
-            ("owner".to_owned(), document.customer_id.clone()),
-        ];
-        let mut guard = 0;
-        for (stream, version) in document.versions() {
-            fields.push((stream.as_str().to_owned(), version.to_string()));
-            guard += version;
-        }
         Ok(Entry {
             key: self.order_key(document.order_id),
-            guard,
-            fields,
+            versions: document
+                .versions()
+                .iter()
+                .map(|(stream, version)| (stream.as_str(), *version))
+                .collect(),
+            fields: vec![
+                ("body", serde_json::to_string(document)?),
+                ("owner", document.customer_id.clone()),
+            ],
         })
     }
 
     pub fn item_entry(&self, document: &ItemDocument) -> Result<Entry, serde_json::Error> {
         Ok(Entry {
             key: self.item_key(&document.sku),
-            guard: document.version,
-            fields: vec![
-                ("body".to_owned(), serde_json::to_string(document)?),
-                (
-                    AggregateType::CatalogItem.as_str().to_owned(),
-                    document.version.to_string(),
-                ),
-            ],
+            versions: vec![(AggregateType::CatalogItem.as_str(), document.version)],
+            fields: vec![("body", serde_json::to_string(document)?)],
         })
     }
 
-    /// Runs `call` on a connection, within the timeout; on any failure the
-    /// connection is dropped so the next call reconnects.
+    /// Runs `call` on a connection, within the timeout. When the connection
+    /// itself failed it is dropped, so the next call reconnects; a call that
+    /// only ran out of time leaves it alone (the other calls pipelined on
+    /// it are fine, and a reconnect would cost them all) unless several in
+    /// a row did.
     async fn bounded<T, F, Fut>(&self, call: F) -> Result<T, CacheError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
@@ -256,20 +320,47 @@ impl Cache {
             call(conn).await
         })
         .await;
-        let result = match outcome {
-            Ok(result) => result.map_err(CacheError::Redis),
-            Err(_) => Err(CacheError::Timeout(self.timeout)),
-        };
-        if result.is_err() {
-            *self.connection.lock().await = None;
+        if outcome.is_err() {
+            if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
+                self.timeouts.store(0, Ordering::Relaxed);
+                self.forget_connection();
+            }
+        } else if self.timeouts.load(Ordering::Relaxed) != 0 {
+            self.timeouts.store(0, Ordering::Relaxed);
         }
-        result
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                {
+                    self.forget_connection();
+                }
+                Err(CacheError::Redis(e))
+            }
+            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        }
+    }
+
+    fn shared_connection(&self) -> Option<MultiplexedConnection> {
+        self.connection.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    fn forget_connection(&self) {
+        if let Ok(mut slot) = self.connection.lock() {
+            *slot = None;
+        }
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
+        if let Some(conn) = self.shared_connection() {
+            return Ok(conn);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(conn) = self.shared_connection() {
+            return Ok(conn);
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(self.timeout)
@@ -278,19 +369,31 @@ impl Cache {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        *slot = Some(conn.clone());
+        if let Ok(mut slot) = self.connection.lock() {
+            *slot = Some(conn.clone());
+        }
         Ok(conn)
     }
 }
 
-/// An entry read back, or `None` when absent or not written by [`Cache::put`].
-fn cached(mut fields: HashMap<String, String>) -> Option<Cached> {
-    let body = fields.remove("body")?;
-    let owner = fields.remove("owner");
-    let versions = fields
-        .into_iter()
-        .filter(|(name, _)| AggregateType::parse(name).is_some())
-        .filter_map(|(name, value)| value.parse().ok().map(|v| (name, v)))
+/// The streams whose versions entries carry.
+const CACHED_STREAMS: [AggregateType; 4] = [
+    AggregateType::Order,
+    AggregateType::Payment,
+    AggregateType::Shipment,
+    AggregateType::CatalogItem,
+];
+
+/// An entry read back (`body`, `owner`, then the [`CACHED_STREAMS`]' versions),
+/// or `None` when absent, without a body, or not written by [`Cache::put`].
+fn cached(values: Vec<Option<String>>) -> Option<Cached> {
+    let mut values = values.into_iter();
+    let body = values.next().flatten()?;
+    let owner = values.next().flatten();
+    let versions = CACHED_STREAMS
+        .iter()
+        .zip(values)
+        .filter_map(|(stream, value)| Some((*stream, value?.parse().ok()?)))
         .collect();
     Some(Cached {
         body,
@@ -317,14 +420,9 @@ mod tests {
 
     #[test]
     fn entries_read_back_with_their_versions_and_owner() {
-        let fields = HashMap::from([
-            ("v".to_owned(), "5".to_owned()),
-            ("body".to_owned(), "{}".to_owned()),
-            ("owner".to_owned(), "alice".to_owned()),
-            ("orders".to_owned(), "3".to_owned()),
-            ("payments".to_owned(), "2".to_owned()),
-        ]);
-        let entry = cached(fields).unwrap();
+        let some = |v: &str| Some(v.to_owned());
+        let values = vec![some("{}"), some("alice"), some("3"), some("2"), None, None];
+        let entry = cached(values).unwrap();
         assert_eq!(entry.owner.as_deref(), Some("alice"));
         assert_eq!(
             (
@@ -334,6 +432,11 @@ mod tests {
             ),
             (3, 2, 0)
         );
-        assert_eq!(cached(HashMap::new()), None);
+        assert_eq!(cached(vec![None; 6]), None, "absent");
+        assert_eq!(
+            cached(vec![None, None, some("3"), None, None, None]),
+            None,
+            "no body"
+        );
     }
 }

@@ -1,23 +1,39 @@
 //! The projector loop: fetch a batch, apply it and its positions in one
-//! PostgreSQL transaction, then tell Kafka how far we got (a hint only).
+//! PostgreSQL transaction, hand its documents to the cache refresher, then
+//! tell Kafka how far we got (a hint only).
+//!
+//! Most batches commit asynchronously (`synchronous_commit = off`): rows and
+//! positions commit together, so a commit PostgreSQL loses in a crash is
+//! lost whole and simply applied again from Kafka. That only holds while
+//! Kafka's committed offset (where a restarted consumer fetches from) is not
+//! past what PostgreSQL holds durably, so the offset hint is committed only
+//! after a synchronous commit, which flushes every commit before it too; one
+//! batch a second is synchronous.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use events::KafkaConfig;
 use events::record;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{self, Routes};
+use crate::dispatch::{self, Applied, Mode, Routes};
 use crate::pause::BatchGuard;
 use crate::record::Record;
-use crate::refresh::{Refresher, Touched};
+use crate::refresh::Refresher;
 
-const MAX_BATCH: usize = 1000;
-/// How often cache writes that failed are retried while no batch arrives.
-const CACHE_RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Records per batch when caught up: a batch takes what is buffered, so a
+/// projector that keeps up applies small batches with little delay.
+const MIN_BATCH: usize = 1000;
+/// Records per batch while far behind (each full batch doubles the next).
+const MAX_BATCH: usize = 5000;
+/// How often a batch commits synchronously, making the earlier ones durable
+/// and letting the Kafka offset hint move.
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
 pub fn subscribe(
     kafka: &KafkaConfig,
@@ -31,27 +47,22 @@ pub fn subscribe(
 }
 
 /// Runs until `shutdown`; transient PostgreSQL or Kafka failures are retried,
-/// never skipped. After each commit the touched documents go to the cache.
+/// never skipped. After each commit the batch's documents go to the cache.
 pub async fn run(
     consumer: std::sync::Arc<StreamConsumer>,
     pool: PgPool,
     routes: Routes,
-    mut refresher: Refresher,
+    refresher: Refresher,
     shutdown: CancellationToken,
 ) {
+    let mut hints = Hints::default();
+    let mut last_durable = Instant::now();
+    let mut max = MIN_BATCH;
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return,
             // Only the wait for a first record is cancelled here, which loses nothing.
-            _ = tokio::time::sleep(CACHE_RETRY_EVERY), if refresher.has_pending() => {
-                // Under the batch lock too, so a swap never sees it half done.
-                if let Ok(guard) = BatchGuard::enter(&pool).await {
-                    refresher.refresh(Touched::default()).await;
-                    guard.leave().await;
-                }
-                continue;
-            }
-            batch = record::next_batch(&consumer, MAX_BATCH) => batch,
+            batch = record::next_batch(&consumer, max) => batch,
         };
         let records = match batch {
             Ok(records) => records,
@@ -61,9 +72,15 @@ pub async fn run(
                 continue;
             }
         };
+        max = if records.len() >= max {
+            (max * 2).min(MAX_BATCH)
+        } else {
+            MIN_BATCH
+        };
+        let durable = last_durable.elapsed() >= DURABLE_EVERY;
         let mut backoff = Duration::from_millis(50);
-        let (touched, guard) = loop {
-            match apply(&pool, &routes, records.clone()).await {
+        let (applied, guard) = loop {
+            match apply(&pool, &routes, &records, durable).await {
                 Ok(applied) => break applied,
                 Err(e) => {
                     tracing::warn!(error = %e, "applying a batch failed, retrying");
@@ -75,24 +92,98 @@ pub async fn run(
                 }
             }
         };
-        record::commit_hint(&consumer, &records);
-        refresher.refresh(touched).await;
-        guard.leave().await;
+        hints.extend(&records);
+        if durable {
+            hints.commit(&consumer);
+            last_durable = Instant::now();
+        }
+        refresher.refresh(applied.fresh, guard).await;
     }
 }
 
 async fn apply(
     pool: &PgPool,
     routes: &Routes,
-    records: Vec<Record>,
-) -> Result<(Touched, BatchGuard), sqlx::Error> {
-    let guard = BatchGuard::enter(pool).await?;
-    let mut tx = pool.begin().await?;
-    let (applied, touched) = dispatch::apply_batch(&mut tx, routes, records).await?;
+    records: &[Record],
+    durable: bool,
+) -> Result<(Applied, BatchGuard), sqlx::Error> {
+    let begin = if durable {
+        "BEGIN"
+    } else {
+        "BEGIN; SET LOCAL synchronous_commit = off"
+    };
+    // The batch's own transaction opens while the pause lock is taken; it
+    // reads and writes nothing before the lock is held.
+    let (guard, tx) = tokio::join!(BatchGuard::enter(pool), pool.begin_with(begin));
+    let (guard, mut tx) = (guard?, tx?);
+    let applied = dispatch::apply_batch(&mut tx, routes, records, Mode::Live).await?;
     tx.commit().await?;
-    for (set, count) in applied {
+    for (set, count) in &applied.counts {
         metrics::counter!("projection_events_applied_total", "projection" => set.projection())
-            .increment(count as u64);
+            .increment(*count as u64);
     }
-    Ok((touched, guard))
+    Ok((applied, guard))
+}
+
+/// The next offset of every partition applied since the last hint, by topic.
+#[derive(Default)]
+struct Hints(HashMap<String, HashMap<i32, i64>>);
+
+impl Hints {
+    fn extend(&mut self, records: &[Record]) {
+        for r in records {
+            let partitions = match self.0.get_mut(r.topic.as_str()) {
+                Some(partitions) => partitions,
+                None => self.0.entry(r.topic.clone()).or_default(),
+            };
+            let next = partitions.entry(r.partition).or_insert(0);
+            *next = (*next).max(r.offset + 1);
+        }
+    }
+
+    /// Commits the offsets to Kafka asynchronously; a lost hint costs a
+    /// re-read on restart, nothing more.
+    fn commit(&mut self, consumer: &StreamConsumer) {
+        let mut list = TopicPartitionList::new();
+        for (topic, partitions) in self.0.drain() {
+            for (partition, offset) in partitions {
+                if let Err(e) = list.add_partition_offset(&topic, partition, Offset::Offset(offset))
+                {
+                    tracing::debug!(error = %e, "building the offset hint failed");
+                    return;
+                }
+            }
+        }
+        if list.count() > 0
+            && let Err(e) = consumer.commit(&list, CommitMode::Async)
+        {
+            tracing::debug!(error = %e, "committing the offset hint failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, partition: i32, offset: i64) -> Record {
+        Record {
+            topic: topic.into(),
+            partition,
+            offset,
+            key: None,
+            headers: None,
+            payload: None,
+            appended_at: None,
+        }
+    }
+
+    #[test]
+    fn hints_keep_the_next_offset_of_each_partition() {
+        let mut hints = Hints::default();
+        hints.extend(&[record("a", 0, 4), record("a", 1, 2), record("a", 0, 7)]);
+        hints.extend(&[record("b", 0, 1), record("a", 0, 5)]);
+        assert_eq!(hints.0["a"], HashMap::from([(0, 8), (1, 3)]));
+        assert_eq!(hints.0["b"], HashMap::from([(0, 2)]));
+    }
 }

@@ -1,8 +1,6 @@
 //! Records a projection could not apply. They are stored with their position
 //! and error, and the projection moves on.
 
-use sqlx::{Postgres, Transaction};
-
 use crate::record::Record;
 
 #[derive(Debug, Clone)]
@@ -30,10 +28,9 @@ impl DeadLetter {
     }
 }
 
-pub async fn store(
-    tx: &mut Transaction<'_, Postgres>,
-    letters: &[DeadLetter],
-) -> Result<(), sqlx::Error> {
+/// Logs and counts dead letters about to be stored (with the positions, by
+/// [`crate::positions::advance`]).
+pub fn log(letters: &[DeadLetter]) {
     for letter in letters {
         tracing::warn!(
             projection = letter.projection,
@@ -45,22 +42,7 @@ pub async fn store(
         );
         metrics::counter!("projection_dead_letters_total", "projection" => letter.projection)
             .increment(1);
-        sqlx::query(
-            "INSERT INTO dead_letters (projection, topic, partition, \"offset\", record_key, payload, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(letter.projection)
-        .bind(&letter.topic)
-        .bind(letter.partition)
-        .bind(letter.offset)
-        .bind(&letter.key)
-        .bind(&letter.payload)
-        .bind(&letter.error)
-        .execute(&mut **tx)
-        .await?;
     }
-    Ok(())
 }
 
 /// A stored dead letter, for readers.

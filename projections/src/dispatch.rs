@@ -7,14 +7,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use events::{AggregateType, KafkaConfig};
+use events::domain::{CatalogEvent, SagaEvent};
+use events::{AggregateType, EventMeta, KafkaConfig};
 use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
 
+use crate::dead_letters::DeadLetter;
+use crate::documents::ItemDocument;
+use crate::hold::{self, HeldKeys};
 use crate::record::Record;
-use crate::refresh::Touched;
-use crate::views::{catalog_items, decode, order_set, saga_timelines};
-use crate::{dead_letters, hold, positions, probes};
-use events::domain::{CatalogEvent, OrderEvent, PaymentEvent, ShipmentEvent};
+use crate::refresh::Fresh;
+use crate::views::order_set::{self, OrderSetEvent};
+use crate::views::{catalog_items, saga_timelines};
+use crate::{positions, probes};
 
 /// A set of views fed by the same topics and sharing positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,12 +37,16 @@ pub struct ViewTable {
     /// Columns that are not a fold of the log (when the projector saw a
     /// record), left out when a rebuilt table is compared with the live one.
     pub volatile: &'static [&'static str],
+    /// Rows are only ever appended (never read back or updated by a batch),
+    /// so a rebuild loads it with `COPY` and adds its keys after the load.
+    pub append_only: bool,
 }
 
 const fn table(name: &'static str) -> ViewTable {
     ViewTable {
         name,
         volatile: &[],
+        append_only: false,
     }
 }
 
@@ -46,13 +55,18 @@ const ORDER_TABLES: [ViewTable; 5] = [
     table("orders"),
     table("order_payments"),
     table("order_shipments"),
-    table("order_timeline"),
+    ViewTable {
+        name: "order_timeline",
+        volatile: &[],
+        append_only: true,
+    },
     table("sales"),
 ];
 const SAGA_TABLES: [ViewTable; 1] = [table("saga_timelines")];
 const PROBE_TABLES: [ViewTable; 1] = [ViewTable {
     name: "probes",
     volatile: &["projected_at"],
+    append_only: false,
 }];
 
 impl ViewSet {
@@ -149,8 +163,8 @@ impl Routes {
     }
 
     /// Splits a batch by view set, keeping log order within each.
-    fn split(&self, records: Vec<Record>) -> BTreeMap<ViewSet, Vec<Record>> {
-        let mut sets: BTreeMap<ViewSet, Vec<Record>> = BTreeMap::new();
+    fn split<'r>(&self, records: &'r [Record]) -> BTreeMap<ViewSet, Vec<&'r Record>> {
+        let mut sets: BTreeMap<ViewSet, Vec<&'r Record>> = BTreeMap::new();
         for record in records {
             match self.stream(&record.topic).and_then(ViewSet::of) {
                 Some(set) => sets.entry(set).or_default().push(record),
@@ -162,71 +176,136 @@ impl Routes {
     }
 }
 
-/// Whether a record decodes as an event of the stream its topic carries.
-pub(crate) fn readable(routes: &Routes, record: &Record) -> Result<(), String> {
-    match routes.stream(&record.topic) {
-        Some(stream @ AggregateType::CatalogItem) => {
-            decode::<CatalogEvent>(record, stream).map(drop)
+/// The events of one view set, each record decoded once.
+#[derive(Debug)]
+pub enum Events {
+    Catalog(Vec<(EventMeta, CatalogEvent)>),
+    Orders(Vec<OrderSetEvent>),
+    Sagas(Vec<(Uuid, EventMeta, SagaEvent)>),
+    Probes(Vec<probes::Decoded>),
+}
+
+impl Events {
+    /// Decodes `records` of `set`; unreadable records and the later records
+    /// of their keys (and of keys in `held`) become dead letters.
+    pub fn divert(
+        routes: &Routes,
+        set: ViewSet,
+        records: &[&Record],
+        held: &mut HeldKeys,
+    ) -> (Events, Vec<DeadLetter>) {
+        let projection = set.projection();
+        match set {
+            ViewSet::Catalog => {
+                let (events, dead) =
+                    hold::divert(projection, records, held, catalog_items::decode_one);
+                (Events::Catalog(events), dead)
+            }
+            ViewSet::Orders => {
+                let decode = |r: &Record| match routes.stream(&r.topic) {
+                    Some(stream) => order_set::decode_one(r, stream),
+                    None => Err(format!("topic {} is not an order stream", r.topic)),
+                };
+                let (events, dead) = hold::divert(projection, records, held, decode);
+                (Events::Orders(events), dead)
+            }
+            ViewSet::Sagas => {
+                let (events, dead) =
+                    hold::divert(projection, records, held, saga_timelines::decode_one);
+                (Events::Sagas(events), dead)
+            }
+            ViewSet::Probes => {
+                let (events, dead) = hold::divert(projection, records, held, probes::decode_one);
+                (Events::Probes(events), dead)
+            }
         }
-        Some(stream @ AggregateType::Order) => decode::<OrderEvent>(record, stream).map(drop),
-        Some(stream @ AggregateType::Payment) => decode::<PaymentEvent>(record, stream).map(drop),
-        Some(stream @ AggregateType::Shipment) => decode::<ShipmentEvent>(record, stream).map(drop),
-        Some(AggregateType::Saga) => saga_timelines::readable(record),
-        // Probes have a key each; nothing to hold back.
-        Some(AggregateType::Probe) | None => Ok(()),
     }
 }
 
-/// Applies a batch to every view set it touches, with their positions; the
-/// view sets are visited in a fixed order so concurrent instances lock
-/// position rows in the same order. Answers how many records were new per
-/// view set, and the cached documents they touched.
+/// Who writes a batch, which decides how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The live projector (and a dead-letter retry): the cached documents
+    /// the batch changed are built from the rows it folded.
+    Live,
+    /// A rebuild into a shadow: no documents (the cache is left alone until
+    /// the swap), and append-only tables are loaded with `COPY`.
+    Rebuild,
+}
+
+/// What a batch did: how many records were new per view set, and the fresh
+/// documents of the cache (when asked for).
+#[derive(Default)]
+pub struct Applied {
+    pub counts: Vec<(ViewSet, usize)>,
+    pub fresh: Fresh,
+}
+
+/// Applies a batch to every view set it touches, with their positions and
+/// dead letters: one statement locks the positions and reads the held keys,
+/// one per view table writes it, one stores the dead letters and moves the
+/// positions. Positions are locked in one fixed order, so concurrent
+/// instances never deadlock. In [`Mode::Live`], the cached documents the batch
+/// changed are built from the rows it folded.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     routes: &Routes,
-    records: Vec<Record>,
-) -> Result<(Vec<(ViewSet, usize)>, Touched), sqlx::Error> {
-    let mut applied = Vec::new();
-    let mut touched = Touched::default();
-    for (set, records) in routes.split(records) {
+    records: &[Record],
+    mode: Mode,
+) -> Result<Applied, sqlx::Error> {
+    let sets = routes.split(records);
+    let tagged: Vec<(&'static str, &Record)> = sets
+        .iter()
+        .flat_map(|(set, records)| records.iter().map(|r| (set.projection(), *r)))
+        .collect();
+    let mut claimed = positions::claim(tx, &tagged).await?;
+    let mut applied = Applied::default();
+    let mut letters = Vec::new();
+    let mut moved = Vec::with_capacity(tagged.len());
+    for (set, records) in sets {
         let projection = set.projection();
-        let fresh = positions::claim(tx, projection, records).await?;
+        let fresh: Vec<&Record> = records
+            .into_iter()
+            .filter(|r| claimed.is_new(projection, r))
+            .collect();
         if fresh.is_empty() {
             continue;
         }
-        let readable = |record: &Record| readable(routes, record);
-        let (pass, held) = hold::divert(tx, projection, &fresh, readable).await?;
-        let dead = apply_set(tx, routes, set, &pass, &mut touched).await?;
-        dead_letters::store(tx, &held).await?;
-        dead_letters::store(tx, &dead).await?;
-        positions::advance(tx, projection, &fresh).await?;
-        applied.push((set, fresh.len()));
+        let (events, dead) = Events::divert(routes, set, &fresh, &mut claimed.held);
+        apply_set(tx, events, mode, &mut applied.fresh).await?;
+        letters.extend(dead);
+        moved.extend(fresh.iter().map(|r| (projection, *r)));
+        applied.counts.push((set, fresh.len()));
     }
-    Ok((applied, touched))
+    if !moved.is_empty() {
+        positions::advance(tx, &moved, &letters).await?;
+    }
+    Ok(applied)
 }
 
-/// Folds readable records of one view set into its tables, without looking
-/// at positions or held keys; answers the records that turned out unreadable.
+/// Folds decoded events of one view set into its tables, without looking
+/// at positions or held keys.
 pub async fn apply_set(
     tx: &mut Transaction<'_, Postgres>,
-    routes: &Routes,
-    set: ViewSet,
-    records: &[Record],
-    touched: &mut Touched,
-) -> Result<Vec<dead_letters::DeadLetter>, sqlx::Error> {
-    Ok(match set {
-        ViewSet::Catalog => {
-            let (dead, skus) = catalog_items::apply_batch(tx, records).await?;
-            touched.items.extend(skus);
-            dead
+    events: Events,
+    mode: Mode,
+    fresh: &mut Fresh,
+) -> Result<(), sqlx::Error> {
+    match events {
+        Events::Catalog(events) => {
+            let items = catalog_items::apply_batch(tx, &events).await?;
+            if mode == Mode::Live {
+                fresh
+                    .items
+                    .extend(items.into_iter().map(ItemDocument::from));
+            }
         }
-        ViewSet::Orders => {
-            let (dead, ids) =
-                order_set::apply_batch(tx, records, |r| routes.stream(&r.topic)).await?;
-            touched.orders.extend(ids);
-            dead
+        Events::Orders(events) => {
+            let orders = order_set::apply_batch(tx, &events, mode).await?;
+            fresh.orders.extend(orders);
         }
-        ViewSet::Sagas => saga_timelines::apply_batch(tx, records).await?,
-        ViewSet::Probes => probes::apply(tx, records).await?,
-    })
+        Events::Sagas(events) => saga_timelines::apply_batch(tx, &events).await?,
+        Events::Probes(events) => probes::apply(tx, &events).await?,
+    }
+    Ok(())
 }

@@ -18,9 +18,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::views::catalog_items::{self, CatalogItem};
+use crate::views::order_payments::{self, PaymentRow};
+use crate::views::order_shipments::{self, ShipmentRow};
 use crate::views::order_timeline::{self, TimelineEntry};
 use crate::views::orders::{self, LineView, OrderRow};
-use crate::views::{order_payments, order_shipments};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Price {
@@ -139,24 +140,47 @@ pub async fn items(pool: &PgPool, skus: &[String]) -> Result<Vec<ItemDocument>, 
 /// The orders under `ids` that exist, read in one snapshot so status,
 /// payment, shipment and timeline come from the same committed batches.
 pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
     let rows = orders::find_many(&mut tx, ids).await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let found: Vec<Uuid> = rows.keys().copied().collect();
-    let mut payments = order_payments::find_many(&mut tx, &found).await?;
-    let mut shipments = order_shipments::find_many(&mut tx, &found).await?;
+    let payments = order_payments::find_many(&mut tx, &found).await?;
+    let shipments = order_shipments::find_many(&mut tx, &found).await?;
+    let timelines = timelines(order_timeline::find_many(&mut tx, &found).await?);
+    tx.commit().await?;
+    Ok(assemble(rows, payments, shipments, timelines))
+}
+
+/// Timeline entries grouped by order.
+pub fn timelines(entries: Vec<TimelineEntry>) -> HashMap<Uuid, Vec<TimelineEntry>> {
     let mut timelines: HashMap<Uuid, Vec<TimelineEntry>> = HashMap::new();
-    for entry in order_timeline::find_many(&mut tx, &found).await? {
+    for entry in entries {
         timelines.entry(entry.order_id).or_default().push(entry);
     }
-    tx.commit().await?;
-    Ok(rows
-        .into_values()
+    timelines
+}
+
+/// The documents of `rows`, with their payment, shipment and timeline: the
+/// one way a document is put together, whether a reader loads the rows or
+/// the projector has just folded them.
+///
+/// A document is a function of the stream versions it reports: its timeline
+/// holds each stream's entries up to the version of that stream's row (none
+/// when the row is absent), oldest first. A reader's snapshot never holds
+/// more; the projector, which reads other streams' rows and the timeline in
+/// separate statements, may see a newer entry than the row it read, and
+/// leaves it out here.
+pub fn assemble(
+    rows: HashMap<Uuid, OrderRow>,
+    mut payments: HashMap<Uuid, PaymentRow>,
+    mut shipments: HashMap<Uuid, ShipmentRow>,
+    mut timelines: HashMap<Uuid, Vec<TimelineEntry>>,
+) -> Vec<OrderDocument> {
+    rows.into_values()
         .map(|row| {
             let id = row.order_id;
             let mut document = OrderDocument::from(row);
@@ -169,8 +193,97 @@ pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, s
                 document.tracking_ref = shipment.tracking_ref;
                 document.shipment_version = shipment.version;
             }
-            document.timeline = timelines.remove(&id).unwrap_or_default();
+            let mut timeline = timelines.remove(&id).unwrap_or_default();
+            let versions = document.versions();
+            timeline.retain(|entry| {
+                versions.iter().any(|(stream, version)| {
+                    stream.as_str() == entry.source && entry.sequence <= *version
+                })
+            });
+            timeline.sort_by(|a, b| {
+                (a.occurred_at, &a.source, a.sequence).cmp(&(b.occurred_at, &b.source, b.sequence))
+            });
+            document.timeline = timeline;
             document
         })
-        .collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::views::testing::at;
+    use sqlx::types::Json;
+
+    fn entry(order_id: Uuid, source: &str, sequence: i64, seconds: u64) -> TimelineEntry {
+        TimelineEntry {
+            order_id,
+            source: source.into(),
+            sequence,
+            event_type: format!("{source}-{sequence}"),
+            occurred_at: at(seconds),
+            detail: serde_json::json!({}),
+        }
+    }
+
+    fn order(order_id: Uuid, version: i64) -> OrderRow {
+        OrderRow {
+            order_id,
+            customer_id: "c".into(),
+            status: "pending".into(),
+            status_reason: None,
+            cancellation_reason: None,
+            currency: "USD".into(),
+            lines: Json(Vec::new()),
+            total_minor: None,
+            version,
+            placed_at: at(0),
+            updated_at: at(0),
+        }
+    }
+
+    fn payment(order_id: Uuid, version: i64) -> PaymentRow {
+        PaymentRow {
+            order_id,
+            status: "authorized".into(),
+            authorization_state: "authorized".into(),
+            capture_state: "not_requested".into(),
+            void_state: "not_requested".into(),
+            refund_state: "not_requested".into(),
+            amount_minor: 1,
+            currency: "USD".into(),
+            version,
+            updated_at: at(0),
+        }
+    }
+
+    #[test]
+    fn a_document_shows_each_streams_entries_up_to_its_rows_version_oldest_first() {
+        let id = Uuid::from_u128(1);
+        let timeline = vec![
+            entry(id, "payments", 3, 5),
+            entry(id, "orders", 2, 4),
+            entry(id, "payments", 1, 2),
+            entry(id, "orders", 1, 1),
+            entry(id, "payments", 2, 3),
+            entry(id, "shipments", 1, 6),
+        ];
+        let documents = assemble(
+            HashMap::from([(id, order(id, 2))]),
+            HashMap::from([(id, payment(id, 2))]),
+            HashMap::new(),
+            HashMap::from([(id, timeline)]),
+        );
+        let shown: Vec<&str> = documents[0]
+            .timeline
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect();
+        assert_eq!(shown, ["orders-1", "payments-1", "payments-2", "orders-2"]);
+        assert_eq!(
+            documents[0].versions().map(|(_, v)| v),
+            [2, 2, 0],
+            "order, payment and shipment versions"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 //! - [`views`]: the business views, each a pure fold plus its bulk SQL.
 //! - [`documents`]: the JSON the query API serves for the hot views.
 //! - [`cache`]: the Redis cache of those documents, version-guarded.
-//! - `refresh`: writes what a committed batch touched to the cache.
+//! - `refresh`: writes the documents committed batches changed to the cache, off the batch loop.
 //! - `lag`: how far each projection is behind the log (metrics, readiness details).
 //! - `positions`: per-partition positions stored with the view rows.
 //! - `record`: a detached Kafka record.
@@ -72,11 +72,8 @@ pub async fn run(
         .await
         .context("connecting to the views database")?;
     let namespace = cache::namespace_for(&config.database_url);
-    let refresher = refresh::Refresher::new(
-        cache::Cache::new(&config.redis_url, namespace.clone(), CACHE_TIMEOUT)
-            .context("parsing the redis url")?,
-        pool.clone(),
-    );
+    let refresher_cache = cache::Cache::new(&config.redis_url, namespace.clone(), CACHE_TIMEOUT)
+        .context("parsing the redis url")?;
     let health_cache = cache::Cache::new(&config.redis_url, namespace, CACHE_TIMEOUT)
         .context("parsing the redis url")?;
     config
@@ -99,6 +96,7 @@ pub async fn run(
         lag_report.clone(),
         shutdown.clone(),
     ));
+    let (refresher, refreshing) = refresh::Refresher::spawn(refresher_cache, pool.clone());
     tasks.spawn(consumer::run(
         consumer,
         pool.clone(),
@@ -106,6 +104,8 @@ pub async fn run(
         refresher,
         shutdown.clone(),
     ));
+    // Ends once the batch loop has stopped and its last batches are written.
+    tasks.spawn(refreshing);
     tasks.close();
 
     let kafka = config.kafka.clone();

@@ -17,14 +17,23 @@ const KEY: &str = "projections:pause";
 pub struct BatchGuard(Transaction<'static, Postgres>);
 
 impl BatchGuard {
-    /// Waits while a swap holds the lock, then enters a batch.
+    /// Waits while a swap holds the lock, then enters a batch; one round trip.
     pub async fn enter(pool: &PgPool) -> Result<BatchGuard, sqlx::Error> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext($1)::bigint)")
-            .bind(KEY)
-            .execute(&mut *tx)
-            .await?;
-        Ok(BatchGuard(tx))
+        let begin =
+            format!("BEGIN; SELECT pg_advisory_xact_lock_shared(hashtext('{KEY}')::bigint)");
+        Ok(BatchGuard(pool.begin_with(begin).await?))
+    }
+
+    /// Enters a batch unless a swap holds (or waits for) the lock.
+    pub async fn try_enter(pool: &PgPool) -> Option<BatchGuard> {
+        let mut tx = pool.begin().await.ok()?;
+        let (entered,): (bool,) =
+            sqlx::query_as("SELECT pg_try_advisory_xact_lock_shared(hashtext($1)::bigint)")
+                .bind(KEY)
+                .fetch_one(&mut *tx)
+                .await
+                .ok()?;
+        entered.then_some(BatchGuard(tx))
     }
 
     /// Leaves the batch; a failure only means the lock went with its session.

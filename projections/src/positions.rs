@@ -7,104 +7,172 @@
 //! already applied (by this or another instance) and is skipped. The position
 //! rows are locked for the transaction, so two instances that briefly both
 //! hold a partition during a rebalance apply each record once.
+//!
+//! A batch touches positions twice, each time with one statement for every
+//! view set of the batch: [`claim`] locks them (creating missing rows) and
+//! reads which of the batch's stream keys are held back behind a dead
+//! letter; [`advance`] stores the batch's dead letters and moves the
+//! positions past it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
+use crate::dead_letters::DeadLetter;
+use crate::hold::{self, HeldKeys};
 use crate::record::Record;
 
-/// Locks the positions of the batch's partitions and keeps only the records
-/// not applied yet.
-pub async fn claim(
+/// A partition of a projection: `(projection, topic, partition)`.
+type Partition<'r> = (&'static str, &'r str, i32);
+
+/// The positions of a batch's partitions, locked, and its held keys.
+pub struct Claimed<'r> {
+    next: HashMap<Partition<'r>, i64>,
+    pub held: HeldKeys,
+}
+
+impl Claimed<'_> {
+    /// True when `record` is at or past its partition's stored position.
+    pub fn is_new(&self, projection: &'static str, record: &Record) -> bool {
+        let key = (projection, record.topic.as_str(), record.partition);
+        record.offset >= self.next.get(&key).copied().unwrap_or(0)
+    }
+}
+
+/// One row of the claim statement: a locked position (with whether it moved
+/// since the statement's snapshot) or a held key.
+type ClaimRow = (
+    String,
+    String,
+    Option<i32>,
+    Option<i64>,
+    Option<bool>,
+    Option<String>,
+);
+
+/// Locks the positions of every partition `records` come from (creating
+/// missing ones at 0), in one fixed order, and reads which of their stream
+/// keys have a dead letter, all in one statement.
+///
+/// The dead letters are read in the statement's snapshot, taken before the
+/// locks were granted. A dead letter is only ever stored in the transaction
+/// that moves its partition's position, so when no position moved between
+/// the snapshot and the lock, the snapshot saw every dead letter; when one
+/// did (another instance held the partition until just now), the keys are
+/// read again, after the lock.
+pub async fn claim<'r>(
     tx: &mut Transaction<'_, Postgres>,
-    projection: &str,
-    records: Vec<Record>,
-) -> Result<Vec<Record>, sqlx::Error> {
-    let mut partitions: Vec<(String, i32)> = records
+    records: &[(&'static str, &'r Record)],
+) -> Result<Claimed<'r>, sqlx::Error> {
+    let mut partitions: Vec<Partition<'r>> = records
         .iter()
-        .map(|r| (r.topic.clone(), r.partition))
+        .map(|(p, r)| (*p, r.topic.as_str(), r.partition))
         .collect();
-    partitions.sort();
+    partitions.sort_unstable();
     partitions.dedup();
-    let (topics, numbers): (Vec<String>, Vec<i32>) = partitions.into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO projection_positions (projection, topic, partition, next_offset)
-         SELECT $1, t, p, 0 FROM UNNEST($2::text[], $3::int[]) AS u(t, p)
-         ON CONFLICT DO NOTHING",
+    let candidates = hold::candidates(records);
+    let rows: Vec<ClaimRow> = sqlx::query_as(
+        "WITH wanted AS (
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[]) AS w(projection, topic, partition)
+         ), seen AS (
+             SELECT p.projection, p.topic, p.partition, p.next_offset
+             FROM projection_positions p JOIN wanted USING (projection, topic, partition)
+         ), locked AS (
+             INSERT INTO projection_positions (projection, topic, partition, next_offset)
+             SELECT projection, topic, partition, 0 FROM wanted ORDER BY projection, topic, partition
+             ON CONFLICT (projection, topic, partition)
+             DO UPDATE SET next_offset = projection_positions.next_offset
+             RETURNING projection, topic, partition, next_offset
+         )
+         SELECT l.projection, l.topic, l.partition, l.next_offset,
+                l.next_offset IS DISTINCT FROM COALESCE(s.next_offset, 0), NULL::text
+         FROM locked l LEFT JOIN seen s USING (projection, topic, partition)
+         UNION ALL
+         SELECT DISTINCT d.projection, d.topic, NULL::int, NULL::bigint, NULL::boolean, d.record_key
+         FROM dead_letters d
+         JOIN UNNEST($4::text[], $5::text[], $6::text[]) AS k(projection, topic, record_key)
+           USING (projection, topic, record_key)",
     )
-    .bind(projection)
-    .bind(&topics)
-    .bind(&numbers)
-    .execute(&mut **tx)
-    .await?;
-    let rows: Vec<(String, i32, i64)> = sqlx::query_as(
-        "SELECT topic, partition, next_offset FROM projection_positions
-         WHERE projection = $1
-           AND (topic, partition) IN (SELECT * FROM UNNEST($2::text[], $3::int[]))
-         ORDER BY topic, partition
-         FOR UPDATE",
-    )
-    .bind(projection)
-    .bind(&topics)
-    .bind(&numbers)
+    .bind(partitions.iter().map(|p| p.0).collect::<Vec<_>>())
+    .bind(partitions.iter().map(|p| p.1).collect::<Vec<_>>())
+    .bind(partitions.iter().map(|p| p.2).collect::<Vec<_>>())
+    .bind(&candidates.projections)
+    .bind(&candidates.topics)
+    .bind(&candidates.keys)
     .fetch_all(&mut **tx)
     .await?;
-    let next: HashMap<(String, i32), i64> = rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
-    Ok(records
-        .into_iter()
-        .filter(|r| {
-            r.offset
-                >= next
-                    .get(&(r.topic.clone(), r.partition))
-                    .copied()
-                    .unwrap_or(0)
-        })
-        .collect())
+    let mut next = HashMap::with_capacity(partitions.len());
+    let mut held = HashSet::new();
+    let mut moved = false;
+    for (projection, topic, partition, offset, changed, key) in rows {
+        if let (Some(partition), Some(offset)) = (partition, offset) {
+            moved |= changed.unwrap_or(true);
+            if let Some(p) = partitions
+                .iter()
+                .find(|p| (p.0, p.1, p.2) == (projection.as_str(), topic.as_str(), partition))
+            {
+                next.insert(*p, offset);
+            }
+        } else if let Some(key) = key {
+            held.insert((projection, topic, key));
+        }
+    }
+    if moved {
+        held = hold::held_keys(tx, &candidates).await?;
+    }
+    Ok(Claimed { next, held })
 }
 
 /// The next offset of a partition and when its last record was appended.
 type Reached = (i64, Option<DateTime<Utc>>);
 
-/// Moves the positions past the given records, remembering when the broker
-/// appended the last of them (for the lag in seconds).
+/// Stores `letters` and moves the positions past `records` (each with its
+/// projection), remembering when the broker appended the last record of
+/// each partition (for the lag in seconds); one statement.
 pub async fn advance(
     tx: &mut Transaction<'_, Postgres>,
-    projection: &str,
-    records: &[Record],
+    records: &[(&'static str, &Record)],
+    letters: &[DeadLetter],
 ) -> Result<(), sqlx::Error> {
-    let mut next: HashMap<(&str, i32), Reached> = HashMap::new();
-    for r in records {
+    let mut next: HashMap<Partition<'_>, Reached> = HashMap::new();
+    for (projection, r) in records {
         let entry = next
-            .entry((r.topic.as_str(), r.partition))
+            .entry((projection, r.topic.as_str(), r.partition))
             .or_insert((0, None));
         if r.offset + 1 > entry.0 {
             *entry = (r.offset + 1, r.appended_at);
         }
     }
-    let mut topics = Vec::with_capacity(next.len());
-    let mut numbers = Vec::with_capacity(next.len());
-    let mut offsets = Vec::with_capacity(next.len());
-    let mut appended = Vec::with_capacity(next.len());
-    for ((topic, partition), (offset, at)) in next {
-        topics.push(topic.to_owned());
-        numbers.push(partition);
-        offsets.push(offset);
-        appended.push(at);
-    }
+    let mut positions: Vec<(Partition<'_>, Reached)> = next.into_iter().collect();
+    positions.sort_unstable_by_key(|(p, _)| *p);
+    crate::dead_letters::log(letters);
     sqlx::query(
-        "UPDATE projection_positions AS p
+        "WITH letters AS (
+             INSERT INTO dead_letters (projection, topic, partition, \"offset\", record_key, payload, error)
+             SELECT * FROM UNNEST($6::text[], $7::text[], $8::int[], $9::bigint[], $10::text[],
+                                  $11::bytea[], $12::text[])
+             ON CONFLICT DO NOTHING
+         )
+         UPDATE projection_positions AS p
          SET next_offset = u.o, updated_at = now(),
              last_appended_at = COALESCE(u.a, p.last_appended_at)
-         FROM UNNEST($2::text[], $3::int[], $4::bigint[], $5::timestamptz[]) AS u(t, n, o, a)
-         WHERE p.projection = $1 AND p.topic = u.t AND p.partition = u.n",
+         FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[], $5::timestamptz[])
+              AS u(j, t, n, o, a)
+         WHERE p.projection = u.j AND p.topic = u.t AND p.partition = u.n",
     )
-    .bind(projection)
-    .bind(&topics)
-    .bind(&numbers)
-    .bind(&offsets)
-    .bind(&appended)
+    .bind(positions.iter().map(|(p, _)| p.0).collect::<Vec<_>>())
+    .bind(positions.iter().map(|(p, _)| p.1).collect::<Vec<_>>())
+    .bind(positions.iter().map(|(p, _)| p.2).collect::<Vec<_>>())
+    .bind(positions.iter().map(|(_, r)| r.0).collect::<Vec<_>>())
+    .bind(positions.iter().map(|(_, r)| r.1).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.projection).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.topic.as_str()).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.partition).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.offset).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.key.as_deref()).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.payload.as_deref()).collect::<Vec<_>>())
+    .bind(letters.iter().map(|l| l.error.as_str()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -6,29 +6,25 @@ use events::probe::ProbeEvent;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::dead_letters::DeadLetter;
 use crate::record::Record;
 
 pub const PROJECTION: &str = "probes";
 
-/// Applies a batch of probe records; undecodable ones become dead letters.
+/// A probe record read once: the probe and when the broker appended it.
+pub type Decoded = (ProbeEvent, Option<DateTime<Utc>>);
+
+/// Applies a batch of decoded probe records.
 pub async fn apply(
     tx: &mut Transaction<'_, Postgres>,
-    records: &[Record],
-) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    let mut ids: Vec<Uuid> = Vec::with_capacity(records.len());
-    let mut sent: Vec<DateTime<Utc>> = Vec::with_capacity(records.len());
-    let mut committed: Vec<DateTime<Utc>> = Vec::with_capacity(records.len());
-    let mut dead = Vec::new();
-    for record in records {
-        match decode(record) {
-            Ok(ProbeEvent::ProbeRecorded { probe_id, sent_at }) => {
-                ids.push(probe_id);
-                sent.push(sent_at);
-                committed.push(record.appended_at.unwrap_or(sent_at));
-            }
-            Err(error) => dead.push(DeadLetter::new(PROJECTION, record, error)),
-        }
+    probes: &[Decoded],
+) -> Result<(), sqlx::Error> {
+    let mut ids: Vec<Uuid> = Vec::with_capacity(probes.len());
+    let mut sent: Vec<DateTime<Utc>> = Vec::with_capacity(probes.len());
+    let mut committed: Vec<DateTime<Utc>> = Vec::with_capacity(probes.len());
+    for (ProbeEvent::ProbeRecorded { probe_id, sent_at }, appended_at) in probes {
+        ids.push(*probe_id);
+        sent.push(*sent_at);
+        committed.push(appended_at.unwrap_or(*sent_at));
     }
     sqlx::query(
         "INSERT INTO probes (probe_id, sent_at, committed_at)
@@ -40,11 +36,13 @@ pub async fn apply(
     .bind(&committed)
     .execute(&mut **tx)
     .await?;
-    Ok(dead)
+    Ok(())
 }
 
-fn decode(record: &Record) -> Result<ProbeEvent, String> {
-    crate::views::decode::<ProbeEvent>(record, AggregateType::Probe).map(|(_, event)| event)
+/// Decodes one probe record.
+pub fn decode_one(record: &Record) -> Result<Decoded, String> {
+    crate::views::decode::<ProbeEvent>(record, AggregateType::Probe)
+        .map(|(_, event)| (event, record.appended_at))
 }
 
 /// A probe as stored in the view.

@@ -1,30 +1,65 @@
-//! Writes the documents a committed batch touched to the Redis cache.
+//! Writes the documents committed batches changed to the Redis cache, off
+//! the projector's critical path.
 //!
-//! Runs after the PostgreSQL commit and reads the documents back from
-//! committed state, so the cache never holds anything PostgreSQL does not.
+//! The batch loop hands each committed batch's documents (built from the
+//! rows it folded, see [`crate::documents::assemble`]) to a task of its own
+//! through a small bounded channel, together with the batch's pause lock
+//! ([`BatchGuard`]), and goes on with the next batch. The task takes every
+//! batch that is waiting, keeps the newest document of each key, writes
+//! them in pipelined round trips, and only then lets the locks go: the cache
+//! is only written after the commit, and never while a swap holds the lock.
+//! Documents of one projector only grow (each batch starts from what the
+//! earlier ones committed), and the cache's version guard drops anything
+//! older than what an entry holds.
+//!
 //! Redis trouble never fails or stalls the projector for long: every call is
-//! bounded, failed keys are remembered (up to a cap) and written again later,
-//! and after a failure the cache is left alone for a moment instead of
-//! costing every batch a timeout.
+//! bounded, the keys of failed writes are remembered (up to a cap) and
+//! written later from what PostgreSQL then holds, and after a failure the
+//! cache is left alone for a moment instead of costing every batch a timeout.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::cache::{Cache, CacheError, Entry};
-use crate::documents;
+use crate::documents::{self, ItemDocument, OrderDocument};
+use crate::pause::BatchGuard;
 
 /// Keys remembered for a later write at most; beyond it the oldest failures
 /// are forgotten (the entries' TTL bounds what they can leave behind).
 const MAX_PENDING: usize = 100_000;
-/// Documents loaded and written per round trip.
+/// Documents written per round trip.
 const CHUNK: usize = 500;
 /// How long the cache is left alone after a failure.
 const BACK_OFF: Duration = Duration::from_secs(1);
+/// How often failed writes are retried while no batch arrives.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Committed batches waiting for their cache write at most; the batch loop
+/// waits when the cache falls further behind.
+const QUEUE: usize = 2;
 
-/// The cached documents a batch changed.
+/// The documents a committed batch changed, as it left them.
+#[derive(Debug, Default)]
+pub struct Fresh {
+    pub items: Vec<ItemDocument>,
+    pub orders: Vec<OrderDocument>,
+}
+
+impl Fresh {
+    /// The keys of the documents.
+    pub fn touched(&self) -> Touched {
+        Touched {
+            items: self.items.iter().map(|i| i.sku.clone()).collect(),
+            orders: self.orders.iter().map(|o| o.order_id).collect(),
+        }
+    }
+}
+
+/// The keys of cached documents.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Touched {
     pub items: BTreeSet<String>,
@@ -40,7 +75,7 @@ impl Touched {
         self.len() == 0
     }
 
-    fn merge(&mut self, other: Touched) {
+    pub(crate) fn merge(&mut self, other: Touched) {
         self.items.extend(other.items);
         self.orders.extend(other.orders);
     }
@@ -56,64 +91,189 @@ enum RefreshError {
     Encode(#[from] serde_json::Error),
 }
 
+/// One committed batch: its documents and the lock they are written under.
+struct Job {
+    fresh: Fresh,
+    guard: BatchGuard,
+}
+
+/// The batch loop's end of the refresher.
 pub struct Refresher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Refresher {
+    /// Starts the refresher task; it ends once the `Refresher` is dropped
+    /// and every batch handed to it is written.
+    pub fn spawn(cache: Cache, pool: PgPool) -> (Refresher, JoinHandle<()>) {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            cache,
+            pool,
+            pending: Touched::default(),
+            quiet_until: None,
+        };
+        (Refresher { jobs }, tokio::spawn(writer.run(queue)))
+    }
+
+    /// Hands a committed batch over; waits while the queue is full.
+    pub async fn refresh(&self, fresh: Fresh, guard: BatchGuard) {
+        if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { fresh, guard }).await {
+            // The task is gone only if it panicked; the entries' TTL bounds the damage.
+            tracing::error!("the cache refresher is gone");
+            job.guard.leave().await;
+        }
+    }
+}
+
+/// The newest document of each key among the batches taken together.
+#[derive(Default)]
+struct Merged {
+    items: HashMap<String, ItemDocument>,
+    orders: HashMap<Uuid, OrderDocument>,
+}
+
+impl Merged {
+    fn add(&mut self, fresh: Fresh) {
+        for item in fresh.items {
+            let newer = self
+                .items
+                .get(&item.sku)
+                .is_none_or(|held| held.version <= item.version);
+            if newer {
+                self.items.insert(item.sku.clone(), item);
+            }
+        }
+        for order in fresh.orders {
+            let sum = |o: &OrderDocument| o.versions().iter().map(|(_, v)| v).sum::<i64>();
+            let newer = self
+                .orders
+                .get(&order.order_id)
+                .is_none_or(|held| sum(held) <= sum(&order));
+            if newer {
+                self.orders.insert(order.order_id, order);
+            }
+        }
+    }
+
+    fn touched(&self) -> Touched {
+        Touched {
+            items: self.items.keys().cloned().collect(),
+            orders: self.orders.keys().copied().collect(),
+        }
+    }
+}
+
+struct Writer {
     cache: Cache,
     pool: PgPool,
     pending: Touched,
     quiet_until: Option<Instant>,
 }
 
-impl Refresher {
-    pub fn new(cache: Cache, pool: PgPool) -> Refresher {
-        Refresher {
-            cache,
-            pool,
-            pending: Touched::default(),
-            quiet_until: None,
-        }
-    }
-
-    /// True when documents wait for a write that failed earlier.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    /// Writes `touched` and whatever failed before; never fails.
-    pub async fn refresh(&mut self, touched: Touched) {
-        self.pending.merge(touched);
-        if self.pending.is_empty() || self.quiet_until.is_some_and(|t| Instant::now() < t) {
-            self.record_pending();
-            return;
-        }
-        let mut work = std::mem::take(&mut self.pending);
-        while !work.is_empty() {
-            let chunk = take_chunk(&mut work);
-            if let Err(e) = self.write(&chunk).await {
-                tracing::warn!(error = %e, keys = chunk.len() + work.len(), "writing the cache failed; will retry");
-                metrics::counter!("projection_cache_errors_total").increment(1);
-                self.pending.merge(chunk);
-                self.pending.merge(work);
-                self.quiet_until = Some(Instant::now() + BACK_OFF);
-                self.cap_pending();
-                break;
+impl Writer {
+    async fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        loop {
+            let first = tokio::select! {
+                job = queue.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
+                _ = tokio::time::sleep(RETRY_EVERY), if !self.pending.is_empty() => {
+                    self.retry_idle().await;
+                    continue;
+                }
+            };
+            let mut merged = Merged::default();
+            let mut guards = vec![first.guard];
+            merged.add(first.fresh);
+            while let Ok(job) = queue.try_recv() {
+                merged.add(job.fresh);
+                guards.push(job.guard);
             }
+            self.write_merged(merged).await;
+            futures::future::join_all(guards.into_iter().map(BatchGuard::leave)).await;
+        }
+    }
+
+    /// Retries failed keys between batches, unless a swap holds the lock
+    /// (waiting for it here could keep the batches queued behind the swap
+    /// from ever letting their locks go).
+    async fn retry_idle(&mut self) {
+        if let Some(guard) = BatchGuard::try_enter(&self.pool).await {
+            self.write_merged(Merged::default()).await;
+            guard.leave().await;
+        }
+    }
+
+    /// Writes `merged` and whatever failed before; never fails.
+    async fn write_merged(&mut self, merged: Merged) {
+        if self.quiet_until.is_some_and(|t| Instant::now() < t) {
+            self.pending.merge(merged.touched());
+            self.cap_pending();
+            return self.record_pending();
+        }
+        let mut entries = Vec::with_capacity(merged.items.len() + merged.orders.len());
+        let mut failed = None;
+        for item in merged.items.values() {
+            entries.push(self.cache.item_entry(item));
+        }
+        for order in merged.orders.values() {
+            entries.push(self.cache.order_entry(order));
+        }
+        let entries: Result<Vec<Entry>, _> = entries.into_iter().collect();
+        match entries {
+            Ok(entries) => {
+                for chunk in entries.chunks(CHUNK) {
+                    if let Err(e) = self.put(chunk).await {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            Err(e) => failed = Some(e.into()),
+        }
+        if failed.is_none() && !self.pending.is_empty() {
+            let retry = std::mem::take(&mut self.pending);
+            if let Err(e) = self.reload(&retry).await {
+                self.pending.merge(retry);
+                failed = Some(e);
+            }
+        }
+        if let Some(e) = failed {
+            // The whole of `merged` is retried: a repeated write is harmless.
+            tracing::warn!(error = %e, keys = merged.items.len() + merged.orders.len() + self.pending.len(), "writing the cache failed; will retry");
+            metrics::counter!("projection_cache_errors_total").increment(1);
+            self.pending.merge(merged.touched());
+            self.quiet_until = Some(Instant::now() + BACK_OFF);
+            self.cap_pending();
         }
         self.record_pending();
     }
 
-    async fn write(&self, chunk: &Touched) -> Result<(), RefreshError> {
-        // A cheap check first, so a dead Redis does not cost a document load.
-        self.cache.ping().await?;
-        let skus: Vec<String> = chunk.items.iter().cloned().collect();
-        let ids: Vec<Uuid> = chunk.orders.iter().copied().collect();
-        let mut entries: Vec<Entry> = Vec::with_capacity(chunk.len());
-        for item in documents::items(&self.pool, &skus).await? {
-            entries.push(self.cache.item_entry(&item)?);
+    /// Writes the current documents of `keys`, read back from PostgreSQL.
+    async fn reload(&self, keys: &Touched) -> Result<(), RefreshError> {
+        let skus: Vec<String> = keys.items.iter().cloned().collect();
+        let ids: Vec<Uuid> = keys.orders.iter().copied().collect();
+        for skus in skus.chunks(CHUNK) {
+            let mut entries = Vec::with_capacity(skus.len());
+            for item in documents::items(&self.pool, skus).await? {
+                entries.push(self.cache.item_entry(&item)?);
+            }
+            self.put(&entries).await?;
         }
-        for order in documents::orders(&self.pool, &ids).await? {
-            entries.push(self.cache.order_entry(&order)?);
+        for ids in ids.chunks(CHUNK) {
+            let mut entries = Vec::with_capacity(ids.len());
+            for order in documents::orders(&self.pool, ids).await? {
+                entries.push(self.cache.order_entry(&order)?);
+            }
+            self.put(&entries).await?;
         }
-        let written = self.cache.put(&entries).await?;
+        Ok(())
+    }
+
+    async fn put(&self, entries: &[Entry]) -> Result<(), RefreshError> {
+        let written = self.cache.put(entries).await?;
         metrics::counter!("projection_cache_writes_total", "outcome" => "written")
             .increment(written as u64);
         metrics::counter!("projection_cache_writes_total", "outcome" => "superseded")
@@ -141,33 +301,40 @@ impl Refresher {
     }
 }
 
-/// Removes up to [`CHUNK`] keys from `work`.
-fn take_chunk(work: &mut Touched) -> Touched {
-    let mut chunk = Touched::default();
-    while chunk.len() < CHUNK {
-        if let Some(sku) = work.items.pop_first() {
-            chunk.items.insert(sku);
-        } else if let Some(id) = work.orders.pop_first() {
-            chunk.orders.insert(id);
-        } else {
-            break;
-        }
-    }
-    chunk
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
+
+    fn item(sku: &str, version: i64) -> ItemDocument {
+        ItemDocument {
+            sku: sku.into(),
+            name: "Mug".into(),
+            unit_price: documents::Price {
+                minor: 100,
+                currency: "USD".into(),
+            },
+            on_hand: version,
+            reserved: 0,
+            available: version,
+            version,
+            updated_at: Utc::now(),
+        }
+    }
 
     #[test]
-    fn work_is_split_into_bounded_chunks_without_losing_keys() {
-        let mut work = Touched::default();
-        work.items.extend((0..300).map(|n| format!("SKU-{n}")));
-        work.orders.extend((0..400).map(Uuid::from_u128));
-        let first = take_chunk(&mut work);
-        let second = take_chunk(&mut work);
-        assert_eq!((first.len(), second.len(), work.len()), (500, 200, 0));
-        assert_eq!(first.items.len() + second.items.len(), 300);
+    fn merging_batches_keeps_the_newest_document_of_each_key() {
+        let mut merged = Merged::default();
+        merged.add(Fresh {
+            items: vec![item("A", 2), item("B", 1)],
+            orders: Vec::new(),
+        });
+        merged.add(Fresh {
+            items: vec![item("A", 3), item("B", 0)],
+            orders: Vec::new(),
+        });
+        assert_eq!(merged.items["A"].version, 3);
+        assert_eq!(merged.items["B"].version, 1);
+        assert_eq!(merged.touched().items.len(), 2);
     }
 }

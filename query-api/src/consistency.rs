@@ -15,8 +15,11 @@ use uuid::Uuid;
 /// The header a read may carry.
 pub const HEADER: &str = "x-consistency-token";
 
-/// How often the view is polled while waiting.
-const POLL_EVERY: Duration = Duration::from_millis(10);
+/// How long the first poll of the view waits; each later one waits twice
+/// as long, up to [`POLL_AT_MOST`]: a projector that keeps up usually gets
+/// there within a few milliseconds, so the first polls are quick.
+const POLL_FIRST: Duration = Duration::from_millis(1);
+const POLL_AT_MOST: Duration = Duration::from_millis(10);
 
 /// The token is malformed or names a stream no view here follows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +65,7 @@ pub async fn wait(
 ) -> Result<(), WaitError> {
     let deadline = tokio::time::Instant::now() + limit;
     let wanted = i64::try_from(token.version).unwrap_or(i64::MAX);
+    let mut pause = POLL_FIRST;
     loop {
         if current_version(token, pool).await? >= wanted {
             return Ok(());
@@ -69,7 +73,8 @@ pub async fn wait(
         if tokio::time::Instant::now() >= deadline {
             return Err(WaitError::Stale);
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(POLL_AT_MOST);
     }
 }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use events::service::{self, Health};
 use projections::cache::{self, Cache};
 use tokio::net::TcpListener;
@@ -98,13 +99,19 @@ pub async fn run(
         cache,
         verifier: Arc::new(auth::Verifier::hs256(config.jwt_secret.as_bytes())),
         consistency_wait: config.consistency_wait,
+        fallbacks: Arc::new(tokio::sync::Semaphore::new(http::MAX_FALLBACKS)),
     });
     tracing::info!(addr = %listener.local_addr()?, "query api listening");
-    service::serve(
-        listener,
-        service::with_ops(app, "query-api", health),
-        shutdown,
-    )
-    .await
-    .context("serving http")
+    // Answers are small writes on kept-alive connections: without
+    // TCP_NODELAY, Nagle's algorithm can hold one back until the client's
+    // delayed acknowledgement (tens of milliseconds).
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
+    });
+    axum::serve(listener, service::with_ops(app, "query-api", health))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving http")
 }

@@ -17,9 +17,10 @@ use super::reader::{Reader, Span};
 use super::{Context, ReplayError};
 use crate::dead_letters::{self, StoredDeadLetter};
 use crate::dispatch::{self, ViewSet};
+use crate::hold::HeldKeys;
 use crate::pause::Paused;
 use crate::record::Record;
-use crate::refresh::Touched;
+use crate::refresh::{Fresh, Touched};
 
 const COLUMNS: &str =
     "id, projection, topic, partition, \"offset\", record_key, payload, error, created_at";
@@ -172,20 +173,15 @@ async fn retry_group(
         else {
             break;
         };
-        if dispatch::readable(&ctx.routes, record).is_err() {
-            break;
-        }
-        let dead = dispatch::apply_set(
-            &mut tx,
-            &ctx.routes,
-            set,
-            std::slice::from_ref(record),
-            touched,
-        )
-        .await?;
+        let mut held = HeldKeys::new();
+        let (events, dead) =
+            dispatch::Events::divert(&ctx.routes, set, std::slice::from_ref(&record), &mut held);
         if !dead.is_empty() {
             break;
         }
+        let mut fresh = Fresh::default();
+        dispatch::apply_set(&mut tx, events, dispatch::Mode::Live, &mut fresh).await?;
+        touched.merge(fresh.touched());
         applied.push(letter.id);
     }
     sqlx::query("DELETE FROM dead_letters WHERE id = ANY($1)")

@@ -18,7 +18,7 @@ use super::reader::{Reader, Span};
 use super::shadow::{Shadow, Start};
 use super::topics::{self, Extent};
 use super::{Context, ReplayError, swap};
-use crate::dispatch::{self, Routes, ViewSet};
+use crate::dispatch::{self, Mode, Routes, ViewSet};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -170,7 +170,7 @@ pub async fn apply(
     let mut applied = 0;
     while let Some(records) = reader.next_batch(batch).await? {
         let count = records.len();
-        apply_one(pool, &ctx.routes, records).await?;
+        apply_one(pool, &ctx.routes, &records).await?;
         applied += count as u64;
         progress.inc(count);
     }
@@ -180,10 +180,10 @@ pub async fn apply(
 async fn apply_one(
     pool: &PgPool,
     routes: &Routes,
-    records: Vec<crate::record::Record>,
+    records: &[crate::record::Record],
 ) -> Result<(), ReplayError> {
     let mut tx = pool.begin().await?;
-    dispatch::apply_batch(&mut tx, routes, records).await?;
+    dispatch::apply_batch(&mut tx, routes, records, Mode::Rebuild).await?;
     tx.commit().await?;
     Ok(())
 }

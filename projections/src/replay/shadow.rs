@@ -5,8 +5,10 @@
 //! connections put the schema first on their `search_path`, so the views'
 //! unqualified table names resolve to the shadow's tables.
 //!
-//! Unique constraints (which the views' upserts need) exist from the start;
-//! every other index is built once the bulk of the log is in.
+//! Unique constraints (which the views' upserts need) exist from the start,
+//! except on append-only tables, which a rebuild loads with `COPY` and
+//! which get their keys once the bulk of the log is in, like every other
+//! index.
 
 use std::collections::HashMap;
 
@@ -14,7 +16,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool, Postgres, Transaction};
 
 use super::ReplayError;
-use crate::dispatch::ViewSet;
+use crate::dispatch::{ViewSet, ViewTable};
 
 /// Where a rebuild starts reading the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +105,9 @@ impl Shadow {
     /// planner's statistics.
     pub async fn finish_indexes(&self, live: &PgPool) -> Result<(), ReplayError> {
         for table in self.set.tables() {
+            if table.append_only {
+                add_keys(live, &self.pool, &self.schema, table.name).await?;
+            }
             for definition in index_definitions(live, table.name).await? {
                 let sql = retarget(&definition, table.name, &self.schema);
                 sqlx::raw_sql(&sql).execute(&self.pool).await?;
@@ -172,7 +177,7 @@ async fn create(
         .await?;
     }
     for table in set.tables() {
-        copy_table(&mut tx, schema, table.name).await?;
+        copy_table(&mut tx, schema, table).await?;
     }
     tx.execute(
         format!(
@@ -193,36 +198,110 @@ async fn create(
 }
 
 /// An empty copy of `public.<table>` with its columns, defaults, checks and
-/// unique constraints (under their live names), and no other index yet.
+/// unique constraints (under their live names; an append-only table gets
+/// them after the load), and no other index yet.
 async fn copy_table(
     tx: &mut Transaction<'_, Postgres>,
     schema: &str,
-    table: &str,
+    table: &ViewTable,
 ) -> Result<(), ReplayError> {
+    let name = table.name;
     tx.execute(
         format!(
-            "CREATE TABLE \"{schema}\".{table} (LIKE public.{table}
+            "CREATE TABLE \"{schema}\".{name} (LIKE public.{name}
                INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)"
         )
         .as_str(),
     )
     .await?;
-    let constraints: Vec<(String, String)> = sqlx::query_as(
-        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
-         WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u')
-         ORDER BY conname",
-    )
-    .bind(table)
-    .fetch_all(&mut **tx)
-    .await?;
-    for (name, definition) in constraints {
+    if table.append_only {
+        return Ok(());
+    }
+    for (constraint, definition) in keys(&mut **tx, name).await? {
         tx.execute(
-            format!("ALTER TABLE \"{schema}\".{table} ADD CONSTRAINT \"{name}\" {definition}")
+            format!("ALTER TABLE \"{schema}\".{name} ADD CONSTRAINT \"{constraint}\" {definition}")
                 .as_str(),
         )
         .await?;
     }
     Ok(())
+}
+
+/// The primary key and unique constraints of `public.<table>`: name and definition.
+async fn keys<'e>(
+    executor: impl Executor<'e, Database = Postgres>,
+    table: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u')
+         ORDER BY conname",
+    )
+    .bind(table)
+    .fetch_all(executor)
+    .await
+}
+
+/// Gives an append-only shadow table the live table's keys, once. Should
+/// the log hold an event twice (which the live table's conflict check
+/// would have ignored), the later copies are removed first, as the live
+/// table would never have taken them.
+async fn add_keys(
+    live: &PgPool,
+    shadow: &PgPool,
+    schema: &str,
+    table: &str,
+) -> Result<(), ReplayError> {
+    for (constraint, definition) in keys(live, table).await? {
+        let (present,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_constraint
+                            WHERE conrelid = to_regclass($1) AND conname = $2)",
+        )
+        .bind(format!("\"{schema}\".{table}"))
+        .bind(&constraint)
+        .fetch_one(shadow)
+        .await?;
+        if present {
+            continue;
+        }
+        let add = format!(
+            "ALTER TABLE \"{schema}\".{table} ADD CONSTRAINT \"{constraint}\" {definition}"
+        );
+        match sqlx::raw_sql(&add).execute(shadow).await {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+                sqlx::raw_sql(&dedupe(schema, table, &definition))
+                    .execute(shadow)
+                    .await?;
+                sqlx::raw_sql(&add).execute(shadow).await?;
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every row of the table but the first of each key that
+/// `definition` (`PRIMARY KEY (a, b)` or `UNIQUE (a, b)`) names.
+fn dedupe(schema: &str, table: &str, definition: &str) -> String {
+    let columns = definition
+        .split_once('(')
+        .and_then(|(_, rest)| rest.rsplit_once(')'))
+        .map_or("", |(inner, _)| inner);
+    let row = |alias: &str| {
+        columns
+            .split(',')
+            .map(|c| format!("{alias}.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "DELETE FROM \"{schema}\".{table} a USING \"{schema}\".{table} b
+         WHERE ({}) = ({}) AND a.ctid > b.ctid",
+        row("a"),
+        row("b")
+    )
 }
 
 /// The `CREATE INDEX` statements of the live table's indexes that back no
@@ -299,6 +378,15 @@ async fn check_resolution(pool: &PgPool, set: ViewSet, schema: &str) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicates_are_found_by_the_constraints_columns() {
+        assert_eq!(
+            dedupe("replay_orders", "order_timeline", "PRIMARY KEY (order_id, source, sequence)"),
+            "DELETE FROM \"replay_orders\".order_timeline a USING \"replay_orders\".order_timeline b
+         WHERE (a.order_id, a.source, a.sequence) = (b.order_id, b.source, b.sequence) AND a.ctid > b.ctid"
+        );
+    }
 
     #[test]
     fn index_definitions_are_pointed_at_the_shadow() {

@@ -9,7 +9,6 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{already_applied, decode, fold_into, sequence};
-use crate::dead_letters::DeadLetter;
 use crate::record::Record;
 
 /// The projection name under which the catalog view stores its positions.
@@ -96,32 +95,30 @@ fn apply(mut item: CatalogItem, event: &CatalogEvent) -> CatalogItem {
     item
 }
 
-/// Applies a batch of `catalog.events` records; undecodable ones become dead
-/// letters. Answers them and the SKUs the batch named.
+/// Applies a batch of decoded `catalog.events` records; answers the items
+/// they changed, as stored.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
-    records: &[Record],
-) -> Result<(Vec<DeadLetter>, Vec<String>), sqlx::Error> {
-    let mut dead = Vec::new();
-    let mut decoded = Vec::with_capacity(records.len());
-    for record in records {
-        match decode::<CatalogEvent>(record, AggregateType::CatalogItem) {
-            Ok(event) => decoded.push(event),
-            Err(error) => dead.push(DeadLetter::new(PROJECTION, record, error)),
-        }
-    }
-    let mut skus: Vec<String> = decoded
+    events: &[(EventMeta, CatalogEvent)],
+) -> Result<Vec<CatalogItem>, sqlx::Error> {
+    let mut skus: Vec<&str> = events
         .iter()
-        .map(|(m, _)| m.aggregate_id.clone())
+        .map(|(m, _)| m.aggregate_id.as_str())
         .collect();
-    skus.sort();
+    skus.sort_unstable();
     skus.dedup();
     let mut items = load(tx, &skus).await?;
-    for (meta, event) in &decoded {
+    for (meta, event) in events {
         fold_into(&mut items, meta.aggregate_id.clone(), meta, event, evolve);
     }
-    store(tx, items.into_values().collect()).await?;
-    Ok((dead, skus))
+    let items: Vec<CatalogItem> = items.into_values().collect();
+    store(tx, &items).await?;
+    Ok(items)
+}
+
+/// Decodes one record of `catalog.events`.
+pub fn decode_one(record: &Record) -> Result<(EventMeta, CatalogEvent), String> {
+    decode::<CatalogEvent>(record, AggregateType::CatalogItem)
 }
 
 const COLUMNS: &str =
@@ -129,7 +126,7 @@ const COLUMNS: &str =
 
 async fn load(
     tx: &mut Transaction<'_, Postgres>,
-    skus: &[String],
+    skus: &[&str],
 ) -> Result<HashMap<String, CatalogItem>, sqlx::Error> {
     let rows: Vec<CatalogItem> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM catalog_items WHERE sku = ANY($1)"
@@ -142,16 +139,16 @@ async fn load(
 
 async fn store(
     tx: &mut Transaction<'_, Postgres>,
-    mut items: Vec<CatalogItem>,
+    items: &[CatalogItem],
 ) -> Result<(), sqlx::Error> {
     if items.is_empty() {
         return Ok(());
     }
     // A stable order keeps row locks in the same order across instances.
+    let mut items: Vec<&CatalogItem> = items.iter().collect();
     items.sort_by(|a, b| a.sku.cmp(&b.sku));
-    let column = |f: fn(&CatalogItem) -> i64| items.iter().map(f).collect::<Vec<i64>>();
-    let text =
-        |f: fn(&CatalogItem) -> &str| items.iter().map(f).map(str::to_owned).collect::<Vec<_>>();
+    let column = |f: fn(&CatalogItem) -> i64| items.iter().map(|i| f(i)).collect::<Vec<i64>>();
+    let text = |f: fn(&CatalogItem) -> &str| items.iter().map(|i| f(i)).collect::<Vec<&str>>();
     let updated: Vec<DateTime<Utc>> = items.iter().map(|i| i.updated_at).collect();
     sqlx::query(&format!(
         "INSERT INTO catalog_items ({COLUMNS})

@@ -126,14 +126,13 @@ const COLUMNS: &str = "order_id, status, authorization_state, capture_state, voi
 
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
-    mut rows: Vec<PaymentRow>,
+    mut rows: Vec<&PaymentRow>,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     rows.sort_by_key(|r| r.order_id);
-    let text =
-        |f: fn(&PaymentRow) -> &str| rows.iter().map(f).map(str::to_owned).collect::<Vec<_>>();
+    let text = |f: fn(&PaymentRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     sqlx::query(&format!(
         "INSERT INTO order_payments ({COLUMNS})
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],

@@ -1,122 +1,200 @@
 //! Applies a batch of `orders`, `payments` and `shipments` events to the four
-//! order tables: decode every record, fold each stream into its own table,
-//! append the timeline, all in the caller's transaction.
+//! order tables: fold each stream into its own table, append the timeline,
+//! all in the caller's transaction; and, when asked, build the order
+//! documents of the batch from the rows just folded, for the cache.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use events::domain::{OrderEvent, PaymentEvent, ShipmentEvent};
 use events::message::EventPayload;
 use events::{AggregateType, EventMeta};
-use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::order_timeline::{self, TimelineEntry};
 use super::{decode, fold_into, order_payments, order_shipments, orders, sales};
-use crate::dead_letters::DeadLetter;
+use crate::dispatch::Mode;
+use crate::documents::{self, OrderDocument};
 use crate::record::Record;
 
 /// The projection name under which the order views store their positions.
 pub const PROJECTION: &str = "orders";
 
-/// A batch decoded and split by stream.
-#[derive(Default)]
-struct Decoded {
-    orders: Vec<(Uuid, EventMeta, OrderEvent)>,
-    payments: Vec<(Uuid, EventMeta, PaymentEvent)>,
-    shipments: Vec<(Uuid, EventMeta, ShipmentEvent)>,
-    timeline: Vec<TimelineEntry>,
+/// One record of an order-keyed stream, decoded, with its order id.
+#[derive(Debug)]
+pub enum OrderSetEvent {
+    Order(Uuid, EventMeta, OrderEvent),
+    Payment(Uuid, EventMeta, PaymentEvent),
+    Shipment(Uuid, EventMeta, ShipmentEvent),
 }
 
-/// Applies `records`; `stream_of` names the stream of each record's topic.
-/// Answers the dead letters and the orders the batch named.
-pub async fn apply_batch(
-    tx: &mut Transaction<'_, Postgres>,
-    records: &[Record],
-    stream_of: impl Fn(&Record) -> Option<AggregateType>,
-) -> Result<(Vec<DeadLetter>, Vec<Uuid>), sqlx::Error> {
-    let mut batch = Decoded::default();
-    let mut dead = Vec::new();
-    for record in records {
-        let decoded = match stream_of(record) {
-            Some(AggregateType::Order) => one(
-                record,
-                AggregateType::Order,
-                &mut batch.orders,
-                &mut batch.timeline,
-            ),
-            Some(AggregateType::Payment) => one(
-                record,
-                AggregateType::Payment,
-                &mut batch.payments,
-                &mut batch.timeline,
-            ),
-            Some(AggregateType::Shipment) => one(
-                record,
-                AggregateType::Shipment,
-                &mut batch.shipments,
-                &mut batch.timeline,
-            ),
-            _ => Err(format!("topic {} is not an order stream", record.topic)),
-        };
-        if let Err(error) = decoded {
-            dead.push(DeadLetter::new(PROJECTION, record, error));
+/// Decodes one record of the order-keyed `stream`.
+pub fn decode_one(record: &Record, stream: AggregateType) -> Result<OrderSetEvent, String> {
+    match stream {
+        AggregateType::Order => {
+            one::<OrderEvent>(record, stream).map(|(id, m, e)| OrderSetEvent::Order(id, m, e))
         }
+        AggregateType::Payment => {
+            one::<PaymentEvent>(record, stream).map(|(id, m, e)| OrderSetEvent::Payment(id, m, e))
+        }
+        AggregateType::Shipment => {
+            one::<ShipmentEvent>(record, stream).map(|(id, m, e)| OrderSetEvent::Shipment(id, m, e))
+        }
+        _ => Err(format!("topic {} is not an order stream", record.topic)),
     }
-    let mut rows = orders::find_many(tx, &ids(&batch.orders)).await?;
-    let mut sold = Vec::new();
-    for (key, meta, event) in &batch.orders {
-        // The sale is read off the order as it was just before the event.
-        sold.extend(sales::delta(rows.get(key), meta, event));
-        fold_into(&mut rows, *key, meta, event, orders::evolve);
-    }
-    orders::store(tx, rows.into_values().collect()).await?;
-    sales::store(tx, &sold).await?;
-
-    let mut rows = order_payments::find_many(tx, &ids(&batch.payments)).await?;
-    fold_all(&mut rows, &batch.payments, order_payments::evolve);
-    order_payments::store(tx, rows.into_values().collect()).await?;
-
-    let mut rows = order_shipments::find_many(tx, &ids(&batch.shipments)).await?;
-    fold_all(&mut rows, &batch.shipments, order_shipments::evolve);
-    order_shipments::store(tx, rows.into_values().collect()).await?;
-
-    order_timeline::store(tx, &batch.timeline).await?;
-    let mut touched: Vec<Uuid> = batch.timeline.iter().map(|e| e.order_id).collect();
-    touched.sort();
-    touched.dedup();
-    Ok((dead, touched))
 }
 
-/// Decodes one record of an order-keyed stream and queues it and its timeline entry.
-fn one<E: EventPayload + Serialize>(
+fn one<E: EventPayload>(
     record: &Record,
     stream: AggregateType,
-    events: &mut Vec<(Uuid, EventMeta, E)>,
-    timeline: &mut Vec<TimelineEntry>,
-) -> Result<(), String> {
+) -> Result<(Uuid, EventMeta, E), String> {
     let (meta, event) = decode::<E>(record, stream)?;
     let order_id = Uuid::parse_str(&meta.aggregate_id)
         .map_err(|_| format!("aggregate id {:?} is not an order id", meta.aggregate_id))?;
-    timeline.push(order_timeline::entry(order_id, &meta, &event));
-    events.push((order_id, meta, event));
-    Ok(())
+    Ok((order_id, meta, event))
 }
 
-fn ids<E>(events: &[(Uuid, EventMeta, E)]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = events.iter().map(|(id, _, _)| *id).collect();
-    ids.sort();
+/// A batch split by stream, in log order within each.
+#[derive(Default)]
+struct Split<'e> {
+    orders: Vec<(Uuid, &'e EventMeta, &'e OrderEvent)>,
+    payments: Vec<(Uuid, &'e EventMeta, &'e PaymentEvent)>,
+    shipments: Vec<(Uuid, &'e EventMeta, &'e ShipmentEvent)>,
+    timeline: Vec<TimelineEntry>,
+}
+
+impl<'e> Split<'e> {
+    fn of(events: &'e [OrderSetEvent]) -> Split<'e> {
+        let mut split = Split::default();
+        for event in events {
+            match event {
+                OrderSetEvent::Order(id, m, e) => {
+                    split.timeline.push(order_timeline::entry(*id, m, e));
+                    split.orders.push((*id, m, e));
+                }
+                OrderSetEvent::Payment(id, m, e) => {
+                    split.timeline.push(order_timeline::entry(*id, m, e));
+                    split.payments.push((*id, m, e));
+                }
+                OrderSetEvent::Shipment(id, m, e) => {
+                    split.timeline.push(order_timeline::entry(*id, m, e));
+                    split.shipments.push((*id, m, e));
+                }
+            }
+        }
+        split
+    }
+}
+
+/// Applies `events`. In [`Mode::Live`], also answers the document of
+/// every order the batch named, built from the rows as this transaction
+/// leaves them (see [`documents::assemble`] for why they equal what a reader
+/// loads).
+pub async fn apply_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[OrderSetEvent],
+    mode: Mode,
+) -> Result<Vec<OrderDocument>, sqlx::Error> {
+    let want_documents = mode == Mode::Live;
+    let batch = Split::of(events);
+    let all = if want_documents {
+        ids(batch.timeline.iter().map(|e| e.order_id))
+    } else {
+        Vec::new()
+    };
+    let load = |own: Vec<Uuid>| if want_documents { all.clone() } else { own };
+
+    let mut order_rows =
+        orders::find_many(tx, &load(ids(batch.orders.iter().map(|e| e.0)))).await?;
+    // Orders with a row before this batch: only they can have stored
+    // timeline entries a document shows (see `stored_timelines`).
+    let mut earlier: HashSet<Uuid> = order_rows.keys().copied().collect();
+    let mut sold = Vec::new();
+    for (key, meta, event) in &batch.orders {
+        // The sale is read off the order as it was just before the event.
+        sold.extend(sales::delta(order_rows.get(key), meta, event));
+        fold_into(&mut order_rows, *key, meta, *event, orders::evolve);
+    }
+    orders::store(tx, changed(&order_rows, &batch.orders)).await?;
+    sales::store(tx, &sold).await?;
+
+    let mut payments =
+        order_payments::find_many(tx, &load(ids(batch.payments.iter().map(|e| e.0)))).await?;
+    earlier.extend(payments.keys());
+    fold_all(&mut payments, &batch.payments, order_payments::evolve);
+    order_payments::store(tx, changed(&payments, &batch.payments)).await?;
+
+    let mut shipments =
+        order_shipments::find_many(tx, &load(ids(batch.shipments.iter().map(|e| e.0)))).await?;
+    earlier.extend(shipments.keys());
+    fold_all(&mut shipments, &batch.shipments, order_shipments::evolve);
+    order_shipments::store(tx, changed(&shipments, &batch.shipments)).await?;
+
+    match mode {
+        Mode::Live => order_timeline::store(tx, &batch.timeline).await?,
+        Mode::Rebuild => order_timeline::copy(tx, &batch.timeline).await?,
+    }
+    if !want_documents {
+        return Ok(Vec::new());
+    }
+    let mut timelines = stored_timelines(tx, earlier).await?;
+    for entry in batch.timeline {
+        let stored = timelines.entry(entry.order_id).or_default();
+        if !stored
+            .iter()
+            .any(|e| (e.source.as_str(), e.sequence) == (entry.source.as_str(), entry.sequence))
+        {
+            stored.push(entry);
+        }
+    }
+    Ok(documents::assemble(
+        order_rows, payments, shipments, timelines,
+    ))
+}
+
+/// The stored timelines a batch's documents need: those of the orders that
+/// had an order, payment or shipment row before the batch. An order without
+/// any has no stored entry a document shows: each stream's first event
+/// creates its row, and a document shows a stream's entries only up to its
+/// row's version. Read after the rows, so it holds at least every entry they
+/// reflect; `assemble` drops any entry newer than them.
+async fn stored_timelines(
+    tx: &mut Transaction<'_, Postgres>,
+    earlier: HashSet<Uuid>,
+) -> Result<HashMap<Uuid, Vec<TimelineEntry>>, sqlx::Error> {
+    if earlier.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = earlier.into_iter().collect();
+    Ok(documents::timelines(
+        order_timeline::find_many(tx, &ids).await?,
+    ))
+}
+
+/// The distinct ids, sorted.
+fn ids(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = ids.collect();
+    ids.sort_unstable();
     ids.dedup();
     ids
 }
 
+/// The rows the batch's own events may have changed (rows loaded only for
+/// the documents are not written back).
+fn changed<'a, R, E>(rows: &'a HashMap<Uuid, R>, events: &[(Uuid, &EventMeta, &E)]) -> Vec<&'a R> {
+    ids(events.iter().map(|e| e.0))
+        .iter()
+        .filter_map(|id| rows.get(id))
+        .collect()
+}
+
 fn fold_all<K: Hash + Eq + Copy, R, E>(
     rows: &mut HashMap<K, R>,
-    events: &[(K, EventMeta, E)],
+    events: &[(K, &EventMeta, &E)],
     evolve: fn(Option<R>, &EventMeta, &E) -> Option<R>,
 ) {
     for (key, meta, event) in events {
-        fold_into(rows, *key, meta, event, evolve);
+        fold_into(rows, *key, meta, *event, evolve);
     }
 }

@@ -72,7 +72,7 @@ const COLUMNS: &str = "order_id, status, tracking_ref, version, updated_at";
 
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
-    mut rows: Vec<ShipmentRow>,
+    mut rows: Vec<&ShipmentRow>,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
@@ -87,10 +87,10 @@ pub async fn store(
          WHERE order_shipments.version < EXCLUDED.version"
     ))
     .bind(rows.iter().map(|r| r.order_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.status.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
     .bind(
         rows.iter()
-            .map(|r| r.tracking_ref.clone())
+            .map(|r| r.tracking_ref.as_deref())
             .collect::<Vec<_>>(),
     )
     .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())

@@ -137,16 +137,17 @@ const COLUMNS: &str = "order_id, customer_id, status, status_reason, cancellatio
 
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
-    mut rows: Vec<OrderRow>,
+    mut rows: Vec<&OrderRow>,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     rows.sort_by_key(|r| r.order_id);
-    let text = |f: fn(&OrderRow) -> &str| rows.iter().map(f).map(str::to_owned).collect::<Vec<_>>();
-    let maybe =
-        |f: fn(&OrderRow) -> &Option<String>| rows.iter().map(f).cloned().collect::<Vec<_>>();
-    let times = |f: fn(&OrderRow) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&OrderRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let maybe = |f: fn(&OrderRow) -> &Option<String>| {
+        rows.iter().map(|r| f(r).as_deref()).collect::<Vec<_>>()
+    };
+    let times = |f: fn(&OrderRow) -> DateTime<Utc>| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     let lines: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| serde_json::to_value(&r.lines.0).unwrap_or_default())

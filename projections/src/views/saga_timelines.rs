@@ -18,7 +18,6 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{already_applied, decode, fold_into, sequence};
-use crate::dead_letters::DeadLetter;
 use crate::record::Record;
 
 /// The projection name under which the saga view stores its positions.
@@ -86,38 +85,25 @@ pub fn evolve(row: Option<SagaRow>, meta: &EventMeta, event: &SagaEvent) -> Opti
     })
 }
 
-/// Applies a batch of `sagas.events` records; undecodable ones (and ids that
-/// are not order ids) become dead letters. Answers the dead letters.
+/// Applies a batch of decoded `sagas.events` records.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
-    records: &[Record],
-) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    let mut dead = Vec::new();
-    let mut decoded = Vec::with_capacity(records.len());
-    for record in records {
-        match decode_one(record) {
-            Ok(event) => decoded.push(event),
-            Err(error) => dead.push(DeadLetter::new(PROJECTION, record, error)),
-        }
-    }
-    let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
-    ids.sort();
+    events: &[(Uuid, EventMeta, SagaEvent)],
+) -> Result<(), sqlx::Error> {
+    let mut ids: Vec<Uuid> = events.iter().map(|(id, _, _)| *id).collect();
+    ids.sort_unstable();
     ids.dedup();
     let mut rows = find_many(tx, &ids).await?;
-    for (id, meta, event) in &decoded {
+    for (id, meta, event) in events {
         fold_into(&mut rows, *id, meta, event, evolve);
     }
-    store(tx, rows.into_values().collect()).await?;
-    Ok(dead)
+    store(tx, rows.into_values().collect()).await
 }
 
-/// Whether `record` is a saga event of an order, for holding a poisoned
-/// saga back like any other stream.
-pub fn readable(record: &Record) -> Result<(), String> {
-    decode_one(record).map(drop)
-}
-
-fn decode_one(record: &Record) -> Result<(Uuid, EventMeta, SagaEvent), String> {
+/// Decodes one record of `sagas.events`; an aggregate id that is not an
+/// order id makes it unreadable, so a poisoned saga is held back like any
+/// other stream.
+pub fn decode_one(record: &Record) -> Result<(Uuid, EventMeta, SagaEvent), String> {
     let (meta, event) = decode::<SagaEvent>(record, AggregateType::Saga)?;
     let id = Uuid::parse_str(&meta.aggregate_id)
         .map_err(|_| format!("aggregate id {:?} is not an order id", meta.aggregate_id))?;

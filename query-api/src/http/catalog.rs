@@ -36,6 +36,7 @@ pub async fn item(
         return Ok(cached_response(entry.body));
     }
     state.wait_for(token.as_ref()).await?;
+    let _slot = state.fallback()?;
     let item = documents::items(&state.pool, &[sku.as_str().to_owned()])
         .await?
         .pop()

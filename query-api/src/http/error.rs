@@ -39,6 +39,8 @@ pub enum QueryError {
     StaleRead,
     #[error("the views database is unavailable")]
     Database(#[from] sqlx::Error),
+    #[error("too many reads in flight; try again shortly")]
+    Busy,
 }
 
 impl From<WaitError> for QueryError {
@@ -69,6 +71,7 @@ impl QueryError {
             QueryError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             QueryError::StaleRead => (StatusCode::SERVICE_UNAVAILABLE, "stale_read"),
             QueryError::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "views_unavailable"),
+            QueryError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         }
     }
 }

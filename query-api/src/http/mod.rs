@@ -31,6 +31,7 @@ use events::command::Principal;
 use events::consistency::ConsistencyToken;
 use projections::cache::{Cache, CacheError, Cached};
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 
 pub use error::QueryError;
 
@@ -45,9 +46,28 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// Longest a read waits for the views to reach a consistency token.
     pub consistency_wait: Duration,
+    /// Reads of the hot views that PostgreSQL answers at the same time at
+    /// most (cache misses); more answer 503 at once rather than queue for
+    /// the database's few connections.
+    pub fallbacks: Arc<Semaphore>,
 }
 
+/// Reads in flight at most; more answer 503 with `Retry-After` at once, so
+/// an overload sheds load instead of growing a queue every read waits in.
+pub const MAX_IN_FLIGHT: usize = 1024;
+/// Cache misses PostgreSQL answers at the same time at most (its pool has 16
+/// connections; a few per connection may wait).
+pub const MAX_FALLBACKS: usize = 64;
+
 impl AppState {
+    /// A slot for a read PostgreSQL answers instead of the cache, or 503.
+    fn fallback(&self) -> Result<tokio::sync::SemaphorePermit<'_>, QueryError> {
+        self.fallbacks.try_acquire().map_err(|_| {
+            metrics::counter!("query_shed_total", "reason" => "fallbacks").increment(1);
+            QueryError::Busy
+        })
+    }
+
     /// The authenticated caller, or 401.
     fn caller(&self, headers: &HeaderMap) -> Result<Principal, QueryError> {
         self.verifier
@@ -149,7 +169,23 @@ fn database_response(document: impl serde::Serialize) -> Response {
     response
 }
 
+/// Answers 503 at once when [`MAX_IN_FLIGHT`] reads are already running.
+async fn limit_in_flight(
+    axum::extract::State(slots): axum::extract::State<Arc<Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match slots.try_acquire() {
+        Ok(_slot) => next.run(request).await,
+        Err(_) => {
+            metrics::counter!("query_shed_total", "reason" => "in_flight").increment(1);
+            QueryError::Busy.into_response()
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     Router::new()
         .route("/probes/{probe_id}", get(probes::probe))
         .route("/dead-letters", get(dead_letters::list))
@@ -164,4 +200,43 @@ pub fn router(state: AppState) -> Router {
             get(history::customer_orders),
         )
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(slots, limit_in_flight))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_postgresql_would_answer_beyond_the_bound_is_refused_at_once() {
+        // Nothing listens on port 1: the cache fails at once, so the read
+        // would fall back to PostgreSQL, for which no slot is left.
+        let state = AppState {
+            pool: projections::db::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+            cache: Arc::new(
+                Cache::new("redis://127.0.0.1:1", "t:".into(), Duration::from_secs(1)).unwrap(),
+            ),
+            verifier: Arc::new(Verifier::hs256(b"secret")),
+            consistency_wait: Duration::from_millis(10),
+            fallbacks: Arc::new(Semaphore::new(0)),
+        };
+        let request = Request::get("/catalog/items/SKU-1")
+            .body(Body::empty())
+            .unwrap();
+        let response = router(state).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            problem["type"].as_str().unwrap().ends_with("/overloaded"),
+            "{problem}"
+        );
+    }
 }

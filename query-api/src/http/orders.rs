@@ -52,6 +52,7 @@ pub async fn order(
         return Ok(cached_response(entry.body));
     }
     state.wait_for(token.as_ref()).await?;
+    let _slot = state.fallback()?;
     let order = documents::orders(&state.pool, &[id])
         .await?
         .pop()

@@ -1,0 +1,65 @@
+//! The cache's version guard, against the real Redis: an older document never
+//! replaces a newer one, and two documents neither of which covers the
+//! other (two projectors holding different streams of one order) leave an
+//! entry without a body, so readers go to PostgreSQL, until a document that
+//! covers both arrives.
+
+use std::time::Duration;
+
+use projections::cache::{Cache, Entry};
+use uuid::Uuid;
+
+fn entry(key: &str, order: i64, payment: i64) -> Entry {
+    Entry {
+        key: key.to_owned(),
+        versions: vec![("orders", order), ("payments", payment)],
+        fields: vec![
+            ("body", format!("{order}/{payment}")),
+            ("owner", "alice".to_owned()),
+        ],
+    }
+}
+
+async fn body(cache: &Cache, id: Uuid) -> Option<String> {
+    cache.order(id).await.unwrap().map(|c| c.body)
+}
+
+#[tokio::test]
+async fn older_documents_never_win_and_incomparable_ones_leave_no_body() {
+    let namespace = format!("t{}:", Uuid::new_v4().simple());
+    let cache = Cache::new(&tests::redis_url(), namespace, Duration::from_secs(2)).unwrap();
+    let id = Uuid::now_v7();
+    let key = cache.order_key(id);
+
+    assert_eq!(cache.put(&[entry(&key, 2, 1)]).await.unwrap(), 1);
+    assert_eq!(cache.put(&[entry(&key, 1, 1)]).await.unwrap(), 0, "older");
+    assert_eq!(
+        cache.put(&[entry(&key, 2, 1)]).await.unwrap(),
+        0,
+        "the same"
+    );
+    assert_eq!(body(&cache, id).await.as_deref(), Some("2/1"));
+
+    // One projector folded order event 3 without payment event 2, another
+    // payment event 2 without order event 3.
+    assert_eq!(cache.put(&[entry(&key, 3, 1)]).await.unwrap(), 1);
+    assert_eq!(cache.put(&[entry(&key, 2, 2)]).await.unwrap(), 0);
+    assert_eq!(
+        body(&cache, id).await,
+        None,
+        "neither document is the latest"
+    );
+    assert_eq!(cache.put(&[entry(&key, 3, 1)]).await.unwrap(), 0);
+    assert_eq!(body(&cache, id).await, None, "still not covering payment 2");
+
+    assert_eq!(cache.put(&[entry(&key, 3, 2)]).await.unwrap(), 1);
+    let cached = cache.order(id).await.unwrap().unwrap();
+    assert_eq!(cached.body, "3/2");
+    assert_eq!(cached.owner.as_deref(), Some("alice"));
+    assert_eq!(
+        cached.version(events::AggregateType::Payment),
+        2,
+        "readers see the versions the body reflects"
+    );
+    cache.delete(vec![key]).await.unwrap();
+}
