@@ -29,6 +29,13 @@ use crate::aggregate::{CatalogItem, Order, Payment, Shipment};
 /// Changes held in memory before they are written to disk during a restore.
 const RESTORE_FLUSH_EVERY: usize = 10_000;
 
+/// Largest snapshot record written. A larger state (a catalog item that
+/// remembers every order it ever committed grows without bound) is not
+/// snapshotted: the checkpoint then stays where it is and a restore folds
+/// that aggregate's events after it, which is slower but exact, instead of
+/// every transaction rewriting a large state or exceeding Kafka's limit.
+pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024;
+
 /// The key of the snapshots topic's checkpoint record, never an aggregate id.
 pub const CHECKPOINT_KEY: &str = "";
 
@@ -160,6 +167,9 @@ pub struct PartitionStore {
     /// Aggregates whose latest state the snapshots topic may lack (folded
     /// from events at restore); no checkpoint is written until they are.
     unsnapshotted: HashSet<String>,
+    /// Aggregates whose state exceeds [`MAX_SNAPSHOT_BYTES`]; the checkpoint
+    /// does not advance while there are any.
+    oversized: HashSet<String>,
     /// The events offset of the last checkpoint this store wrote or read.
     checkpoint: Option<i64>,
     cold: ColdStore,
@@ -180,6 +190,7 @@ impl PartitionStore {
             outcomes: HashMap::new(),
             staged: Vec::new(),
             unsnapshotted: HashSet::new(),
+            oversized: HashSet::new(),
             checkpoint: None,
             cold: ColdStore::create(path)?,
         })
@@ -254,14 +265,21 @@ impl PartitionStore {
     /// it changed, plus up to `backfill` aggregates restored from events.
     pub fn snapshots(&mut self, backfill: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.stage();
-        let mut records = self.staged.clone();
+        let mut records = Vec::with_capacity(self.staged.len());
+        for (id, state) in self.staged.clone() {
+            if self.fits(&id, &state) {
+                records.push((id, state));
+            }
+        }
         let ids: Vec<String> = self.unsnapshotted.iter().take(backfill).cloned().collect();
         for id in ids {
             self.unsnapshotted.remove(&id);
             if self.dirty.contains_key(&id) {
                 continue;
             }
-            if let Some(state) = self.cold.slot(&id)? {
+            if let Some(state) = self.cold.slot(&id)?
+                && self.fits(&id, &state)
+            {
                 records.push((id, state));
             }
         }
@@ -271,7 +289,21 @@ impl PartitionStore {
     /// True when the snapshots topic holds every aggregate's latest state,
     /// so a checkpoint may be written.
     pub fn fully_snapshotted(&self) -> bool {
-        self.unsnapshotted.is_empty()
+        self.unsnapshotted.is_empty() && self.oversized.is_empty()
+    }
+
+    /// Whether a state is small enough to snapshot; remembers the ones that
+    /// are not until they shrink.
+    fn fits(&mut self, id: &str, state: &[u8]) -> bool {
+        if state.len() <= MAX_SNAPSHOT_BYTES {
+            self.oversized.remove(id);
+            return true;
+        }
+        if !self.oversized.contains(id) {
+            tracing::warn!(aggregate = %self.aggregate, id, bytes = state.len(), "state too large to snapshot; restores fold its events instead");
+            self.oversized.insert(id.to_owned());
+        }
+        false
     }
 
     /// Writes what changed since the last commit to disk: called once the

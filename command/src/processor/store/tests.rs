@@ -323,3 +323,28 @@ fn a_snapshot_and_the_events_after_it_restore_the_state() {
         "StockReservationRejected"
     );
 }
+
+#[test]
+fn a_state_too_large_to_snapshot_holds_the_checkpoint_back() {
+    let mut store = store();
+    let big = envelope(CatalogCommand::CreateItem {
+        name: "Bolt".into(),
+        unit_price: Money::new(5, Currency::new("USD").unwrap()),
+        initial_stock: 10_000,
+    });
+    handle(&mut store, &big);
+    assert_eq!(
+        store.snapshots(usize::MAX).unwrap().len(),
+        0,
+        "committed already"
+    );
+    for _ in 0..2_000 {
+        store.handle(&envelope(reserve(1)), Utc::now()).unwrap();
+    }
+    assert!(store.snapshots(usize::MAX).unwrap().is_empty());
+    assert!(!store.fully_snapshotted());
+    store.commit().unwrap();
+    // Its state is still on disk and served from there.
+    let next = store.handle(&envelope(reserve(1)), Utc::now()).unwrap();
+    assert_eq!(next.events[0].meta.sequence, 2_002);
+}
