@@ -2,18 +2,23 @@
 //! restores from the snapshots topic and the events after its checkpoint,
 //! not from the whole log (issue 11).
 //!
-//! The events are produced directly in the processor's format, as a
-//! deployment that predates snapshots would have left them. The first start
-//! folds all of them (the upgrade path) and its transactions write the
-//! aggregate's snapshot and a checkpoint; the second start reads those and
-//! only the tail, and both answer with the right version.
+//! The history is produced directly in the processor's format into a
+//! one-partition topic: one catalog item created and restocked 999,999
+//! times, its snapshot at version 999,000 and a checkpoint at the offset of
+//! the event after it. The first start folds only the last 1,000 events; its
+//! own transactions then write a newer snapshot and checkpoint, so a second
+//! start (after a SIGKILL) folds nothing. Both answer with the version the
+//! whole history gives.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use command::aggregate::{Aggregate, CatalogItem};
 use command::bus::{CommandBus, Dispatch, KafkaBus};
+use command::processor::snapshot::{self, CHECKPOINT_KEY, Checkpoint, Slot};
+use command::processor::store::Versioned;
 use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Role};
 use events::domain::{CatalogCommand, CatalogEvent, Currency, Money};
 use events::{AggregateType, EventMeta, KafkaConfig, kafka, new_id};
@@ -23,6 +28,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use tests::{TestEnv, spawn_process};
 
 const EVENTS: u64 = 1_000_000;
+/// The version the produced snapshot is at; events after it form the tail.
+const SNAPSHOT_AT: u64 = 999_000;
 const SKU: &str = "BIG-1";
 
 fn envelope(command: CatalogCommand) -> CommandEnvelope {
@@ -62,7 +69,9 @@ fn meta(event: &CatalogEvent, sequence: u64) -> EventMeta {
 }
 
 /// The item's history: created without stock, then restocked one unit at a
-/// time, keyed and partitioned as the processor would have written it.
+/// time, keyed as the processor would have written it, plus its snapshot
+/// and checkpoint. In a one-partition topic without transactions the event
+/// of sequence s sits at offset s - 1.
 fn produce_history(kafka: &KafkaConfig) {
     let producer: ThreadedProducer<DefaultProducerContext> =
         kafka.producer().create().expect("a producer");
@@ -74,27 +83,58 @@ fn produce_history(kafka: &KafkaConfig) {
     };
     let restocked = CatalogEvent::Restocked { quantity: 1 };
     let restocked_payload = serde_json::to_vec(&restocked).unwrap();
+    let mut state = CatalogItem::default();
     for sequence in 1..=EVENTS {
         let (event, payload) = match sequence {
             1 => (&created, serde_json::to_vec(&created).unwrap()),
             _ => (&restocked, restocked_payload.clone()),
         };
-        let mut record = BaseRecord::to(&topic)
+        if sequence <= SNAPSHOT_AT {
+            state = state.evolve(event);
+        }
+        let record = BaseRecord::to(&topic)
             .key(SKU)
             .payload(&payload)
             .headers(kafka::to_headers(&meta(event, sequence)));
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => panic!("producing the history: {e}"),
+        send(&producer, record);
+    }
+    let snapshots = snapshot::topic(kafka, AggregateType::CatalogItem);
+    let state = Slot::Catalog(Versioned {
+        state,
+        version: SNAPSHOT_AT,
+    })
+    .encode();
+    send(
+        &producer,
+        BaseRecord::to(&snapshots).key(SKU).payload(&state),
+    );
+    let checkpoint = Checkpoint {
+        events_offset: SNAPSHOT_AT as i64,
+    }
+    .encode();
+    send(
+        &producer,
+        BaseRecord::to(&snapshots)
+            .key(CHECKPOINT_KEY)
+            .payload(&checkpoint),
+    );
+    producer.flush(Duration::from_secs(60)).expect("flushing");
+}
+
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'_, str, Vec<u8>>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
             }
+            Err((e, _)) => panic!("producing the history: {e}"),
         }
     }
-    producer.flush(Duration::from_secs(60)).expect("flushing");
 }
 
 /// The sum over partitions of a gauge of the catalog events topic.
@@ -142,18 +182,11 @@ async fn start(env: &TestEnv) -> (tokio::process::Child, HashMap<&'static str, u
     (child, read, ready_after)
 }
 
-/// Stops the service gracefully, so its lanes leave the group at once.
-async fn stop(mut child: tokio::process::Child) {
-    let pid = child.id().expect("a running child").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the service stops on SIGTERM")
-        .unwrap();
+/// SIGKILLs the service: its local state is left behind and must not be
+/// trusted by the next start.
+async fn kill(mut child: tokio::process::Child) {
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
 }
 
 async fn restock(bus: &KafkaBus) -> u64 {
@@ -173,9 +206,14 @@ async fn restock(bus: &KafkaBus) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    env.kafka.partitions = 1;
     env.kafka
         .ensure_topics(&env.kafka.all_topics())
+        .await
+        .unwrap();
+    env.kafka
+        .ensure_compacted_topics(&snapshot::topics(&env.kafka))
         .await
         .unwrap();
     let produced = Instant::now();
@@ -190,23 +228,25 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
             .unwrap(),
     );
 
-    // A deployment without snapshots: the whole log is folded once.
     let (child, read, took) = start(&env).await;
-    println!("without a snapshot: ready after {took:?}, read {read:?}");
-    assert_eq!(read["command_restore_events_folded"], EVENTS);
-    assert_eq!(read["command_restore_snapshots"], 0);
+    println!("snapshot at {SNAPSHOT_AT}: ready after {took:?}, read {read:?}");
+    assert_eq!(
+        read["command_restore_snapshots"], 2,
+        "the item and the checkpoint"
+    );
+    assert_eq!(read["command_restore_events_read"], EVENTS - SNAPSHOT_AT);
+    assert_eq!(read["command_restore_events_folded"], EVENTS - SNAPSHOT_AT);
     // The first transaction snapshots the item; the second also writes a
     // checkpoint past the first one's event.
     assert_eq!(restock(&bus).await, EVENTS + 1);
     assert_eq!(restock(&bus).await, EVENTS + 2);
-    stop(child).await;
+    kill(child).await;
 
     let (child, read, took) = start(&env).await;
-    println!("with a snapshot: ready after {took:?}, read {read:?}");
-    assert!(read["command_restore_snapshots"] >= 1, "{read:?}");
+    println!("snapshot by the processor: ready after {took:?}, read {read:?}");
     assert!(
         read["command_restore_events_read"] <= 2,
-        "only the tail after the checkpoint is read: {read:?}"
+        "only the tail after the new checkpoint is read: {read:?}"
     );
     assert_eq!(read["command_restore_events_folded"], 0, "{read:?}");
     assert_eq!(
@@ -214,5 +254,5 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
         EVENTS + 3,
         "the state is the whole history's"
     );
-    stop(child).await;
+    kill(child).await;
 }
