@@ -46,6 +46,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use cold::StateFile;
 use store::{Decision, Limits, PartitionStore, StoreError};
 use txn::{Deliveries, Phases, TxnProducer};
 
@@ -201,7 +202,7 @@ struct Session<'a> {
     producer: TxnProducer,
     topics: HashMap<String, AggregateType>,
     stores: HashMap<(AggregateType, i32), PartitionStore>,
-    state_dir: PathBuf,
+    state: Arc<StateFile>,
     ready: Arc<AtomicBool>,
 }
 
@@ -229,6 +230,7 @@ impl<'a> Session<'a> {
         drop(std::fs::remove_dir_all(&state_dir));
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| ProcessorError::StateDir(state_dir.clone(), e))?;
+        let state = StateFile::create(&state_dir.join("state.redb")).map_err(StoreError::from)?;
         consumer.subscribe(&names)?;
         Ok(Session {
             config,
@@ -236,7 +238,7 @@ impl<'a> Session<'a> {
             producer,
             topics,
             stores: HashMap::new(),
-            state_dir,
+            state,
             ready,
         })
     }
@@ -315,7 +317,7 @@ impl<'a> Session<'a> {
             dedup_capacity: config.dedup_capacity,
             hot_aggregates: config.hot_aggregates,
         };
-        let dir = &self.state_dir;
+        let file = &self.state;
         let restored: Vec<_> = std::thread::scope(|scope| {
             let handles: Vec<_> = assigned
                 .into_iter()
@@ -323,7 +325,7 @@ impl<'a> Session<'a> {
                 .map(|(aggregate, partitions)| {
                     scope.spawn(move || {
                         let stores =
-                            restore::restore(&config.kafka, aggregate, &partitions, limits, dir);
+                            restore::restore(&config.kafka, aggregate, &partitions, limits, file);
                         (aggregate, stores)
                     })
                 })

@@ -5,7 +5,7 @@
 //! predates snapshots), and the replies inside the deduplication window.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -19,6 +19,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::ProcessorError;
+use super::cold::StateFile;
 use super::snapshot::{self, CHECKPOINT_KEY, Checkpoint};
 use super::store::{Limits, PartitionStore, StoreError};
 
@@ -37,19 +38,19 @@ struct Counts {
 }
 
 /// Reads the state of the given partitions of one aggregate type into fresh
-/// stores (their disk halves under `dir`), one consumer per topic for all
-/// of them. Blocking.
+/// stores (their disk halves in the lane's state file), one consumer per
+/// topic for all of them. Blocking.
 pub fn restore(
     kafka: &KafkaConfig,
     aggregate: AggregateType,
     partitions: &[i32],
     limits: Limits,
-    dir: &Path,
+    file: &Arc<StateFile>,
 ) -> Result<HashMap<i32, PartitionStore>, ProcessorError> {
     let started = Instant::now();
     let open = |p: i32| {
-        let path = dir.join(format!("{}-{p}.redb", aggregate.as_str()));
-        PartitionStore::open(aggregate, limits, &path)
+        let name = format!("{}-{p}", aggregate.as_str());
+        PartitionStore::open(aggregate, limits, file, &name)
     };
     let mut stores = HashMap::new();
     for &p in partitions {

@@ -10,7 +10,7 @@
 //! an aggregate that does not exist leaves nothing behind unless it creates it.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,7 +22,7 @@ use hashlink::LruCache;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::cold::{ColdError, ColdStore, ColdWrite};
+use super::cold::{ColdError, ColdStore, ColdWrite, StateFile};
 use super::decide::{decide_slot, rejected, restore_into};
 use crate::aggregate::{CatalogItem, Order, Payment, Shipment};
 
@@ -176,11 +176,13 @@ pub struct PartitionStore {
 }
 
 impl PartitionStore {
-    /// An empty store whose disk half lives at `path` (replaced if present).
+    /// An empty store whose disk half is the tables `name` in the lane's
+    /// state file (replaced if present).
     pub fn open(
         aggregate: AggregateType,
         limits: Limits,
-        path: &Path,
+        file: &Arc<StateFile>,
+        name: &str,
     ) -> Result<PartitionStore, StoreError> {
         Ok(PartitionStore {
             aggregate,
@@ -192,7 +194,7 @@ impl PartitionStore {
             unsnapshotted: HashSet::new(),
             oversized: HashSet::new(),
             checkpoint: None,
-            cold: ColdStore::create(path)?,
+            cold: ColdStore::create(file, name)?,
         })
     }
 

@@ -10,6 +10,7 @@ use events::{AggregateType, new_id};
 use uuid::Uuid;
 
 use super::{Decision, Limits, PartitionStore};
+use crate::processor::cold::StateFile;
 
 /// A store whose disk half lives in a fresh temporary file (deleted with it).
 fn open(aggregate: AggregateType, dedup_capacity: usize, hot_aggregates: usize) -> PartitionStore {
@@ -19,7 +20,8 @@ fn open(aggregate: AggregateType, dedup_capacity: usize, hot_aggregates: usize) 
         hot_aggregates,
     };
     let path = std::env::temp_dir().join(format!("store-test-{}.redb", Uuid::new_v4()));
-    PartitionStore::open(aggregate, limits, &path).unwrap()
+    let file = StateFile::create(&path).unwrap();
+    PartitionStore::open(aggregate, limits, &file, "catalog-0").unwrap()
 }
 
 fn store() -> PartitionStore {
