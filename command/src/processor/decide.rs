@@ -1,9 +1,11 @@
 //! Deciding one command against one aggregate's state, and folding one
 //! committed event into it: the pure part of [`super::store::PartitionStore`],
-//! which stamps the aggregate's events with their envelope.
+//! which stamps the aggregate's events with their envelope, and who may act
+//! on which aggregate.
 
 use chrono::{DateTime, Utc};
-use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, codes};
+use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, Role, codes};
+use events::domain::OrderCommand;
 use events::message::{DecodeError, EventPayload, Rejection};
 use events::{AggregateType, EventMeta, new_id};
 
@@ -123,4 +125,29 @@ where
     slot.state = std::mem::take(&mut slot.state).evolve(&event);
     slot.version = meta.sequence;
     Ok(())
+}
+
+/// A customer acts only on their own orders, and must not learn whether
+/// someone else's exists: anything else looks like a missing order.
+pub(super) fn visible_to_issuer(slot: &Slot, envelope: &CommandEnvelope) -> bool {
+    if envelope.issued_by.role != Role::Customer {
+        return true;
+    }
+    let subject = envelope.issued_by.subject.as_str();
+    match (slot, &envelope.command) {
+        (Slot::Order(_), DomainCommand::Order(OrderCommand::PlaceOrder { customer_id, .. })) => {
+            customer_id.as_str() == subject
+        }
+        (Slot::Order(order), DomainCommand::Order(_)) => order
+            .state
+            .customer_id()
+            .is_some_and(|owner| owner.as_str() == subject),
+        _ => false,
+    }
+}
+
+pub(super) fn recorded_version(outcome: &Outcome) -> u64 {
+    match outcome {
+        Outcome::Accepted { version, .. } | Outcome::Rejected { version, .. } => *version,
+    }
 }

@@ -25,6 +25,7 @@
 mod cold;
 mod decide;
 mod restore;
+mod slot;
 pub mod snapshot;
 pub mod store;
 mod txn;

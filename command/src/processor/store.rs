@@ -14,17 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, Reply, Role, codes};
-use events::domain::OrderCommand;
+use events::command::{CommandEnvelope, RejectionKind, Reply, codes};
 use events::message::DecodeError;
 use events::{AggregateType, EventMeta};
 use hashlink::LruCache;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::cold::{ColdError, ColdStore, ColdWrite, StateFile};
-use super::decide::{decide_slot, rejected, restore_into};
-use crate::aggregate::{CatalogItem, Order, Payment, Shipment};
+use super::decide::{decide_slot, recorded_version, rejected, restore_into, visible_to_issuer};
+pub use super::slot::{Slot, Versioned};
 
 /// Changes held in memory before they are written to disk during a restore.
 const RESTORE_FLUSH_EVERY: usize = 10_000;
@@ -38,70 +36,6 @@ pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024;
 
 /// The key of the snapshots topic's checkpoint record, never an aggregate id.
 pub const CHECKPOINT_KEY: &str = "";
-
-/// An aggregate's state and how many events it has.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Versioned<A> {
-    pub state: A,
-    pub version: u64,
-}
-
-/// One aggregate of any type. A partition of one commands topic only holds
-/// aggregates of that topic's type.
-#[derive(Debug, Clone)]
-pub enum Slot {
-    Catalog(Versioned<CatalogItem>),
-    Order(Versioned<Order>),
-    Payment(Versioned<Payment>),
-    Shipment(Versioned<Shipment>),
-}
-
-impl Slot {
-    fn new(aggregate: AggregateType) -> Option<Slot> {
-        Some(match aggregate {
-            AggregateType::CatalogItem => Slot::Catalog(Versioned::default()),
-            AggregateType::Order => Slot::Order(Versioned::default()),
-            AggregateType::Payment => Slot::Payment(Versioned::default()),
-            AggregateType::Shipment => Slot::Shipment(Versioned::default()),
-            AggregateType::Saga | AggregateType::Probe => return None,
-        })
-    }
-
-    pub fn version(&self) -> u64 {
-        match self {
-            Slot::Catalog(v) => v.version,
-            Slot::Order(v) => v.version,
-            Slot::Payment(v) => v.version,
-            Slot::Shipment(v) => v.version,
-        }
-    }
-
-    /// The state and version as JSON: a snapshot record's value.
-    pub fn encode(&self) -> Vec<u8> {
-        // Serializing plain data to JSON cannot fail.
-        match self {
-            Slot::Catalog(v) => serde_json::to_vec(v),
-            Slot::Order(v) => serde_json::to_vec(v),
-            Slot::Payment(v) => serde_json::to_vec(v),
-            Slot::Shipment(v) => serde_json::to_vec(v),
-        }
-        .unwrap_or_default()
-    }
-
-    /// Reads what [`Slot::encode`] wrote for an aggregate of this type.
-    pub fn decode(
-        aggregate: AggregateType,
-        bytes: &[u8],
-    ) -> Result<Option<Slot>, serde_json::Error> {
-        Ok(Some(match aggregate {
-            AggregateType::CatalogItem => Slot::Catalog(serde_json::from_slice(bytes)?),
-            AggregateType::Order => Slot::Order(serde_json::from_slice(bytes)?),
-            AggregateType::Payment => Slot::Payment(serde_json::from_slice(bytes)?),
-            AggregateType::Shipment => Slot::Shipment(serde_json::from_slice(bytes)?),
-            AggregateType::Saga | AggregateType::Probe => return Ok(None),
-        }))
-    }
-}
 
 /// A serialized event ready to publish.
 #[derive(Debug, Clone)]
@@ -474,31 +408,6 @@ impl PartitionStore {
         let reply = reply(outcome);
         self.outcomes.insert(reply.command_id, reply.clone());
         Ok(Decision { events, reply })
-    }
-}
-
-/// A customer acts only on their own orders, and must not learn whether
-/// someone else's exists: anything else looks like a missing order.
-fn visible_to_issuer(slot: &Slot, envelope: &CommandEnvelope) -> bool {
-    if envelope.issued_by.role != Role::Customer {
-        return true;
-    }
-    let subject = envelope.issued_by.subject.as_str();
-    match (slot, &envelope.command) {
-        (Slot::Order(_), DomainCommand::Order(OrderCommand::PlaceOrder { customer_id, .. })) => {
-            customer_id.as_str() == subject
-        }
-        (Slot::Order(order), DomainCommand::Order(_)) => order
-            .state
-            .customer_id()
-            .is_some_and(|owner| owner.as_str() == subject),
-        _ => false,
-    }
-}
-
-fn recorded_version(outcome: &Outcome) -> u64 {
-    match outcome {
-        Outcome::Accepted { version, .. } | Outcome::Rejected { version, .. } => *version,
     }
 }
 
