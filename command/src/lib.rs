@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod probe;
 pub mod processor;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,14 @@ pub struct Config {
     pub reply_wait: Duration,
     /// Processor lanes: group members whose Kafka transactions overlap.
     pub lanes: usize,
+    /// Where the processor keeps its partitions' state on disk.
+    pub state_dir: PathBuf,
+}
+
+/// The state directory when none is configured: under the system's
+/// temporary directory, since it is a cache the log can always rebuild.
+pub fn default_state_dir() -> PathBuf {
+    std::env::temp_dir().join("commerce-command-state")
 }
 
 /// Runs the command API and a command processor until `shutdown` is cancelled.
@@ -52,6 +61,11 @@ pub async fn run(
         .ensure_topics(&config.kafka.all_topics())
         .await
         .context("creating kafka topics")?;
+    config
+        .kafka
+        .ensure_compacted_topics(&processor::snapshot::topics(&config.kafka))
+        .await
+        .context("creating the snapshots topics")?;
     let processor = processor::spawn(
         processor::ProcessorConfig {
             kafka: config.kafka.clone(),
@@ -64,6 +78,10 @@ pub async fn run(
             max_batch: 500,
             dedup_window: Duration::from_secs(24 * 3600),
             dedup_capacity: 200_000,
+            // An order's commands arrive within seconds of each other, so a
+            // small hot set serves nearly every command from memory.
+            hot_aggregates: 1_000,
+            state_dir: config.state_dir.clone(),
         },
         shutdown.clone(),
     )

@@ -45,6 +45,11 @@ struct ServeArgs {
     /// own transactional ids, whose transactions overlap.
     #[arg(long, env = "PROCESSOR_LANES", default_value_t = 4)]
     processor_lanes: usize,
+    /// Where the processor keeps its partitions' state on disk: a cache
+    /// rebuilt from the snapshots topic (default: a folder in the system's
+    /// temporary directory).
+    #[arg(long, env = "COMMAND_STATE_DIR")]
+    state_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -131,6 +136,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         query_api_url: args.query_api_url,
         reply_wait: Duration::from_millis(args.reply_wait_ms),
         lanes: args.processor_lanes,
+        state_dir: args.state_dir.unwrap_or_else(command::default_state_dir),
     };
     command::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -155,7 +155,6 @@ impl KafkaConfig {
 
     /// Creates the topics that do not exist yet; existing ones are left as they are.
     pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
-        let admin: AdminClient<DefaultClientContext> = self.base().create()?;
         let specs: Vec<NewTopic> = topics
             .iter()
             .map(|name| {
@@ -164,8 +163,30 @@ impl KafkaConfig {
                     .set("retention.bytes", "-1")
             })
             .collect();
+        self.create_topics(&specs).await
+    }
+
+    /// Creates changelog topics that do not exist yet: compacted, with small
+    /// segments and an eager cleaner, so a reader of a partition finds about
+    /// one record per key rather than every version ever written.
+    pub async fn ensure_compacted_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
+        let specs: Vec<NewTopic> = topics
+            .iter()
+            .map(|name| {
+                NewTopic::new(name, self.partitions, TopicReplication::Fixed(1))
+                    .set("cleanup.policy", "compact")
+                    .set("segment.ms", "60000")
+                    .set("segment.bytes", "16777216")
+                    .set("min.cleanable.dirty.ratio", "0.1")
+            })
+            .collect();
+        self.create_topics(&specs).await
+    }
+
+    async fn create_topics(&self, specs: &[NewTopic<'_>]) -> Result<(), KafkaError> {
+        let admin: AdminClient<DefaultClientContext> = self.base().create()?;
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        for result in admin.create_topics(&specs, &options).await? {
+        for result in admin.create_topics(specs, &options).await? {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => {

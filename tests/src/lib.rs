@@ -74,6 +74,7 @@ impl TestEnv {
             query_api_url: "http://127.0.0.1:8081".into(),
             reply_wait: Duration::from_secs(5),
             lanes: 2,
+            state_dir: command::default_state_dir(),
         };
         self.spawn(move |listener, shutdown| command::run(config, listener, shutdown))
     }

@@ -22,7 +22,7 @@ mod proptests;
 mod tests;
 
 /// State of one catalog item, keyed by SKU.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CatalogItem {
     details: Option<ItemDetails>,
     on_hand: u32,
@@ -34,7 +34,7 @@ pub struct CatalogItem {
     committed: BTreeSet<OrderId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct ItemDetails {
     name: String,
     unit_price: Money,

@@ -29,12 +29,12 @@ mod tests;
 type Decision = Result<Vec<OrderEvent>, OrderRejection>;
 
 /// State of one order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     placed: Option<PlacedOrder>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct PlacedOrder {
     customer_id: CustomerId,
     currency: Currency,
@@ -47,7 +47,7 @@ struct PlacedOrder {
     closing_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Pricing {
     lines: Vec<PricedLine>,
     total: Money,

@@ -29,13 +29,13 @@ mod tests;
 type Decision = Result<Vec<PaymentEvent>, PaymentRejection>;
 
 /// State of one order's payment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Payment {
     requested: Option<Requested>,
 }
 
 /// The provider call the payment still owes, for the provider adapter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PaymentAction {
     Authorize {
         amount: Money,
@@ -55,7 +55,7 @@ pub enum PaymentAction {
 }
 
 /// Money moved so far, all in the payment's currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PaymentLedger {
     pub authorized: Money,
     pub captured: Money,
@@ -63,7 +63,7 @@ pub struct PaymentLedger {
     pub refunded: Money,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Requested {
     amount: Money,
     token: String,
@@ -73,14 +73,14 @@ struct Requested {
     refund: Refund,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Authorization {
     Pending,
     Authorized { provider_ref: String },
     Declined { reason: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Capture {
     NotRequested,
     Pending,
@@ -88,14 +88,14 @@ enum Capture {
     Captured,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Void {
     NotRequested,
     Pending,
     Voided,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Refund {
     NotRequested,
     Pending { amount: Money },

@@ -18,12 +18,12 @@ mod tests;
 type Decision = Result<Vec<ShipmentEvent>, ShipmentRejection>;
 
 /// State of one order's shipment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Shipment {
     requested: Option<Requested>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Requested {
     address: Address,
     status: ShipmentStatus,

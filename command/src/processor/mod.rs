@@ -4,11 +4,13 @@
 //! group over the commands topics with its own transactional id, so each
 //! holds its own subset of the partitions and fences its own zombie. When a
 //! lane is assigned a partition it restores that partition's aggregates from
-//! the events topic ([`restore`]); then it loops: poll a batch of commands,
-//! decide each one against the in-memory state ([`store`]), and in one Kafka
-//! transaction produce the events, produce the replies, and commit the
-//! command offsets with the group's metadata (KIP-447), which fences a zombie
-//! that lost the partition.
+//! their snapshots and the events after them ([`restore`]); then it loops:
+//! poll a batch of commands, decide each one against the partition's state
+//! ([`store`]: the hot aggregates in memory, all of them on local disk), and
+//! in one Kafka transaction produce the events, the replies and the changed
+//! aggregates' new states ([`snapshot`]), and commit the command offsets
+//! with the group's metadata (KIP-447), which fences a zombie that lost the
+//! partition.
 //!
 //! Lanes exist because a transaction is a chain of broker round trips that
 //! leaves the processor idle: while one lane waits for its commit, the others
@@ -16,15 +18,20 @@
 //!
 //! Each lane runs on its own OS thread because librdkafka's transaction calls
 //! block. Any failure inside a transaction ends the lane's session: its
-//! producer, consumer and in-memory state are dropped and rebuilt from the
-//! log, exactly as after a crash, so there is one recovery path and it is
+//! producer, consumer and state (in memory and on disk) are dropped and
+//! rebuilt from the log, exactly as after a crash, so there is one recovery path and it is
 //! always exercised.
 
+mod cold;
+mod decide;
 mod restore;
+mod slot;
+pub mod snapshot;
 pub mod store;
 mod txn;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,7 +47,8 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use store::{Decision, PartitionStore};
+use cold::StateFile;
+use store::{Decision, Limits, PartitionStore, StoreError};
 use txn::{Deliveries, Phases, TxnProducer};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,6 +70,11 @@ pub struct ProcessorConfig {
     pub dedup_window: Duration,
     /// Most command ids remembered per partition.
     pub dedup_capacity: usize,
+    /// Most aggregates per partition kept in memory.
+    pub hot_aggregates: usize,
+    /// Where each lane keeps its partitions' state on disk (a cache of the
+    /// snapshots topic, emptied when a lane's session starts).
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +85,10 @@ pub enum ProcessorError {
     Restore(String),
     #[error("the consumer has no group metadata")]
     NoGroupMetadata,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("state directory {0}: {1}")]
+    StateDir(PathBuf, std::io::Error),
 }
 
 /// A running processor: its lanes.
@@ -186,6 +203,7 @@ struct Session<'a> {
     producer: TxnProducer,
     topics: HashMap<String, AggregateType>,
     stores: HashMap<(AggregateType, i32), PartitionStore>,
+    state: Arc<StateFile>,
     ready: Arc<AtomicBool>,
 }
 
@@ -208,6 +226,12 @@ impl<'a> Session<'a> {
             .map(|t| (config.kafka.commands_topic(t), t))
             .collect();
         let names: Vec<&str> = topics.keys().map(String::as_str).collect();
+        // Whatever a previous session left on disk may be ahead of the log.
+        let state_dir = config.state_dir.join(&config.transactional_id);
+        drop(std::fs::remove_dir_all(&state_dir));
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| ProcessorError::StateDir(state_dir.clone(), e))?;
+        let state = StateFile::create(&state_dir.join("state.redb")).map_err(StoreError::from)?;
         consumer.subscribe(&names)?;
         Ok(Session {
             config,
@@ -215,6 +239,7 @@ impl<'a> Session<'a> {
             producer,
             topics,
             stores: HashMap::new(),
+            state,
             ready,
         })
     }
@@ -279,28 +304,29 @@ impl<'a> Session<'a> {
                     continue;
                 };
                 let wanted = assigned.entry(aggregate).or_default();
+                self.stores.remove(&(aggregate, partition));
                 if change.assigned {
                     wanted.push(partition);
                 } else {
                     wanted.retain(|p| *p != partition);
-                    self.stores.remove(&(aggregate, partition));
                 }
             }
         }
         let config = self.config;
+        let limits = Limits {
+            dedup_window: config.dedup_window,
+            dedup_capacity: config.dedup_capacity,
+            hot_aggregates: config.hot_aggregates,
+        };
+        let file = &self.state;
         let restored: Vec<_> = std::thread::scope(|scope| {
             let handles: Vec<_> = assigned
                 .into_iter()
                 .filter(|(_, partitions)| !partitions.is_empty())
                 .map(|(aggregate, partitions)| {
                     scope.spawn(move || {
-                        let stores = restore::restore(
-                            &config.kafka,
-                            aggregate,
-                            &partitions,
-                            config.dedup_window,
-                            config.dedup_capacity,
-                        );
+                        let stores =
+                            restore::restore(&config.kafka, aggregate, &partitions, limits, file);
                         (aggregate, stores)
                     })
                 })
@@ -328,16 +354,23 @@ impl<'a> Session<'a> {
         phases.mark("begin");
         let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
         let mut produced = 0usize;
+        let mut touched = HashSet::new();
         for message in batch {
             let next = offsets
                 .entry((message.topic(), message.partition()))
                 .or_insert(0);
             *next = (*next).max(message.offset() + 1);
-            let Some(decision) = self.decide(message) else {
+            let Some((aggregate, decision)) = self.decide(message)? else {
                 continue;
             };
+            touched.insert((aggregate, message.partition()));
             produced += decision.events.len();
             self.publish(message.partition(), &decision)?;
+        }
+        for key in &touched {
+            if let Some(store) = self.stores.get_mut(key) {
+                snapshot::publish(&self.producer, &self.config.kafka, key.0, key.1, store)?;
+            }
         }
         phases.mark("produce");
         let mut list = TopicPartitionList::new();
@@ -361,23 +394,36 @@ impl<'a> Session<'a> {
             drop(self.producer.abort_transaction(TXN_TIMEOUT));
             return Err(e.into());
         }
+        // Only committed state reaches the disk.
+        for key in &touched {
+            if let Some(store) = self.stores.get_mut(key) {
+                store.commit()?;
+            }
+        }
         metrics::counter!("commands_processed_total").increment(batch.len() as u64);
         metrics::counter!("events_appended_total").increment(produced as u64);
         metrics::histogram!("command_batch_seconds").record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
-    fn decide(&mut self, message: &OwnedMessage) -> Option<Decision> {
-        let aggregate = *self.topics.get(message.topic())?;
-        let store = self.stores.get_mut(&(aggregate, message.partition()))?;
+    fn decide(
+        &mut self,
+        message: &OwnedMessage,
+    ) -> Result<Option<(AggregateType, Decision)>, StoreError> {
+        let Some(&aggregate) = self.topics.get(message.topic()) else {
+            return Ok(None);
+        };
+        let Some(store) = self.stores.get_mut(&(aggregate, message.partition())) else {
+            return Ok(None);
+        };
         match serde_json::from_slice::<CommandEnvelope>(message.payload().unwrap_or_default()) {
-            Ok(envelope) => Some(store.handle(&envelope, Utc::now())),
+            Ok(envelope) => Ok(Some((aggregate, store.handle(&envelope, Utc::now())?))),
             Err(e) => {
                 // Without a decodable envelope there is no command id to
                 // answer; the record is skipped and counted.
                 tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "undecodable command skipped");
                 metrics::counter!("commands_malformed_total").increment(1);
-                None
+                Ok(None)
             }
         }
     }

@@ -1,58 +1,41 @@
-//! The processor's in-memory state of one partition: every aggregate of the
-//! partition with its version, and the recent outcomes by command id.
+//! The processor's state of one partition: a bounded set of hot aggregates
+//! in memory, every aggregate and the recent outcomes by command id in the
+//! partition's [`ColdStore`] on disk, and what the open transaction changed.
 //!
-//! [`PartitionStore::handle`] is the heart of the write side and does no I/O:
-//! it checks for duplicates and stale versions, lets the aggregate decide,
-//! stamps the events with their envelope, and returns what to publish.
+//! [`PartitionStore::handle`] is the heart of the write side: it checks for
+//! duplicates and stale versions, lets the aggregate decide, stamps the
+//! events with their envelope, and returns what to publish. Its changes stay
+//! in memory (`dirty`) until the processor's Kafka transaction commits; only
+//! then does [`PartitionStore::commit`] write them to disk. A command naming
+//! an aggregate that does not exist leaves nothing behind unless it creates it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, Reply, Role, codes};
-use events::domain::OrderCommand;
-use events::message::{DecodeError, EventPayload, Rejection};
-use events::{AggregateType, EventMeta, new_id};
+use events::command::{CommandEnvelope, RejectionKind, Reply, codes};
+use events::message::DecodeError;
+use events::{AggregateType, EventMeta};
+use hashlink::LruCache;
+use uuid::Uuid;
 
-use crate::aggregate::{Aggregate, CatalogItem, Order, Payment, Shipment};
+use super::cold::{ColdError, ColdStore, ColdWrite, StateFile};
+use super::decide::{decide_slot, recorded_version, rejected, restore_into, visible_to_issuer};
+pub use super::slot::{Slot, Versioned};
 
-/// An aggregate's state and how many events it has.
-#[derive(Debug, Clone, Default)]
-pub struct Versioned<A> {
-    pub state: A,
-    pub version: u64,
-}
+/// Changes held in memory before they are written to disk during a restore.
+const RESTORE_FLUSH_EVERY: usize = 10_000;
 
-/// One aggregate of any type. A partition of one commands topic only holds
-/// aggregates of that topic's type.
-#[derive(Debug, Clone)]
-pub enum Slot {
-    Catalog(Versioned<CatalogItem>),
-    Order(Versioned<Order>),
-    Payment(Versioned<Payment>),
-    Shipment(Versioned<Shipment>),
-}
+/// Largest snapshot record written. A larger state (a catalog item that
+/// remembers every order it ever committed grows without bound) is not
+/// snapshotted: the checkpoint then stays where it is and a restore folds
+/// that aggregate's events after it, which is slower but exact, instead of
+/// every transaction rewriting a large state or exceeding Kafka's limit.
+pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024;
 
-impl Slot {
-    fn new(aggregate: AggregateType) -> Option<Slot> {
-        Some(match aggregate {
-            AggregateType::CatalogItem => Slot::Catalog(Versioned::default()),
-            AggregateType::Order => Slot::Order(Versioned::default()),
-            AggregateType::Payment => Slot::Payment(Versioned::default()),
-            AggregateType::Shipment => Slot::Shipment(Versioned::default()),
-            AggregateType::Saga | AggregateType::Probe => return None,
-        })
-    }
-
-    pub fn version(&self) -> u64 {
-        match self {
-            Slot::Catalog(v) => v.version,
-            Slot::Order(v) => v.version,
-            Slot::Payment(v) => v.version,
-            Slot::Shipment(v) => v.version,
-        }
-    }
-}
+/// The key of the snapshots topic's checkpoint record, never an aggregate id.
+pub const CHECKPOINT_KEY: &str = "";
 
 /// A serialized event ready to publish.
 #[derive(Debug, Clone)]
@@ -68,90 +51,294 @@ pub struct Decision {
     pub reply: Reply,
 }
 
-/// Outcomes by command id, forgotten after a window (or past a count) so
-/// memory stays bounded. A retry inside the window gets the recorded reply.
-#[derive(Debug)]
-struct Outcomes {
-    by_id: HashMap<uuid::Uuid, Reply>,
-    order: VecDeque<(uuid::Uuid, DateTime<Utc>)>,
-    window: Duration,
-    capacity: usize,
+/// How much a partition's state may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a command id is remembered for deduplication.
+    pub dedup_window: Duration,
+    /// Most command ids remembered.
+    pub dedup_capacity: usize,
+    /// Most aggregates kept in memory; the rest are read from disk on use.
+    pub hot_aggregates: usize,
 }
 
-impl Outcomes {
-    fn record(&mut self, reply: Reply) {
-        let id = reply.command_id;
-        let at = reply.processed_at;
-        if self.by_id.insert(id, reply).is_none() {
-            self.order.push_back((id, at));
-        }
-        let horizon = at - chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
-        while let Some((old, when)) = self.order.front().copied() {
-            if self.order.len() <= self.capacity && when >= horizon {
-                break;
-            }
-            self.order.pop_front();
-            self.by_id.remove(&old);
-        }
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("local state store: {0}")]
+    Cold(#[from] ColdError),
+    #[error("stored state of {id} cannot be read: {error}")]
+    Corrupt {
+        id: String,
+        error: serde_json::Error,
+    },
+    #[error("event cannot be decoded: {0}")]
+    Event(#[from] DecodeError),
 }
 
-/// Every aggregate of one partition, plus its recent outcomes.
+/// Where [`PartitionStore::take`] found a slot, so it can be put back there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Dirty,
+    Hot,
+    Cold,
+    New,
+}
+
+/// One partition's aggregates and recent outcomes.
 #[derive(Debug)]
 pub struct PartitionStore {
     aggregate: AggregateType,
-    slots: HashMap<String, Slot>,
-    outcomes: Outcomes,
+    limits: Limits,
+    /// Aggregates changed since the last commit, kept out of the LRU so
+    /// they cannot be evicted before they reach the disk.
+    dirty: HashMap<String, Slot>,
+    /// Recently used committed aggregates (each also on disk).
+    hot: LruCache<String, Slot>,
+    /// Outcomes decided since the last commit.
+    outcomes: HashMap<Uuid, Reply>,
+    /// Encoded states of `dirty` (and of restored snapshots) to write.
+    staged: Vec<(String, Vec<u8>)>,
+    /// Aggregates whose latest state the snapshots topic may lack (folded
+    /// from events at restore); no checkpoint is written until they are.
+    unsnapshotted: HashSet<String>,
+    /// Aggregates whose state exceeds [`MAX_SNAPSHOT_BYTES`]; the checkpoint
+    /// does not advance while there are any.
+    oversized: HashSet<String>,
+    /// The events offset of the last checkpoint this store wrote or read.
+    checkpoint: Option<i64>,
+    cold: ColdStore,
 }
 
 impl PartitionStore {
-    pub fn new(aggregate: AggregateType, window: Duration, capacity: usize) -> PartitionStore {
-        PartitionStore {
+    /// An empty store whose disk half is the tables `name` in the lane's
+    /// state file (replaced if present).
+    pub fn open(
+        aggregate: AggregateType,
+        limits: Limits,
+        file: &Arc<StateFile>,
+        name: &str,
+    ) -> Result<PartitionStore, StoreError> {
+        Ok(PartitionStore {
             aggregate,
-            slots: HashMap::new(),
-            outcomes: Outcomes {
-                by_id: HashMap::new(),
-                order: VecDeque::new(),
-                window,
-                capacity,
-            },
+            limits,
+            dirty: HashMap::new(),
+            hot: LruCache::new(limits.hot_aggregates.max(1)),
+            outcomes: HashMap::new(),
+            staged: Vec::new(),
+            unsnapshotted: HashSet::new(),
+            oversized: HashSet::new(),
+            checkpoint: None,
+            cold: ColdStore::create(file, name)?,
+        })
+    }
+
+    /// Aggregates held in memory.
+    pub fn in_memory(&self) -> usize {
+        self.dirty.len() + self.hot.len()
+    }
+
+    /// Loads one aggregate's snapshot (restore).
+    pub fn restore_snapshot(&mut self, id: &str, state: &[u8]) -> Result<(), StoreError> {
+        Slot::decode(self.aggregate, state).map_err(|error| StoreError::Corrupt {
+            id: id.to_owned(),
+            error,
+        })?;
+        self.staged.push((id.to_owned(), state.to_vec()));
+        if self.staged.len() >= RESTORE_FLUSH_EVERY {
+            self.commit()?;
         }
+        Ok(())
     }
 
-    pub fn aggregate_count(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Folds one committed event of this partition into its aggregate.
-    pub fn restore_event(&mut self, meta: &EventMeta, payload: &[u8]) -> Result<(), DecodeError> {
-        let Some(slot) = self.slot(&meta.aggregate_id) else {
-            return Ok(());
+    /// Folds one committed event into its aggregate unless the aggregate's
+    /// snapshot already covers it; answers whether it was folded (restore).
+    pub fn restore_event(&mut self, meta: &EventMeta, payload: &[u8]) -> Result<bool, StoreError> {
+        let id = meta.aggregate_id.as_str();
+        let Some((mut slot, origin)) = self.take(id)? else {
+            return Ok(false);
         };
-        match slot {
+        if meta.sequence <= slot.version() {
+            self.put_back(id, slot, origin, false);
+            return Ok(false);
+        }
+        let folded = match &mut slot {
             Slot::Catalog(v) => restore_into(v, meta, payload),
             Slot::Order(v) => restore_into(v, meta, payload),
             Slot::Payment(v) => restore_into(v, meta, payload),
             Slot::Shipment(v) => restore_into(v, meta, payload),
+        };
+        self.put_back(id, slot, origin, true);
+        folded?;
+        if !self.unsnapshotted.contains(id) {
+            self.unsnapshotted.insert(id.to_owned());
         }
+        if self.dirty.len() >= RESTORE_FLUSH_EVERY {
+            self.commit()?;
+        }
+        Ok(true)
     }
 
     /// Remembers a committed reply, so a duplicate of its command is answered alike.
-    pub fn restore_reply(&mut self, reply: Reply) {
-        self.outcomes.record(reply);
+    pub fn restore_reply(&mut self, reply: Reply) -> Result<(), StoreError> {
+        self.outcomes.insert(reply.command_id, reply);
+        if self.outcomes.len() >= RESTORE_FLUSH_EVERY {
+            self.commit()?;
+        }
+        Ok(())
     }
 
-    fn slot(&mut self, id: &str) -> Option<&mut Slot> {
-        if !self.slots.contains_key(id) {
-            let slot = Slot::new(self.aggregate)?;
-            self.slots.insert(id.to_owned(), slot);
+    /// The snapshots topic's checkpoint: events before this offset are
+    /// covered by the snapshots.
+    pub fn set_checkpoint(&mut self, events_offset: i64) {
+        self.checkpoint = Some(events_offset);
+    }
+
+    pub fn checkpoint(&self) -> Option<i64> {
+        self.checkpoint
+    }
+
+    /// The snapshot records the open transaction must carry: every aggregate
+    /// it changed, plus up to `backfill` aggregates restored from events.
+    pub fn snapshots(&mut self, backfill: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.stage();
+        let mut records = Vec::with_capacity(self.staged.len());
+        for (id, state) in self.staged.clone() {
+            if self.fits(&id, &state) {
+                records.push((id, state));
+            }
         }
-        self.slots.get_mut(id)
+        let ids: Vec<String> = self.unsnapshotted.iter().take(backfill).cloned().collect();
+        for id in ids {
+            self.unsnapshotted.remove(&id);
+            if self.dirty.contains_key(&id) {
+                continue;
+            }
+            if let Some(state) = self.cold.slot(&id)?
+                && self.fits(&id, &state)
+            {
+                records.push((id, state));
+            }
+        }
+        Ok(records)
+    }
+
+    /// True when the snapshots topic holds every aggregate's latest state,
+    /// so a checkpoint may be written.
+    pub fn fully_snapshotted(&self) -> bool {
+        self.unsnapshotted.is_empty() && self.oversized.is_empty()
+    }
+
+    /// Whether a state is small enough to snapshot; remembers the ones that
+    /// are not until they shrink.
+    fn fits(&mut self, id: &str, state: &[u8]) -> bool {
+        if state.len() <= MAX_SNAPSHOT_BYTES {
+            self.oversized.remove(id);
+            return true;
+        }
+        if !self.oversized.contains(id) {
+            tracing::warn!(aggregate = %self.aggregate, id, bytes = state.len(), "state too large to snapshot; restores fold its events instead");
+            self.oversized.insert(id.to_owned());
+        }
+        false
+    }
+
+    /// Writes what changed since the last commit to disk: called once the
+    /// Kafka transaction that published it has committed.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        self.stage();
+        let window =
+            chrono::Duration::from_std(self.limits.dedup_window).unwrap_or(chrono::Duration::MAX);
+        let horizon = Utc::now()
+            .checked_sub_signed(window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let outcomes = self
+            .outcomes
+            .drain()
+            .map(|(id, reply)| {
+                let at = reply.processed_at.timestamp_millis();
+                (id, at, serde_json::to_vec(&reply).unwrap_or_default())
+            })
+            .collect();
+        self.cold.write(ColdWrite {
+            slots: std::mem::take(&mut self.staged),
+            outcomes,
+            expire_before_ms: horizon.timestamp_millis(),
+            outcome_capacity: self.limits.dedup_capacity,
+        })?;
+        for (id, slot) in self.dirty.drain() {
+            self.hot.insert(id, slot);
+        }
+        Ok(())
+    }
+
+    /// Encodes the changed aggregates once, for the snapshots and the disk.
+    /// Called after the batch's last decision: a slot staged once is not
+    /// encoded again before the commit.
+    fn stage(&mut self) {
+        let staged: HashSet<&str> = self.staged.iter().map(|(id, _)| id.as_str()).collect();
+        let fresh: Vec<(String, Vec<u8>)> = self
+            .dirty
+            .iter()
+            .filter(|(id, _)| !staged.contains(id.as_str()))
+            .map(|(id, slot)| (id.clone(), slot.encode()))
+            .collect();
+        self.staged.extend(fresh);
+    }
+
+    /// Takes an aggregate out of the store for a decision, from wherever it
+    /// is; an unknown id gets a fresh slot that is not stored yet.
+    fn take(&mut self, id: &str) -> Result<Option<(Slot, Origin)>, StoreError> {
+        if let Some(slot) = self.dirty.remove(id) {
+            return Ok(Some((slot, Origin::Dirty)));
+        }
+        if let Some(slot) = self.hot.remove(id) {
+            return Ok(Some((slot, Origin::Hot)));
+        }
+        if let Some(state) = self.cold.slot(id)? {
+            let slot =
+                Slot::decode(self.aggregate, &state).map_err(|error| StoreError::Corrupt {
+                    id: id.to_owned(),
+                    error,
+                })?;
+            return Ok(slot.map(|slot| (slot, Origin::Cold)));
+        }
+        Ok(Slot::new(self.aggregate).map(|slot| (slot, Origin::New)))
+    }
+
+    /// Puts a taken aggregate back: among the changes if it changed (or had
+    /// uncommitted changes already), among the hot ones if it exists,
+    /// nowhere if the command named an aggregate that does not exist.
+    fn put_back(&mut self, id: &str, slot: Slot, origin: Origin, changed: bool) {
+        if changed || origin == Origin::Dirty {
+            self.dirty.insert(id.to_owned(), slot);
+        } else if origin != Origin::New {
+            self.hot.insert(id.to_owned(), slot);
+        }
+    }
+
+    fn recorded(&self, command_id: Uuid) -> Result<Option<Reply>, StoreError> {
+        if let Some(reply) = self.outcomes.get(&command_id) {
+            return Ok(Some(reply.clone()));
+        }
+        let Some(bytes) = self.cold.outcome(command_id)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| StoreError::Corrupt {
+                id: command_id.to_string(),
+                error,
+            })
     }
 
     /// Decides one command against the current state and applies the result
     /// to it. The caller publishes the decision in a Kafka transaction and,
     /// if that fails, throws this store away and restores it from the log.
-    pub fn handle(&mut self, envelope: &CommandEnvelope, now: DateTime<Utc>) -> Decision {
+    pub fn handle(
+        &mut self,
+        envelope: &CommandEnvelope,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, StoreError> {
         let aggregate = self.aggregate;
         let reply = |outcome| Reply {
             command_id: envelope.command_id,
@@ -161,9 +348,9 @@ impl PartitionStore {
             outcome,
             processed_at: now,
         };
-        if let Some(recorded) = self.outcomes.by_id.get(&envelope.command_id) {
+        if let Some(recorded) = self.recorded(envelope.command_id)? {
             let reply = if recorded.fingerprint == envelope.fingerprint {
-                recorded.clone()
+                recorded
             } else {
                 let version = recorded_version(&recorded.outcome);
                 reply(rejected(
@@ -173,26 +360,30 @@ impl PartitionStore {
                     version,
                 ))
             };
-            return Decision {
+            return Ok(Decision {
                 events: Vec::new(),
                 reply,
-            };
+            });
         }
-        let Some(slot) = self.slot(&envelope.aggregate_id) else {
-            let outcome = rejected(
-                RejectionKind::Invalid,
-                codes::MALFORMED_COMMAND,
-                format!("{aggregate} takes no commands"),
-                0,
-            );
-            return Decision {
+        let id = envelope.aggregate_id.as_str();
+        let taken = match id {
+            CHECKPOINT_KEY => None,
+            _ => self.take(id)?,
+        };
+        let Some((mut slot, origin)) = taken else {
+            let message = match id {
+                CHECKPOINT_KEY => "the command names no aggregate id".to_owned(),
+                _ => format!("{aggregate} takes no commands"),
+            };
+            let outcome = rejected(RejectionKind::Invalid, codes::MALFORMED_COMMAND, message, 0);
+            return Ok(Decision {
                 events: Vec::new(),
                 reply: reply(outcome),
-            };
+            });
         };
         let version = slot.version();
         let (events, outcome) = match envelope.expected_version {
-            _ if !visible_to_issuer(slot, envelope) => (
+            _ if !visible_to_issuer(&slot, envelope) => (
                 Vec::new(),
                 rejected(
                     RejectionKind::NotFound,
@@ -210,152 +401,14 @@ impl PartitionStore {
                     version,
                 ),
             ),
-            _ => decide_slot(slot, aggregate, envelope, now),
+            _ => decide_slot(&mut slot, aggregate, envelope, now),
         };
+        let changed = slot.version() != version;
+        self.put_back(id, slot, origin, changed);
         let reply = reply(outcome);
-        self.outcomes.record(reply.clone());
-        Decision { events, reply }
+        self.outcomes.insert(reply.command_id, reply.clone());
+        Ok(Decision { events, reply })
     }
-}
-
-/// A customer acts only on their own orders, and must not learn whether
-/// someone else's exists: anything else looks like a missing order.
-fn visible_to_issuer(slot: &Slot, envelope: &CommandEnvelope) -> bool {
-    if envelope.issued_by.role != Role::Customer {
-        return true;
-    }
-    let subject = envelope.issued_by.subject.as_str();
-    match (slot, &envelope.command) {
-        (Slot::Order(_), DomainCommand::Order(OrderCommand::PlaceOrder { customer_id, .. })) => {
-            customer_id.as_str() == subject
-        }
-        (Slot::Order(order), DomainCommand::Order(_)) => order
-            .state
-            .customer_id()
-            .is_some_and(|owner| owner.as_str() == subject),
-        _ => false,
-    }
-}
-
-fn recorded_version(outcome: &Outcome) -> u64 {
-    match outcome {
-        Outcome::Accepted { version, .. } | Outcome::Rejected { version, .. } => *version,
-    }
-}
-
-fn rejected(kind: RejectionKind, code: &str, message: String, version: u64) -> Outcome {
-    Outcome::Rejected {
-        kind,
-        code: code.to_owned(),
-        message,
-        version,
-    }
-}
-
-fn decide_slot(
-    slot: &mut Slot,
-    aggregate: AggregateType,
-    envelope: &CommandEnvelope,
-    now: DateTime<Utc>,
-) -> (Vec<NewEvent>, Outcome) {
-    let stamp = Stamp {
-        aggregate,
-        envelope,
-        now,
-    };
-    match (slot, &envelope.command) {
-        (Slot::Catalog(v), DomainCommand::CatalogItem(c)) => stamp.decide(v, c),
-        (Slot::Order(v), DomainCommand::Order(c)) => stamp.decide(v, c),
-        (Slot::Payment(v), DomainCommand::Payment(c)) => stamp.decide(v, c),
-        (Slot::Shipment(v), DomainCommand::Shipment(c)) => stamp.decide(v, c),
-        (slot, command) => {
-            let message = format!(
-                "a {} command was sent to the {aggregate} topic",
-                command.aggregate_type()
-            );
-            (
-                Vec::new(),
-                rejected(
-                    RejectionKind::Invalid,
-                    codes::MALFORMED_COMMAND,
-                    message,
-                    slot.version(),
-                ),
-            )
-        }
-    }
-}
-
-/// Everything needed to wrap a decision's events in envelopes.
-struct Stamp<'a> {
-    aggregate: AggregateType,
-    envelope: &'a CommandEnvelope,
-    now: DateTime<Utc>,
-}
-
-impl Stamp<'_> {
-    fn decide<A>(&self, slot: &mut Versioned<A>, command: &A::Command) -> (Vec<NewEvent>, Outcome)
-    where
-        A: Aggregate,
-        A::Event: EventPayload,
-        A::Rejection: Rejection,
-    {
-        let events = match slot.state.decide(command) {
-            Ok(events) => events,
-            Err(rejection) => {
-                let outcome = rejected(
-                    rejection.kind(),
-                    rejection.code(),
-                    rejection.to_string(),
-                    slot.version,
-                );
-                return (Vec::new(), outcome);
-            }
-        };
-        let mut published = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        for event in events {
-            slot.version += 1;
-            let meta = EventMeta {
-                event_id: new_id(),
-                event_type: event.event_type().to_owned(),
-                schema_version: A::Event::SCHEMA_VERSION,
-                aggregate_type: self.aggregate,
-                aggregate_id: self.envelope.aggregate_id.clone(),
-                sequence: slot.version,
-                occurred_at: self.now,
-                command_id: self.envelope.command_id,
-                correlation_id: self.envelope.correlation_id,
-                causation_id: self.envelope.command_id,
-                traceparent: self.envelope.traceparent.clone(),
-            };
-            // Serializing plain data enums to JSON cannot fail.
-            let payload = serde_json::to_vec(&event).unwrap_or_default();
-            types.push(meta.event_type.clone());
-            slot.state = std::mem::take(&mut slot.state).evolve(&event);
-            published.push(NewEvent { meta, payload });
-        }
-        let outcome = Outcome::Accepted {
-            version: slot.version,
-            events: types,
-        };
-        (published, outcome)
-    }
-}
-
-fn restore_into<A>(
-    slot: &mut Versioned<A>,
-    meta: &EventMeta,
-    payload: &[u8],
-) -> Result<(), DecodeError>
-where
-    A: Aggregate,
-    A::Event: EventPayload,
-{
-    let event = A::Event::decode(meta, payload)?;
-    slot.state = std::mem::take(&mut slot.state).evolve(&event);
-    slot.version = meta.sequence;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@
 //! waits on a condition variable until every record of the transaction is
 //! acknowledged. The commit's flush then finds nothing to wait for.
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -25,6 +27,9 @@ pub type TxnProducer = ThreadedProducer<Deliveries>;
 pub struct Deliveries {
     pending: Mutex<u64>,
     settled: Condvar,
+    /// One past the highest acknowledged offset per topic and partition,
+    /// where snapshot checkpoints come from.
+    ends: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl ClientContext for Deliveries {}
@@ -32,7 +37,14 @@ impl ClientContext for Deliveries {}
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
 
-    fn delivery(&self, _result: &DeliveryResult<'_>, _opaque: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+        if let Ok(message) = result {
+            let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+            let end = ends
+                .entry((message.topic().to_owned(), message.partition()))
+                .or_default();
+            *end = (*end).max(message.offset() + 1);
+        }
         // A failed delivery puts the transaction in an abortable state, so
         // the commit reports it; here only the count matters.
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -51,6 +63,12 @@ impl Deliveries {
     fn unsent(&self) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         *pending = pending.saturating_sub(1);
+    }
+
+    /// One past the highest offset acknowledged on a partition, if any.
+    pub fn delivered_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        let ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+        ends.get(&(topic.to_owned(), partition)).copied()
     }
 
     /// Blocks until every record sent so far is acknowledged (or failed).

@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
         query_api_url: "http://127.0.0.1:8081".into(),
         reply_wait: Duration::from_secs(5),
         lanes: 2,
+        state_dir: command::default_state_dir(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

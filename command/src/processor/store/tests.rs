@@ -9,10 +9,30 @@ use events::message::EventPayload;
 use events::{AggregateType, new_id};
 use uuid::Uuid;
 
-use super::PartitionStore;
+use super::{Decision, Limits, PartitionStore};
+use crate::processor::cold::StateFile;
+
+/// A store whose disk half lives in a fresh temporary file (deleted with it).
+fn open(aggregate: AggregateType, dedup_capacity: usize, hot_aggregates: usize) -> PartitionStore {
+    let limits = Limits {
+        dedup_window: Duration::from_secs(3600),
+        dedup_capacity,
+        hot_aggregates,
+    };
+    let path = std::env::temp_dir().join(format!("store-test-{}.redb", Uuid::new_v4()));
+    let file = StateFile::create(&path).unwrap();
+    PartitionStore::open(aggregate, limits, &file, "catalog-0").unwrap()
+}
 
 fn store() -> PartitionStore {
-    PartitionStore::new(AggregateType::CatalogItem, Duration::from_secs(3600), 1000)
+    open(AggregateType::CatalogItem, 1000, 1000)
+}
+
+/// Decides and, as the processor does after its transaction, commits.
+fn handle(store: &mut PartitionStore, command: &CommandEnvelope) -> Decision {
+    let decision = store.handle(command, Utc::now()).unwrap();
+    store.commit().unwrap();
+    decision
 }
 
 fn envelope(command: CatalogCommand) -> CommandEnvelope {
@@ -51,7 +71,7 @@ fn reserve(quantity: u32) -> CatalogCommand {
 #[test]
 fn accepted_commands_get_sequenced_envelopes() {
     let mut store = store();
-    let first = store.handle(&envelope(create()), Utc::now());
+    let first = handle(&mut store, &envelope(create()));
     assert_eq!(first.events.len(), 1);
     assert_eq!(first.events[0].meta.sequence, 1);
     assert_eq!(first.events[0].meta.event_type, "ItemCreated");
@@ -61,7 +81,7 @@ fn accepted_commands_get_sequenced_envelopes() {
     ));
 
     let command = envelope(reserve(3));
-    let second = store.handle(&command, Utc::now());
+    let second = handle(&mut store, &command);
     let event = &second.events[0];
     assert_eq!(event.meta.sequence, 2);
     assert_eq!(event.meta.command_id, command.command_id);
@@ -76,10 +96,10 @@ fn accepted_commands_get_sequenced_envelopes() {
 #[test]
 fn a_duplicate_command_gets_the_recorded_reply_and_no_events() {
     let mut store = store();
-    store.handle(&envelope(create()), Utc::now());
+    handle(&mut store, &envelope(create()));
     let command = envelope(CatalogCommand::Restock { quantity: 5 });
-    let first = store.handle(&command, Utc::now());
-    let again = store.handle(&command, Utc::now());
+    let first = handle(&mut store, &command);
+    let again = handle(&mut store, &command);
     assert_eq!(first.events.len(), 1);
     assert!(again.events.is_empty());
     assert_eq!(again.reply, first.reply);
@@ -88,14 +108,14 @@ fn a_duplicate_command_gets_the_recorded_reply_and_no_events() {
 #[test]
 fn a_reused_key_with_another_request_is_refused() {
     let mut store = store();
-    store.handle(&envelope(create()), Utc::now());
+    handle(&mut store, &envelope(create()));
     let command = envelope(CatalogCommand::Restock { quantity: 5 });
-    store.handle(&command, Utc::now());
+    handle(&mut store, &command);
     let other = CommandEnvelope {
         fingerprint: "something else".into(),
         ..command
     };
-    let decision = store.handle(&other, Utc::now());
+    let decision = handle(&mut store, &other);
     assert!(decision.events.is_empty());
     assert!(matches!(
         decision.reply.outcome,
@@ -106,12 +126,12 @@ fn a_reused_key_with_another_request_is_refused() {
 #[test]
 fn a_stale_expected_version_is_a_conflict() {
     let mut store = store();
-    store.handle(&envelope(create()), Utc::now());
+    handle(&mut store, &envelope(create()));
     let stale = CommandEnvelope {
         expected_version: Some(0),
         ..envelope(CatalogCommand::Restock { quantity: 1 })
     };
-    let decision = store.handle(&stale, Utc::now());
+    let decision = handle(&mut store, &stale);
     assert!(decision.events.is_empty());
     assert!(matches!(
         decision.reply.outcome,
@@ -121,15 +141,15 @@ fn a_stale_expected_version_is_a_conflict() {
         expected_version: Some(1),
         ..envelope(CatalogCommand::Restock { quantity: 1 })
     };
-    assert_eq!(store.handle(&current, Utc::now()).events.len(), 1);
+    assert_eq!(handle(&mut store, &current).events.len(), 1);
 }
 
 #[test]
 fn domain_rejections_carry_their_kind_and_code() {
     let mut store = store();
-    let decision = store.handle(
+    let decision = handle(
+        &mut store,
         &envelope(CatalogCommand::Restock { quantity: 1 }),
-        Utc::now(),
     );
     assert!(decision.events.is_empty());
     assert!(matches!(
@@ -139,10 +159,10 @@ fn domain_rejections_carry_their_kind_and_code() {
             ..
         }
     ));
-    store.handle(&envelope(create()), Utc::now());
-    let decision = store.handle(
+    handle(&mut store, &envelope(create()));
+    let decision = handle(
+        &mut store,
         &envelope(CatalogCommand::Restock { quantity: 0 }),
-        Utc::now(),
     );
     assert!(matches!(
         decision.reply.outcome,
@@ -156,9 +176,9 @@ fn domain_rejections_carry_their_kind_and_code() {
 #[test]
 fn concurrent_reservations_never_oversell() {
     let mut store = store();
-    store.handle(&envelope(create()), Utc::now());
+    handle(&mut store, &envelope(create()));
     let accepted = (0..100)
-        .map(|_| store.handle(&envelope(reserve(1)), Utc::now()))
+        .map(|_| handle(&mut store, &envelope(reserve(1))))
         .filter(|d| {
             d.events
                 .iter()
@@ -178,7 +198,7 @@ fn restoring_from_events_and_replies_rebuilds_the_same_state() {
         envelope(reserve(4)),
         envelope(CatalogCommand::Restock { quantity: 2 }),
     ] {
-        let decision = live.handle(&command, Utc::now());
+        let decision = handle(&mut live, &command);
         log.extend(decision.events);
         replies.push((command, decision.reply));
     }
@@ -187,40 +207,146 @@ fn restoring_from_events_and_replies_rebuilds_the_same_state() {
         restored.restore_event(&event.meta, &event.payload).unwrap();
     }
     for (_, reply) in &replies {
-        restored.restore_reply(reply.clone());
+        restored.restore_reply(reply.clone()).unwrap();
     }
+    restored.commit().unwrap();
     // The next command gets the next sequence number, and a duplicate of an
     // old one is recognised.
-    let next = restored.handle(&envelope(reserve(1)), Utc::now());
+    let next = handle(&mut restored, &envelope(reserve(1)));
     assert_eq!(next.events[0].meta.sequence, 4);
     let (old, old_reply) = &replies[1];
-    assert_eq!(&restored.handle(old, Utc::now()).reply, old_reply);
+    assert_eq!(&handle(&mut restored, old).reply, old_reply);
 }
 
 #[test]
 fn outcomes_are_forgotten_past_capacity() {
-    let mut store = PartitionStore::new(AggregateType::CatalogItem, Duration::from_secs(3600), 2);
+    let mut store = open(AggregateType::CatalogItem, 2, 1000);
     let first = envelope(create());
-    store.handle(&first, Utc::now());
-    store.handle(
+    handle(&mut store, &first);
+    handle(
+        &mut store,
         &envelope(CatalogCommand::Restock { quantity: 1 }),
-        Utc::now(),
     );
-    store.handle(
+    handle(
+        &mut store,
         &envelope(CatalogCommand::Restock { quantity: 1 }),
-        Utc::now(),
     );
     // The creation is forgotten, so the aggregate itself answers the retry.
-    let retry = store.handle(&first, Utc::now());
+    let retry = handle(&mut store, &first);
     assert!(matches!(retry.reply.outcome, Outcome::Rejected { .. }));
 }
 
 #[test]
 fn commands_of_another_aggregate_type_are_refused() {
-    let mut store = PartitionStore::new(AggregateType::Order, Duration::from_secs(3600), 10);
-    let decision = store.handle(&envelope(create()), Utc::now());
+    let mut store = open(AggregateType::Order, 10, 1000);
+    let decision = handle(&mut store, &envelope(create()));
     assert!(matches!(
         decision.reply.outcome,
         Outcome::Rejected { ref code, .. } if code == codes::MALFORMED_COMMAND
     ));
+}
+
+#[test]
+fn a_command_for_an_unknown_aggregate_leaves_nothing_behind() {
+    let mut store = store();
+    for sku in ["SKU-404", "SKU-405"] {
+        let restock = CommandEnvelope {
+            aggregate_id: sku.into(),
+            ..envelope(CatalogCommand::Restock { quantity: 1 })
+        };
+        let decision = handle(&mut store, &restock);
+        assert!(decision.events.is_empty());
+    }
+    assert_eq!(store.in_memory(), 0);
+    assert!(store.snapshots(usize::MAX).unwrap().is_empty());
+    // The rejection is remembered, the aggregate is not: creating it later
+    // starts at version 1.
+    let created = handle(&mut store, &envelope(create()));
+    assert_eq!(created.events[0].meta.sequence, 1);
+    assert_eq!(store.in_memory(), 1);
+}
+
+#[test]
+fn cold_aggregates_are_read_back_from_disk() {
+    let mut store = open(AggregateType::CatalogItem, 1000, 1);
+    for sku in ["SKU-A", "SKU-B", "SKU-C"] {
+        let item = CommandEnvelope {
+            aggregate_id: sku.into(),
+            ..envelope(create())
+        };
+        handle(&mut store, &item);
+    }
+    assert_eq!(store.in_memory(), 1, "only the most recent stays in memory");
+    let restock = CommandEnvelope {
+        aggregate_id: "SKU-A".into(),
+        ..envelope(CatalogCommand::Restock { quantity: 2 })
+    };
+    assert_eq!(handle(&mut store, &restock).events[0].meta.sequence, 2);
+}
+
+#[test]
+fn a_snapshot_and_the_events_after_it_restore_the_state() {
+    let mut live = store();
+    let mut log = Vec::new();
+    for command in [
+        envelope(create()),
+        envelope(reserve(4)),
+        envelope(reserve(1)),
+    ] {
+        log.extend(handle(&mut live, &command).events);
+    }
+    // The snapshot was taken after the second event; the log has three.
+    let mut at_two = store();
+    for event in &log[..2] {
+        at_two.restore_event(&event.meta, &event.payload).unwrap();
+    }
+    let snapshot = at_two.snapshots(usize::MAX).unwrap();
+    assert_eq!(snapshot.len(), 1);
+    let mut restored = store();
+    restored
+        .restore_snapshot(&snapshot[0].0, &snapshot[0].1)
+        .unwrap();
+    restored.commit().unwrap();
+    let folded: Vec<bool> = log
+        .iter()
+        .map(|e| restored.restore_event(&e.meta, &e.payload).unwrap())
+        .collect();
+    assert_eq!(
+        folded,
+        [false, false, true],
+        "only the event after the snapshot is folded"
+    );
+    let next = restored.handle(&envelope(reserve(1)), Utc::now()).unwrap();
+    assert_eq!(next.events[0].meta.sequence, 4);
+    // Six of ten are reserved, so five more are too many.
+    let too_many = restored.handle(&envelope(reserve(5)), Utc::now()).unwrap();
+    assert_eq!(
+        too_many.events[0].meta.event_type,
+        "StockReservationRejected"
+    );
+}
+
+#[test]
+fn a_state_too_large_to_snapshot_holds_the_checkpoint_back() {
+    let mut store = store();
+    let big = envelope(CatalogCommand::CreateItem {
+        name: "Bolt".into(),
+        unit_price: Money::new(5, Currency::new("USD").unwrap()),
+        initial_stock: 10_000,
+    });
+    handle(&mut store, &big);
+    assert_eq!(
+        store.snapshots(usize::MAX).unwrap().len(),
+        0,
+        "committed already"
+    );
+    for _ in 0..2_000 {
+        store.handle(&envelope(reserve(1)), Utc::now()).unwrap();
+    }
+    assert!(store.snapshots(usize::MAX).unwrap().is_empty());
+    assert!(!store.fully_snapshotted());
+    store.commit().unwrap();
+    // Its state is still on disk and served from there.
+    let next = store.handle(&envelope(reserve(1)), Utc::now()).unwrap();
+    assert_eq!(next.events[0].meta.sequence, 2_002);
 }

@@ -1,0 +1,258 @@
+//! A command processor restarted over a partition with 1,000,000 events
+//! restores from the snapshots topic and the events after its checkpoint,
+//! not from the whole log (issue 11).
+//!
+//! The history is produced directly in the processor's format into a
+//! one-partition topic: one catalog item created and restocked 999,999
+//! times, its snapshot at version 999,000 and a checkpoint at the offset of
+//! the event after it. The first start folds only the last 1,000 events; its
+//! own transactions then write a newer snapshot and checkpoint, so a second
+//! start (after a SIGKILL) folds nothing. Both answer with the version the
+//! whole history gives.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use command::aggregate::{Aggregate, CatalogItem};
+use command::bus::{CommandBus, Dispatch, KafkaBus};
+use command::processor::snapshot::{self, CHECKPOINT_KEY, Checkpoint, Slot};
+use command::processor::store::Versioned;
+use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Role};
+use events::domain::{CatalogCommand, CatalogEvent, Currency, Money};
+use events::{AggregateType, EventMeta, KafkaConfig, kafka, new_id};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use tests::{TestEnv, spawn_process};
+
+const EVENTS: u64 = 1_000_000;
+/// The version the produced snapshot is at; events after it form the tail.
+const SNAPSHOT_AT: u64 = 999_000;
+const SKU: &str = "BIG-1";
+
+fn envelope(command: CatalogCommand) -> CommandEnvelope {
+    let id = new_id();
+    CommandEnvelope {
+        command_id: id,
+        aggregate_id: SKU.into(),
+        expected_version: None,
+        issued_at: Utc::now(),
+        correlation_id: id,
+        causation_id: id,
+        traceparent: None,
+        fingerprint: format!("{command:?}"),
+        issued_by: Principal {
+            subject: "ops".into(),
+            role: Role::Admin,
+        },
+        command: DomainCommand::CatalogItem(command),
+    }
+}
+
+fn meta(event: &CatalogEvent, sequence: u64) -> EventMeta {
+    let id = new_id();
+    EventMeta {
+        event_id: id,
+        event_type: event.event_type().to_owned(),
+        schema_version: CatalogEvent::SCHEMA_VERSION,
+        aggregate_type: AggregateType::CatalogItem,
+        aggregate_id: SKU.into(),
+        sequence,
+        occurred_at: Utc::now(),
+        command_id: id,
+        correlation_id: id,
+        causation_id: id,
+        traceparent: None,
+    }
+}
+
+/// The item's history: created without stock, then restocked one unit at a
+/// time, keyed as the processor would have written it, plus its snapshot
+/// and checkpoint. In a one-partition topic without transactions the event
+/// of sequence s sits at offset s - 1.
+fn produce_history(kafka: &KafkaConfig) {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        kafka.producer().create().expect("a producer");
+    let topic = kafka.events_topic(AggregateType::CatalogItem);
+    let created = CatalogEvent::ItemCreated {
+        name: "Bolt".into(),
+        unit_price: Money::new(5, Currency::new("USD").unwrap()),
+        initial_stock: 0,
+    };
+    let restocked = CatalogEvent::Restocked { quantity: 1 };
+    let restocked_payload = serde_json::to_vec(&restocked).unwrap();
+    let mut state = CatalogItem::default();
+    for sequence in 1..=EVENTS {
+        let (event, payload) = match sequence {
+            1 => (&created, serde_json::to_vec(&created).unwrap()),
+            _ => (&restocked, restocked_payload.clone()),
+        };
+        if sequence <= SNAPSHOT_AT {
+            state = state.evolve(event);
+        }
+        let record = BaseRecord::to(&topic)
+            .key(SKU)
+            .payload(&payload)
+            .headers(kafka::to_headers(&meta(event, sequence)));
+        send(&producer, record);
+    }
+    let snapshots = snapshot::topic(kafka, AggregateType::CatalogItem);
+    let state = Slot::Catalog(Versioned {
+        state,
+        version: SNAPSHOT_AT,
+    })
+    .encode();
+    send(
+        &producer,
+        BaseRecord::to(&snapshots).key(SKU).payload(&state),
+    );
+    let checkpoint = Checkpoint {
+        events_offset: SNAPSHOT_AT as i64,
+    }
+    .encode();
+    send(
+        &producer,
+        BaseRecord::to(&snapshots)
+            .key(CHECKPOINT_KEY)
+            .payload(&checkpoint),
+    );
+    producer.flush(Duration::from_secs(60)).expect("flushing");
+}
+
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'_, str, Vec<u8>>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => panic!("producing the history: {e}"),
+        }
+    }
+}
+
+/// The sum over partitions of a gauge of the catalog events topic.
+fn gauge(metrics: &str, env: &TestEnv, name: &str) -> u64 {
+    let topic = format!(
+        "topic=\"{}\"",
+        env.kafka.events_topic(AggregateType::CatalogItem)
+    );
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(&topic))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Starts the command service as a process, waits until it has restored,
+/// and answers it with what its restore read.
+async fn start(env: &TestEnv) -> (tokio::process::Child, HashMap<&'static str, u64>, Duration) {
+    let started = Instant::now();
+    let (child, addr) = spawn_process(
+        env!("CARGO_BIN_EXE_command-service"),
+        &[
+            ("KAFKA_BROKERS", env.kafka.brokers.clone()),
+            ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
+            ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
+            ("INSTANCE_ID", "restorer".into()),
+        ],
+    )
+    .await;
+    let ready_after = started.elapsed();
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .unwrap();
+    let mut read = HashMap::new();
+    for name in [
+        "command_restore_snapshots",
+        "command_restore_events_read",
+        "command_restore_events_folded",
+    ] {
+        read.insert(name, gauge(&metrics, env, name));
+    }
+    (child, read, ready_after)
+}
+
+/// SIGKILLs the service: its local state is left behind and must not be
+/// trusted by the next start.
+async fn kill(mut child: tokio::process::Child) {
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+async fn restock(bus: &KafkaBus) -> u64 {
+    let command = envelope(CatalogCommand::Restock { quantity: 1 });
+    match bus
+        .dispatch(command, Duration::from_secs(30))
+        .await
+        .unwrap()
+    {
+        Dispatch::Completed(reply) => match reply.outcome {
+            Outcome::Accepted { version, .. } => version,
+            Outcome::Rejected { .. } => panic!("restock rejected: {reply:?}"),
+        },
+        Dispatch::Queued => panic!("no reply within 30s"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
+    let mut env = TestEnv::new();
+    env.kafka.partitions = 1;
+    env.kafka
+        .ensure_topics(&env.kafka.all_topics())
+        .await
+        .unwrap();
+    env.kafka
+        .ensure_compacted_topics(&snapshot::topics(&env.kafka))
+        .await
+        .unwrap();
+    let produced = Instant::now();
+    let kafka = env.kafka.clone();
+    tokio::task::spawn_blocking(move || produce_history(&kafka))
+        .await
+        .unwrap();
+    println!("produced {EVENTS} events in {:?}", produced.elapsed());
+    let bus = Arc::new(
+        KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
+            .await
+            .unwrap(),
+    );
+
+    let (child, read, took) = start(&env).await;
+    println!("snapshot at {SNAPSHOT_AT}: ready after {took:?}, read {read:?}");
+    assert_eq!(
+        read["command_restore_snapshots"], 2,
+        "the item and the checkpoint"
+    );
+    assert_eq!(read["command_restore_events_read"], EVENTS - SNAPSHOT_AT);
+    assert_eq!(read["command_restore_events_folded"], EVENTS - SNAPSHOT_AT);
+    // The first transaction snapshots the item; the second also writes a
+    // checkpoint past the first one's event.
+    assert_eq!(restock(&bus).await, EVENTS + 1);
+    assert_eq!(restock(&bus).await, EVENTS + 2);
+    kill(child).await;
+
+    let (child, read, took) = start(&env).await;
+    println!("snapshot by the processor: ready after {took:?}, read {read:?}");
+    assert!(
+        read["command_restore_events_read"] <= 2,
+        "only the tail after the new checkpoint is read: {read:?}"
+    );
+    assert_eq!(read["command_restore_events_folded"], 0, "{read:?}");
+    assert_eq!(
+        restock(&bus).await,
+        EVENTS + 3,
+        "the state is the whole history's"
+    );
+    kill(child).await;
+}
