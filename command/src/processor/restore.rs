@@ -76,8 +76,26 @@ pub fn restore(
         )
         .collect();
     read_to_end(kafka, &events_topic, &starts, false, |message| {
-        let headers = message.headers().ok_or("no headers")?;
-        let meta = kafka::from_headers(headers).map_err(|e| e.to_string())?;
+        // A record without a valid envelope names no aggregate, so it
+        // cannot be part of any aggregate's history: someone else wrote it
+        // (the projectors dead-letter it). Failing here would stop the
+        // partition for good, so it is skipped and counted. An envelope
+        // whose payload does not decode does name its aggregate and still
+        // fails the restore: skipping it would reuse its sequence number.
+        let meta = match message.headers().map(kafka::from_headers) {
+            Some(Ok(meta)) => meta,
+            invalid => {
+                tracing::warn!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = ?invalid.map(|r| r.err()),
+                    "a record without a valid envelope in an events topic skipped"
+                );
+                metrics::counter!("command_restore_foreign_records_total").increment(1);
+                return Ok(());
+            }
+        };
         let payload = message.payload().unwrap_or_default();
         let folded = store_of(&mut stores, message.partition())?
             .restore_event(&meta, payload)
