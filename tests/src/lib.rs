@@ -18,6 +18,37 @@ pub mod latency;
 pub mod shop;
 pub mod views;
 
+/// A command as the command API would envelope it for `by`: a fresh command
+/// id (also the correlation and causation), no expected version, and the
+/// API's own fingerprint.
+pub fn envelope(
+    aggregate_id: &str,
+    by: events::command::Principal,
+    command: events::command::DomainCommand,
+) -> events::command::CommandEnvelope {
+    let command_id = events::new_id();
+    events::command::CommandEnvelope {
+        command_id,
+        aggregate_id: aggregate_id.into(),
+        expected_version: None,
+        issued_at: chrono::Utc::now(),
+        correlation_id: command_id,
+        causation_id: command_id,
+        traceparent: None,
+        fingerprint: events::command::CommandEnvelope::fingerprint_of(aggregate_id, None, &command),
+        issued_by: by,
+        command,
+    }
+}
+
+/// The principal of an operator's commands in tests.
+pub fn operator() -> events::command::Principal {
+    events::command::Principal {
+        subject: "ops".into(),
+        role: events::command::Role::Admin,
+    }
+}
+
 /// Where the stack listens; the defaults are those of `scripts/stack`.
 pub fn kafka_brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())

@@ -7,36 +7,18 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use command::bus::{CommandBus, Dispatch, KafkaBus};
-use events::command::{
-    CommandEnvelope, DomainCommand, Outcome, Principal, RejectionKind, Reply, Role, codes,
-};
+use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, Reply, codes};
 use events::domain::{CatalogCommand, CatalogEvent, Currency, Money, OrderId};
 use events::message::EventPayload;
-use events::{AggregateType, kafka, new_id};
+use events::{AggregateType, kafka};
 use rdkafka::Message;
 use tests::{TestEnv, read_topic};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
 fn envelope(sku: &str, command: CatalogCommand) -> CommandEnvelope {
-    let id = new_id();
-    CommandEnvelope {
-        command_id: id,
-        aggregate_id: sku.into(),
-        expected_version: None,
-        issued_at: Utc::now(),
-        correlation_id: id,
-        causation_id: id,
-        traceparent: None,
-        fingerprint: format!("{command:?}"),
-        issued_by: Principal {
-            subject: "ops".into(),
-            role: Role::Admin,
-        },
-        command: DomainCommand::CatalogItem(command),
-    }
+    tests::envelope(sku, tests::operator(), DomainCommand::CatalogItem(command))
 }
 
 fn create(stock: u32) -> CatalogCommand {

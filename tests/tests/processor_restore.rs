@@ -19,7 +19,7 @@ use command::aggregate::{Aggregate, CatalogItem};
 use command::bus::{CommandBus, Dispatch, KafkaBus};
 use command::processor::snapshot::{self, CHECKPOINT_KEY, Checkpoint, Slot};
 use command::processor::store::Versioned;
-use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Role};
+use events::command::{DomainCommand, Outcome};
 use events::domain::{CatalogCommand, CatalogEvent, Currency, Money};
 use events::{AggregateType, EventMeta, KafkaConfig, kafka, new_id};
 use rdkafka::error::KafkaError;
@@ -31,25 +31,6 @@ const EVENTS: u64 = 1_000_000;
 /// The version the produced snapshot is at; events after it form the tail.
 const SNAPSHOT_AT: u64 = 999_000;
 const SKU: &str = "BIG-1";
-
-fn envelope(command: CatalogCommand) -> CommandEnvelope {
-    let id = new_id();
-    CommandEnvelope {
-        command_id: id,
-        aggregate_id: SKU.into(),
-        expected_version: None,
-        issued_at: Utc::now(),
-        correlation_id: id,
-        causation_id: id,
-        traceparent: None,
-        fingerprint: format!("{command:?}"),
-        issued_by: Principal {
-            subject: "ops".into(),
-            role: Role::Admin,
-        },
-        command: DomainCommand::CatalogItem(command),
-    }
-}
 
 fn meta(event: &CatalogEvent, sequence: u64) -> EventMeta {
     let id = new_id();
@@ -190,7 +171,11 @@ async fn kill(mut child: tokio::process::Child) {
 }
 
 async fn restock(bus: &KafkaBus) -> u64 {
-    let command = envelope(CatalogCommand::Restock { quantity: 1 });
+    let command = tests::envelope(
+        SKU,
+        tests::operator(),
+        DomainCommand::CatalogItem(CatalogCommand::Restock { quantity: 1 }),
+    );
     match bus
         .dispatch(command, Duration::from_secs(30))
         .await

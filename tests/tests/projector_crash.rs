@@ -9,14 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use command::bus::{CommandBus, KafkaBus};
-use events::command::{CommandEnvelope, DomainCommand, Principal, Role};
+use events::AggregateType;
+use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
     Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderEvent, OrderId,
     OrderLine, PricedLine, Sku,
 };
-use events::{AggregateType, new_id};
 use tests::views::{assert_views_equal_the_fold, expected_sales};
 use tests::{TestEnv, eventually, log, spawn_process};
 use uuid::Uuid;
@@ -29,25 +28,6 @@ fn usd(minor: i64) -> Money {
     Money::new(minor, Currency::new("USD").unwrap())
 }
 
-fn envelope(id: &str, role: Role, subject: &str, command: DomainCommand) -> CommandEnvelope {
-    let command_id = new_id();
-    CommandEnvelope {
-        command_id,
-        aggregate_id: id.into(),
-        expected_version: None,
-        issued_at: Utc::now(),
-        correlation_id: command_id,
-        causation_id: command_id,
-        traceparent: None,
-        fingerprint: format!("{command:?}"),
-        issued_by: Principal {
-            subject: subject.into(),
-            role,
-        },
-        command,
-    }
-}
-
 /// Produces a command without waiting for its outcome.
 async fn fire(bus: &KafkaBus, id: &str, role: Role, command: DomainCommand) {
     fire_as(bus, id, role, "ops", command).await;
@@ -55,9 +35,19 @@ async fn fire(bus: &KafkaBus, id: &str, role: Role, command: DomainCommand) {
 
 /// Produces a command of `subject` without waiting for its outcome.
 async fn fire_as(bus: &KafkaBus, id: &str, role: Role, subject: &str, command: DomainCommand) {
-    bus.dispatch(envelope(id, role, subject, command), Duration::ZERO)
-        .await
-        .unwrap();
+    bus.dispatch(
+        tests::envelope(
+            id,
+            Principal {
+                subject: subject.into(),
+                role,
+            },
+            command,
+        ),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
 }
 
 fn sku(n: usize) -> String {

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use command::bus::{CommandBus, Dispatch, KafkaBus};
-use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Role};
+use events::AggregateType;
+use events::command::{DomainCommand, Outcome, Principal, Role};
 use events::domain::{
     Address, CatalogCommand, CatalogEvent, Currency, CustomerId, Money, OrderCommand, OrderEvent,
     OrderId, OrderLine, PaymentCommand, PaymentEvent, PricedLine, ShipmentCommand, ShipmentEvent,
     Sku,
 };
-use events::{AggregateType, new_id};
 use projections::views::{catalog_items, order_payments, order_shipments, orders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::StatusCode;
@@ -43,26 +43,10 @@ fn token(principal: &Principal) -> String {
     .unwrap()
 }
 
-fn envelope(id: &str, by: Principal, command: DomainCommand) -> CommandEnvelope {
-    let command_id = new_id();
-    CommandEnvelope {
-        command_id,
-        aggregate_id: id.into(),
-        expected_version: None,
-        issued_at: Utc::now(),
-        correlation_id: command_id,
-        causation_id: command_id,
-        traceparent: None,
-        fingerprint: format!("{command:?}"),
-        issued_by: by,
-        command,
-    }
-}
-
 /// Sends a command and answers the aggregate version it produced.
 async fn send(bus: &KafkaBus, id: &str, by: Principal, command: DomainCommand) -> u64 {
     let reply = match bus
-        .dispatch(envelope(id, by, command), Duration::from_secs(30))
+        .dispatch(tests::envelope(id, by, command), Duration::from_secs(30))
         .await
         .unwrap()
     {
