@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub mod latency;
+pub mod processor;
 pub mod shop;
 pub mod views;
 

@@ -1,69 +1,18 @@
 //! The command processors on the real stack, driven through the Kafka bus
 //! (the same path the command API uses): decisions, duplicates, optimistic
-//! concurrency, contention on one aggregate, and SIGKILL mid-batch.
+//! concurrency, contention on one aggregate, SIGKILL mid-batch, and two
+//! instances sharing the partitions through rebalances and a zombie.
 
-use std::collections::HashMap;
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use command::bus::{CommandBus, Dispatch, KafkaBus};
-use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, Reply, codes};
-use events::domain::{CatalogCommand, CatalogEvent, Currency, Money, OrderId};
-use events::message::EventPayload;
-use events::{AggregateType, kafka};
-use rdkafka::Message;
-use tests::{TestEnv, read_topic};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use command::bus::KafkaBus;
+use events::command::{CommandEnvelope, Outcome, RejectionKind, codes};
+use events::domain::{CatalogCommand, CatalogEvent, OrderId};
+use tests::processor::{
+    Instance, assert_applied_once, bus, catalog_events, create, envelope, queue, restocks, send,
+};
+use tests::{TestEnv, eventually};
 use uuid::Uuid;
-
-fn envelope(sku: &str, command: CatalogCommand) -> CommandEnvelope {
-    tests::envelope(sku, tests::operator(), DomainCommand::CatalogItem(command))
-}
-
-fn create(stock: u32) -> CatalogCommand {
-    CatalogCommand::CreateItem {
-        name: "Mug".into(),
-        unit_price: Money::new(1250, Currency::new("USD").unwrap()),
-        initial_stock: stock,
-    }
-}
-
-async fn bus(env: &TestEnv) -> Arc<KafkaBus> {
-    Arc::new(
-        KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
-            .await
-            .unwrap(),
-    )
-}
-
-async fn send(bus: &KafkaBus, command: CommandEnvelope) -> Reply {
-    match bus
-        .dispatch(command, Duration::from_secs(30))
-        .await
-        .unwrap()
-    {
-        Dispatch::Completed(reply) => reply,
-        Dispatch::Queued => panic!("no reply within 30s"),
-    }
-}
-
-/// The catalog events of one SKU, decoded, in log order.
-async fn catalog_events(env: &TestEnv, sku: &str) -> Vec<(events::EventMeta, CatalogEvent)> {
-    read_topic(
-        &env.kafka,
-        &env.kafka.events_topic(AggregateType::CatalogItem),
-    )
-    .await
-    .into_iter()
-    .filter(|m| m.key() == Some(sku.as_bytes()))
-    .map(|m| {
-        let meta = kafka::from_headers(m.headers().unwrap()).unwrap();
-        let event = CatalogEvent::decode(&meta, m.payload().unwrap()).unwrap();
-        (meta, event)
-    })
-    .collect()
-}
 
 #[tokio::test]
 async fn commands_become_sequenced_events_and_duplicates_do_not() {
@@ -147,36 +96,15 @@ async fn a_thousand_concurrent_orders_reserve_exactly_the_stock() {
     assert_eq!((reserved, refused), (100, 900));
 }
 
-/// The command service in a child process, so it can be SIGKILLed.
-struct Child {
-    process: tokio::process::Child,
+const SERVICE: &str = env!("CARGO_BIN_EXE_command-service");
+
+fn skus(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("{prefix}-{n}")).collect()
 }
 
-impl Child {
-    async fn start(env: &TestEnv) -> Child {
-        let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_command-service"))
-            .env("KAFKA_BROKERS", &env.kafka.brokers)
-            .env("TOPIC_PREFIX", &env.kafka.topic_prefix)
-            .env("KAFKA_PARTITIONS", env.kafka.partitions.to_string())
-            .env("INSTANCE_ID", "crashy")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting the command service");
-        let stdout = process.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the service printed its address");
-        Child { process }
-    }
-
-    async fn kill(mut self) {
-        self.process.start_kill().unwrap();
-        self.process.wait().await.unwrap();
+async fn create_all(bus: &KafkaBus, skus: &[String]) {
+    for sku in skus {
+        send(bus, envelope(sku, create(0))).await;
     }
 }
 
@@ -184,51 +112,82 @@ impl Child {
 async fn a_processor_killed_mid_batch_loses_and_duplicates_nothing() {
     let env = TestEnv::new();
     let bus = bus(&env).await;
-    let mut child = Child::start(&env).await;
-    send(&bus, envelope("CRASH-1", create(0))).await;
-
-    let commands: Vec<CommandEnvelope> = (0..2000)
-        .map(|_| envelope("CRASH-1", CatalogCommand::Restock { quantity: 1 }))
-        .collect();
+    let mut child = Instance::start(SERVICE, &env, "crashy").await;
+    let skus = skus("CRASH", 1);
+    create_all(&bus, &skus).await;
+    let commands = restocks(&skus, 2000);
     // Produce everything without waiting for replies, killing the processor
     // five times while it works through the backlog.
     for chunk in commands.chunks(400) {
-        for command in chunk {
-            bus.dispatch(command.clone(), Duration::ZERO).await.unwrap();
-        }
+        queue(&bus, chunk).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
         child.kill().await;
-        child = Child::start(&env).await;
+        child = Instance::start(SERVICE, &env, "crashy").await;
     }
-    // Retrying every command (as a client whose request failed would) must
-    // be answered from the recorded outcomes, never applied again.
-    let mut replies: HashMap<Uuid, Reply> = HashMap::new();
-    for command in &commands {
-        replies.insert(command.command_id, send(&bus, command.clone()).await);
-    }
+    assert_applied_once(&env, &bus, &skus, &commands).await;
     child.kill().await;
+}
 
-    let log = catalog_events(&env, "CRASH-1").await;
-    let sequences: Vec<u64> = log.iter().map(|(meta, _)| meta.sequence).collect();
-    assert_eq!(
-        sequences,
-        (1..=2001).collect::<Vec<u64>>(),
-        "no gap, no duplicate"
-    );
-    let mut applied: HashMap<Uuid, usize> = HashMap::new();
-    for (meta, _) in &log[1..] {
-        *applied.entry(meta.command_id).or_default() += 1;
+/// Instances joining and leaving while commands flow move partitions between
+/// them mid-batch; nothing is lost or applied twice.
+#[tokio::test]
+async fn rebalances_while_commands_flow_lose_and_duplicate_nothing() {
+    let env = TestEnv::new();
+    let bus = bus(&env).await;
+    let skus = skus("MOVE", 8);
+    let a = Instance::start(SERVICE, &env, "a").await;
+    create_all(&bus, &skus).await;
+    let commands = restocks(&skus, 150);
+    let mut chunks = commands.chunks(commands.len() / 3);
+    queue(&bus, chunks.next().unwrap()).await;
+    let b = Instance::start(SERVICE, &env, "b").await;
+    queue(&bus, chunks.next().unwrap()).await;
+    a.kill().await;
+    let a = Instance::start(SERVICE, &env, "a").await;
+    for chunk in chunks {
+        queue(&bus, chunk).await;
     }
-    assert_eq!(applied.len(), 2000, "every command applied");
-    assert!(applied.values().all(|&n| n == 1), "none applied twice");
-    for (id, reply) in &replies {
-        let Outcome::Accepted { version, .. } = reply.outcome else {
-            panic!("{id} was rejected: {reply:?}");
-        };
-        let (meta, _) = log.iter().find(|(meta, _)| meta.command_id == *id).unwrap();
-        assert_eq!(
-            version, meta.sequence,
-            "the reply names the version the event got"
-        );
-    }
+    assert_applied_once(&env, &bus, &skus, &commands).await;
+    a.kill().await;
+    b.kill().await;
+}
+
+/// An instance paused (SIGSTOP) in the middle of its work for longer than
+/// the session and transaction timeouts loses its partitions to another one
+/// and its open transaction is aborted; when it wakes up it is a zombie, and
+/// the broker fences everything it still tries to write.
+#[tokio::test]
+async fn a_paused_processor_that_wakes_after_its_partitions_moved_writes_nothing() {
+    let env = TestEnv::new();
+    let bus = bus(&env).await;
+    let skus = skus("ZOMBIE", 8);
+    let zombie = Instance::start(SERVICE, &env, "zombie").await;
+    create_all(&bus, &skus).await;
+    // The pause lands while the only instance works through a backlog that
+    // is still growing, so in the middle of its lanes' transactions.
+    let commands = restocks(&skus, 400);
+    let queueing = {
+        let (bus, commands) = (bus.clone(), commands.clone());
+        tokio::spawn(async move { queue(&bus, &commands).await })
+    };
+    let working = eventually(Duration::from_secs(30), || async {
+        let processed = zombie.counter("commands_processed_total").await;
+        (processed >= 200.0).then_some(())
+    });
+    working.await.expect("the zombie-to-be processes commands");
+    zombie.signal("STOP");
+    queueing.await.unwrap();
+    let paused = tokio::time::Instant::now();
+    let other = Instance::start(SERVICE, &env, "other").await;
+    // Past the session timeout (10 s) and the transaction timeout (30 s).
+    tokio::time::sleep_until(paused + Duration::from_secs(35)).await;
+    zombie.signal("CONT");
+    let after = restocks(&skus, 50);
+    queue(&bus, &after).await;
+    let all: Vec<_> = commands.iter().chain(&after).cloned().collect();
+    assert_applied_once(&env, &bus, &skus, &all).await;
+    let restarts = zombie.counter("command_processor_restarts_total").await;
+    assert!(restarts >= 1.0, "the zombie was fenced and restarted");
+    zombie.kill().await;
+    other.kill().await;
 }

@@ -1,0 +1,177 @@
+//! Driving the command processors without the HTTP API: catalog commands on
+//! the Kafka bus (the path the command API uses), command services as
+//! processes that a test can SIGKILL, SIGSTOP and SIGCONT, and the check that
+//! a stream of commands was applied exactly once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use command::bus::{CommandBus, Dispatch, KafkaBus};
+use events::command::{CommandEnvelope, DomainCommand, Outcome, Reply};
+use events::domain::{CatalogCommand, CatalogEvent, Currency, Money};
+use events::message::EventPayload;
+use events::{AggregateType, EventMeta, kafka};
+use futures::StreamExt;
+use rdkafka::Message;
+use uuid::Uuid;
+
+use crate::{TestEnv, read_topic, spawn_process};
+
+pub fn envelope(sku: &str, command: CatalogCommand) -> CommandEnvelope {
+    crate::envelope(sku, crate::operator(), DomainCommand::CatalogItem(command))
+}
+
+pub fn create(stock: u32) -> CatalogCommand {
+    CatalogCommand::CreateItem {
+        name: "Mug".into(),
+        unit_price: Money::new(1250, Currency::new("USD").unwrap()),
+        initial_stock: stock,
+    }
+}
+
+/// `count` restocks of one unit for each SKU, interleaved.
+pub fn restocks(skus: &[String], count: usize) -> Vec<CommandEnvelope> {
+    (0..count)
+        .flat_map(|_| {
+            skus.iter()
+                .map(|sku| envelope(sku, CatalogCommand::Restock { quantity: 1 }))
+        })
+        .collect()
+}
+
+pub async fn bus(env: &TestEnv) -> Arc<KafkaBus> {
+    Arc::new(
+        KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
+            .await
+            .unwrap(),
+    )
+}
+
+/// Dispatches `command` and waits for its reply.
+pub async fn send(bus: &KafkaBus, command: CommandEnvelope) -> Reply {
+    match bus
+        .dispatch(command, Duration::from_secs(30))
+        .await
+        .unwrap()
+    {
+        Dispatch::Completed(reply) => reply,
+        Dispatch::Queued => panic!("no reply within 30s"),
+    }
+}
+
+/// Produces `commands` without waiting for their replies (all at once, so
+/// the processors find a backlog).
+pub async fn queue(bus: &KafkaBus, commands: &[CommandEnvelope]) {
+    futures::stream::iter(commands.iter().cloned())
+        .map(|command| bus.dispatch(command, Duration::ZERO))
+        .buffer_unordered(256)
+        .for_each(|sent| async move {
+            sent.unwrap();
+        })
+        .await;
+}
+
+/// The catalog events of one SKU, decoded, in log order.
+pub async fn catalog_events(env: &TestEnv, sku: &str) -> Vec<(EventMeta, CatalogEvent)> {
+    read_topic(
+        &env.kafka,
+        &env.kafka.events_topic(AggregateType::CatalogItem),
+    )
+    .await
+    .into_iter()
+    .filter(|m| m.key() == Some(sku.as_bytes()))
+    .map(|m| {
+        let meta = kafka::from_headers(m.headers().unwrap()).unwrap();
+        let event = CatalogEvent::decode(&meta, m.payload().unwrap()).unwrap();
+        (meta, event)
+    })
+    .collect()
+}
+
+/// Sends every command again, as a client whose request failed would, and
+/// checks the log: each SKU's events are numbered without gap or duplicate,
+/// every command was applied exactly once, and each retry was answered from
+/// the recorded outcome with the version its event got.
+pub async fn assert_applied_once(
+    env: &TestEnv,
+    bus: &KafkaBus,
+    skus: &[String],
+    commands: &[CommandEnvelope],
+) {
+    let replies: HashMap<Uuid, Reply> = futures::stream::iter(commands)
+        .map(|command| async { (command.command_id, send(bus, command.clone()).await) })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut applied: HashMap<Uuid, u64> = HashMap::new();
+    for sku in skus {
+        let log = catalog_events(env, sku).await;
+        let sequences: Vec<u64> = log.iter().map(|(meta, _)| meta.sequence).collect();
+        let expected: Vec<u64> = (1..=sequences.len() as u64).collect();
+        assert_eq!(sequences, expected, "{sku}: no gap, no duplicate");
+        for (meta, _) in &log[1..] {
+            assert!(
+                applied.insert(meta.command_id, meta.sequence).is_none(),
+                "{} applied twice",
+                meta.command_id
+            );
+        }
+    }
+    assert_eq!(applied.len(), commands.len(), "every command applied");
+    for (id, reply) in &replies {
+        let Outcome::Accepted { version, .. } = reply.outcome else {
+            panic!("{id} was rejected: {reply:?}");
+        };
+        assert_eq!(
+            Some(&version),
+            applied.get(id),
+            "the reply names the version the event got"
+        );
+    }
+}
+
+/// A command service in a process of its own.
+pub struct Instance {
+    process: tokio::process::Child,
+    addr: String,
+}
+
+impl Instance {
+    /// Starts the instance `name` and waits until its processor is ready.
+    pub async fn start(binary: &str, env: &TestEnv, name: &str) -> Instance {
+        let vars = [
+            ("KAFKA_BROKERS", env.kafka.brokers.clone()),
+            ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
+            ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
+            ("INSTANCE_ID", name.to_owned()),
+        ];
+        let (process, addr) = spawn_process(binary, &vars).await;
+        Instance { process, addr }
+    }
+
+    /// The value of a counter in the instance's `/metrics` (0 when absent).
+    pub async fn counter(&self, name: &str) -> f64 {
+        let url = format!("http://{}/metrics", self.addr);
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|line| line.split([' ', '{']).next() == Some(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub async fn kill(mut self) {
+        self.process.start_kill().unwrap();
+        self.process.wait().await.unwrap();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.process.id().expect("a running process").to_string();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+}
