@@ -7,21 +7,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use events::AggregateType;
-use events::domain::{CatalogEvent, OrderEvent, PaymentEvent, ShipmentEvent};
+use events::domain::milestone::{self, Mark};
+use rdkafka::Message;
 
-use crate::{TestEnv, log};
+use crate::{TestEnv, read_topic};
 
-/// The milestones of a `tok_ok` order, in the order of the README's saga.
-pub const MILESTONES: [&str; 8] = [
-    "placed",
-    "reserved",
-    "priced",
-    "authorized",
-    "scheduled",
-    "captured",
-    "committed",
-    "confirmed",
-];
+pub use events::domain::milestone::NAMES as MILESTONES;
 
 /// When each milestone of one order happened (the last line's, for stock).
 pub type Timeline = HashMap<&'static str, DateTime<Utc>>;
@@ -32,48 +23,31 @@ pub async fn timelines(env: &TestEnv, order_ids: &[String]) -> HashMap<String, T
         .iter()
         .map(|id| (id.clone(), Timeline::new()))
         .collect();
-    let mut mark = |order: &str, milestone: &'static str, at: DateTime<Utc>| {
-        if let Some(timeline) = by_order.get_mut(order) {
-            let entry = timeline.entry(milestone).or_insert(at);
-            *entry = (*entry).max(at);
-        }
-    };
-    for (id, events) in log::<OrderEvent>(env, AggregateType::Order).await {
-        for (meta, event) in events {
-            let milestone = match event {
-                OrderEvent::OrderPlaced { .. } => "placed",
-                OrderEvent::OrderPriced { .. } => "priced",
-                OrderEvent::OrderConfirmed => "confirmed",
-                _ => continue,
+    let streams = [
+        AggregateType::Order,
+        AggregateType::Payment,
+        AggregateType::Shipment,
+        AggregateType::CatalogItem,
+    ];
+    for stream in streams {
+        for message in read_topic(&env.kafka, &env.kafka.events_topic(stream)).await {
+            let meta = events::kafka::from_headers(message.headers().expect("headers"))
+                .expect("envelope headers");
+            let mark = milestone::mark(&meta, message.payload().expect("payload"));
+            let Some(Mark {
+                order_id,
+                milestone: Some(index),
+                ..
+            }) = mark
+            else {
+                continue;
             };
-            mark(&id, milestone, meta.occurred_at);
-        }
-    }
-    for (id, events) in log::<PaymentEvent>(env, AggregateType::Payment).await {
-        for (meta, event) in events {
-            let milestone = match event {
-                PaymentEvent::PaymentAuthorized { .. } => "authorized",
-                PaymentEvent::PaymentCaptured { .. } => "captured",
-                _ => continue,
-            };
-            mark(&id, milestone, meta.occurred_at);
-        }
-    }
-    for (id, events) in log::<ShipmentEvent>(env, AggregateType::Shipment).await {
-        for (meta, event) in events {
-            if let ShipmentEvent::ShipmentScheduled { .. } = event {
-                mark(&id, "scheduled", meta.occurred_at);
+            if let Some(timeline) = by_order.get_mut(&order_id.to_string()) {
+                let at = timeline
+                    .entry(MILESTONES[index])
+                    .or_insert(meta.occurred_at);
+                *at = (*at).max(meta.occurred_at);
             }
-        }
-    }
-    for (_, events) in log::<CatalogEvent>(env, AggregateType::CatalogItem).await {
-        for (meta, event) in events {
-            let (order, milestone) = match event {
-                CatalogEvent::StockReserved { order_id, .. } => (order_id, "reserved"),
-                CatalogEvent::StockCommitted { order_id, .. } => (order_id, "committed"),
-                _ => continue,
-            };
-            mark(&order.to_string(), milestone, meta.occurred_at);
         }
     }
     by_order

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use events::domain::{CatalogEvent, OrderEvent, PaymentEvent, ShipmentEvent};
-use events::message::EventPayload;
-use events::{AggregateType, EventMeta, KafkaConfig};
+use events::domain::milestone::{self, Mark, NAMES};
+use events::{AggregateType, KafkaConfig};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -22,18 +21,6 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::stats::Recorder;
-
-/// The milestones of a `tok_ok` order, in the order of the README's saga.
-pub const NAMES: [&str; 8] = [
-    "placed",
-    "reserved",
-    "priced",
-    "authorized",
-    "scheduled",
-    "captured",
-    "committed",
-    "confirmed",
-];
 
 /// The latency of reaching one milestone, over the orders of one phase.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,7 +105,12 @@ impl Milestones {
         else {
             return;
         };
-        let Some((order, milestone, outcome)) = milestone(&meta, payload) else {
+        let Some(Mark {
+            order_id: order,
+            milestone,
+            outcome,
+        }) = milestone::mark(&meta, payload)
+        else {
             return;
         };
         let mut orders = self.orders.lock().unwrap_or_else(|p| p.into_inner());
@@ -202,44 +194,6 @@ fn ends(consumer: &StreamConsumer, kafka: &KafkaConfig) -> anyhow::Result<TopicP
         }
     }
     Ok(list)
-}
-
-type Seen = (Uuid, Option<usize>, Option<bool>);
-
-/// The order an event is about, the milestone it marks and the outcome it settles.
-fn milestone(meta: &EventMeta, payload: &[u8]) -> Option<Seen> {
-    let index = |name: &str| NAMES.iter().position(|n| *n == name);
-    let order = || meta.aggregate_id.parse::<Uuid>().ok();
-    match meta.aggregate_type {
-        AggregateType::Order => match OrderEvent::decode(meta, payload).ok()? {
-            OrderEvent::OrderPlaced { .. } => Some((order()?, index("placed"), None)),
-            OrderEvent::OrderPriced { .. } => Some((order()?, index("priced"), None)),
-            OrderEvent::OrderConfirmed => Some((order()?, index("confirmed"), Some(true))),
-            OrderEvent::OrderRejected { .. } | OrderEvent::OrderCancelled { .. } => {
-                Some((order()?, None, Some(false)))
-            }
-            _ => None,
-        },
-        AggregateType::Payment => match PaymentEvent::decode(meta, payload).ok()? {
-            PaymentEvent::PaymentAuthorized { .. } => Some((order()?, index("authorized"), None)),
-            PaymentEvent::PaymentCaptured { .. } => Some((order()?, index("captured"), None)),
-            _ => None,
-        },
-        AggregateType::Shipment => match ShipmentEvent::decode(meta, payload).ok()? {
-            ShipmentEvent::ShipmentScheduled { .. } => Some((order()?, index("scheduled"), None)),
-            _ => None,
-        },
-        AggregateType::CatalogItem => match CatalogEvent::decode(meta, payload).ok()? {
-            CatalogEvent::StockReserved { order_id, .. } => {
-                Some((*order_id.as_uuid(), index("reserved"), None))
-            }
-            CatalogEvent::StockCommitted { order_id, .. } => {
-                Some((*order_id.as_uuid(), index("committed"), None))
-            }
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 pub mod address;
 pub mod catalog;
 pub mod ids;
+pub mod milestone;
 pub mod money;
 pub mod order;
 pub mod payment;
