@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod chaos;
 pub mod latency;
 pub mod processor;
 pub mod shop;
@@ -380,6 +381,36 @@ pub mod outage {
         RestartOnDrop
     }
 
+    /// Shuts PostgreSQL down at once (SIGQUIT: no checkpoint, so the next
+    /// start recovers from the write-ahead log, as after a crash) and
+    /// returns the guard that starts it again.
+    #[must_use = "PostgreSQL comes back when the guard is dropped"]
+    pub fn stop_postgres() -> RestartOnDrop {
+        let pidfile = stack_dir().join("postgres/data/postmaster.pid");
+        let text = std::fs::read_to_string(&pidfile).expect("the postmaster's pid file");
+        let pid: u32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a pid");
+        crate::signal(pid, "QUIT");
+        // The next start needs the old server and its backends gone.
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        RestartOnDrop
+    }
+
+    /// Empties the cache, as a Redis restarted without persistence would be.
+    pub fn flush_redis() {
+        let status = std::process::Command::new("redis-cli")
+            .args(["-u", &crate::redis_url(), "FLUSHALL"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("running redis-cli");
+        assert!(status.success(), "redis-cli FLUSHALL failed");
+    }
+
     /// Restarts what died (`scripts/stack up`) when dropped.
     pub struct RestartOnDrop;
 
@@ -422,4 +453,13 @@ pub async fn spawn_process(
         .wait_ready()
         .await;
     (process, addr)
+}
+
+/// Sends `signal` (`KILL`, `STOP`, `CONT`, `QUIT`) to the process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill -{signal} {pid}");
 }

@@ -167,11 +167,6 @@ impl Instance {
 
     /// Sends `signal` (`STOP`, `CONT`) to the process.
     pub fn signal(&self, signal: &str) {
-        let pid = self.process.id().expect("a running process").to_string();
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{signal} {pid}");
+        crate::signal(self.process.id().expect("a running process"), signal);
     }
 }

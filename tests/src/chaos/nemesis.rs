@@ -1,0 +1,76 @@
+//! The faults, one at a time, each healed before the next: SIGKILL and
+//! restart of an instance, SIGSTOP of an instance past the group session
+//! timeout (it wakes up a zombie), SIGKILL of the broker, an immediate
+//! shutdown of PostgreSQL, a flushed and killed Redis. The stack script
+//! brings the stack's parts back, as an operator's supervisor would.
+
+use std::time::{Duration, Instant};
+
+use super::Plan;
+use super::cluster::Cluster;
+use crate::outage;
+
+#[derive(Debug, Clone)]
+enum Fault {
+    Kill(String),
+    Pause(String),
+    Broker,
+    Postgres,
+    Redis,
+}
+
+/// Injects `plan.faults` faults, a few seconds apart.
+pub async fn run(cluster: &Cluster, plan: &Plan) {
+    let mut rng = fastrand::Rng::with_seed(plan.seed);
+    let names = cluster.names();
+    let started = Instant::now();
+    for n in 0..plan.faults {
+        tokio::time::sleep(Duration::from_millis(rng.u64(2_000..6_000))).await;
+        let fault = match rng.u32(0..10) {
+            0..=3 => Fault::Kill(names[rng.usize(..names.len())].clone()),
+            4..=5 => Fault::Pause(names[rng.usize(..names.len())].clone()),
+            6..=7 => Fault::Broker,
+            8 => Fault::Postgres,
+            _ => Fault::Redis,
+        };
+        eprintln!(
+            "chaos: fault {} of {} at {:.1} s: {fault:?}",
+            n + 1,
+            plan.faults,
+            started.elapsed().as_secs_f64()
+        );
+        inject(cluster, &fault, plan.pause).await;
+    }
+    // Time for the clients to place orders on the healed system too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+async fn inject(cluster: &Cluster, fault: &Fault, pause: Duration) {
+    match fault {
+        Fault::Kill(name) => cluster.kill_and_restart(name).await,
+        Fault::Pause(name) => {
+            cluster.signal(name, "STOP");
+            tokio::time::sleep(pause).await;
+            cluster.signal(name, "CONT");
+        }
+        Fault::Broker => down_for(outage::kill("kafka")).await,
+        Fault::Postgres => {
+            let stopped = tokio::task::spawn_blocking(outage::stop_postgres).await;
+            down_for(stopped.expect("stopping PostgreSQL")).await;
+        }
+        Fault::Redis => {
+            outage::flush_redis();
+            down_for(outage::kill("redis")).await;
+        }
+    }
+}
+
+/// Keeps a stack part down for two seconds, then brings it back (the
+/// guard runs `scripts/stack up` when dropped, which blocks, so off the
+/// runtime's threads).
+async fn down_for(guard: outage::RestartOnDrop) {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::spawn_blocking(move || drop(guard))
+        .await
+        .expect("scripts/stack up");
+}
