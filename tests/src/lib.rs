@@ -69,6 +69,16 @@ pub const JWT_SECRET: &str = "test-secret";
 /// answers is given up after 3 x 60 of them (9 s).
 pub const TEST_PACE_MS: u32 = 50;
 
+/// The HTTP limits of services in tests: the production defaults without
+/// the per-caller rate limit, since a test polls from one address as fast
+/// as it likes (the limits test turns it on).
+pub fn test_http() -> events::http::HttpConfig {
+    events::http::HttpConfig {
+        rate: None,
+        ..events::http::HttpConfig::default()
+    }
+}
+
 /// One test's private slice of the stack.
 pub struct TestEnv {
     pub id: String,
@@ -98,7 +108,12 @@ impl TestEnv {
     }
 
     pub fn spawn_command(&self) -> impl Future<Output = Service> + '_ {
-        let config = command::Config {
+        self.spawn_command_with(self.command_config())
+    }
+
+    /// The command service's settings in tests (no rate limit).
+    pub fn command_config(&self) -> command::Config {
+        command::Config {
             kafka: self.kafka.clone(),
             instance_id: format!("t{}-command", self.id),
             jwt_secret: JWT_SECRET.into(),
@@ -106,7 +121,14 @@ impl TestEnv {
             reply_wait: Duration::from_secs(5),
             lanes: 2,
             state_dir: command::default_state_dir(),
-        };
+            http: test_http(),
+        }
+    }
+
+    pub fn spawn_command_with(
+        &self,
+        config: command::Config,
+    ) -> impl Future<Output = Service> + '_ {
         self.spawn(move |listener, shutdown| command::run(config, listener, shutdown))
     }
 
@@ -121,11 +143,25 @@ impl TestEnv {
     }
 
     pub fn spawn_query_api(&self) -> impl Future<Output = Service> + '_ {
-        let config = query_api::Config::new(
-            self.views_db_url.clone(),
-            self.redis_url.clone(),
-            JWT_SECRET,
-        );
+        self.spawn_query_api_with(self.query_api_config())
+    }
+
+    /// The query API's settings in tests (no rate limit).
+    pub fn query_api_config(&self) -> query_api::Config {
+        query_api::Config {
+            http: test_http(),
+            ..query_api::Config::new(
+                self.views_db_url.clone(),
+                self.redis_url.clone(),
+                JWT_SECRET,
+            )
+        }
+    }
+
+    pub fn spawn_query_api_with(
+        &self,
+        config: query_api::Config,
+    ) -> impl Future<Output = Service> + '_ {
         self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
     }
 
