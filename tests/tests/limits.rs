@@ -211,3 +211,36 @@ async fn invented_methods_and_paths_do_not_create_metric_series() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn prices_above_the_bound_are_refused() {
+    let env = TestEnv::new();
+    let command = env.spawn_command().await;
+    let admin = token(Role::Admin, "ops");
+    let send = |request: reqwest::RequestBuilder, body: Value| {
+        let request = request
+            .bearer_auth(&admin)
+            .header("Idempotency-Key", events::new_id().to_string())
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let too_much = events::domain::catalog::MAX_UNIT_PRICE_MINOR + 1;
+    let item = |price: i64| serde_json::json!({"sku": "GOLD-1", "name": "Gold", "unit_price": price, "currency": "USD", "stock": 5});
+    let create = || command.http.post(command.url("/catalog/items"));
+    let (status, problem) = send(create(), item(too_much)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["invalid_params"][0]["name"], "unit_price");
+
+    let (status, body) = send(create(), item(1_000)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let change = command.http.put(command.url("/catalog/items/GOLD-1/price"));
+    let (status, problem) = send(
+        change,
+        serde_json::json!({"unit_price": i64::MAX, "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+}

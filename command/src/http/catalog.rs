@@ -26,7 +26,7 @@ pub struct CreateItemRequest {
     pub sku: String,
     pub name: String,
     /// Minor units: 1999 is 19.99 USD, 1500 is 1500 KRW.
-    #[schema(minimum = 1, example = 1999)]
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64, example = 1999)]
     pub unit_price: i64,
     #[schema(example = "USD")]
     pub currency: String,
@@ -70,7 +70,7 @@ pub struct RestockRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePriceRequest {
-    #[schema(minimum = 1, example = 2499)]
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64, example = 2499)]
     pub unit_price: i64,
     /// Required (the schema says so too); decoded as optional only so that
     /// its absence is reported with the other invalid fields.
