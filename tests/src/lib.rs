@@ -58,8 +58,21 @@ pub fn postgres_url() -> String {
     std::env::var("POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:15432".into())
 }
 
+/// `REDIS_URL`, else the stack's Redis with the password `scripts/stack`
+/// keeps in its secrets folder (a Redis it started before it set passwords
+/// has none).
 pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:16379".into())
+    std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        let stack = std::env::var_os("STACK_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.stack"));
+        match std::fs::read_to_string(stack.join("secrets/redis")) {
+            Ok(password) if !password.trim().is_empty() => {
+                format!("redis://:{}@127.0.0.1:16379", password.trim())
+            }
+            _ => "redis://127.0.0.1:16379".into(),
+        }
+    })
 }
 
 /// The HS256 secret the in-process command services are started with.
@@ -179,6 +192,7 @@ impl TestEnv {
             pace: sagas::Pace {
                 millis_per_second: TEST_PACE_MS,
             },
+            sandbox: true,
             sandbox_latency: Duration::from_millis(1),
         }
     }
