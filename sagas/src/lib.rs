@@ -57,6 +57,10 @@ pub struct Config {
     pub sandbox: bool,
     /// How long each sandbox provider and carrier call takes.
     pub sandbox_latency: Duration,
+    /// Open (running or compensating) orders a customer may have; a further
+    /// order is rejected `too_many_open_orders` before any stock is
+    /// reserved. 0: no cap.
+    pub max_open_orders: u32,
 }
 
 /// The one-line refusal when no provider is configured.
@@ -111,6 +115,7 @@ pub async fn run(
         pool.clone(),
         topics,
         config.pace,
+        config.max_open_orders,
         handoff.clone(),
         shutdown.clone(),
     ));

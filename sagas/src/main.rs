@@ -32,6 +32,10 @@ struct Args {
     /// Latency of each sandbox provider and carrier call, in milliseconds.
     #[arg(long, env = "SAGAS_SANDBOX_LATENCY_MS", default_value_t = 5)]
     sandbox_latency_ms: u64,
+    /// Open orders a customer may have at once; further ones are rejected
+    /// (too_many_open_orders) before any stock is reserved. 0: no cap.
+    #[arg(long, env = "SAGAS_MAX_OPEN_ORDERS", default_value_t = 20)]
+    max_open_orders: u32,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -51,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         },
         sandbox: args.sandbox,
         sandbox_latency: Duration::from_millis(args.sandbox_latency_ms),
+        max_open_orders: args.max_open_orders,
     };
     sagas::run(config, listener, events::service::shutdown_on_signal()).await
 }

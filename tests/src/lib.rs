@@ -179,7 +179,10 @@ impl TestEnv {
     }
 
     pub fn spawn_sagas(&self) -> impl Future<Output = Service> + '_ {
-        let config = self.sagas_config();
+        self.spawn_sagas_with(self.sagas_config())
+    }
+
+    pub fn spawn_sagas_with(&self, config: sagas::Config) -> impl Future<Output = Service> + '_ {
         self.spawn(move |listener, shutdown| sagas::run(config, listener, shutdown))
     }
 
@@ -194,6 +197,7 @@ impl TestEnv {
             },
             sandbox: true,
             sandbox_latency: Duration::from_millis(1),
+            max_open_orders: 0,
         }
     }
 

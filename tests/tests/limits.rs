@@ -244,3 +244,57 @@ async fn prices_above_the_bound_are_refused() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
 }
+
+#[tokio::test]
+async fn a_customer_with_too_many_open_orders_gets_the_next_one_rejected() {
+    use tests::shop::{OrderSpec, Shop};
+    let env = TestEnv::new();
+    let shop = Shop::start(&env).await;
+    env.spawn_sagas_with(sagas::Config {
+        max_open_orders: 2,
+        ..env.sagas_config()
+    })
+    .await;
+    shop.create_item("MUG", 1000, 100).await;
+    let spec = |customer, token| OrderSpec {
+        customer,
+        lines: &[("MUG", 10)],
+        token,
+        country: "US",
+    };
+    // Two orders whose payment never answers stay open (and hold stock).
+    let held = [
+        shop.place(&spec("ada", "tok_no_response"), "ada-1").await,
+        shop.place(&spec("ada", "tok_no_response"), "ada-2").await,
+    ];
+    for order in &held {
+        shop.order_until(order, Duration::from_secs(30), |o| {
+            o["status"] == "pending" || o["status"] == "priced"
+        })
+        .await;
+    }
+    let third = shop.place(&spec("ada", "tok_ok"), "ada-3").await;
+    let refused = shop
+        .order_until(&third, Duration::from_secs(30), |o| {
+            o["status"] == "rejected"
+        })
+        .await;
+    assert!(
+        refused.to_string().contains("too_many_open_orders"),
+        "{refused}"
+    );
+    // Another customer is not held back by ada's orders.
+    let other = shop.place(&spec("bob", "tok_ok"), "bob-1").await;
+    shop.order_until(&other, Duration::from_secs(60), |o| {
+        o["status"] == "confirmed"
+    })
+    .await;
+    // The refused order never reserved anything: 10 units for each of ada's
+    // two open orders and 10 sold to bob.
+    let item = tests::eventually(Duration::from_secs(10), || async {
+        let item = shop.item("MUG").await;
+        (item["available"] == 70).then_some(item)
+    })
+    .await;
+    assert!(item.is_some(), "{}", shop.item("MUG").await);
+}
