@@ -44,7 +44,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     events::service::init_tracing();
     let args = Args::parse();
-    anyhow::ensure!(args.sandbox, sagas::NO_PROVIDER);
+    if !args.sandbox {
+        // One line, whatever RUST_BACKTRACE says.
+        eprintln!("error: {}", sagas::NO_PROVIDER);
+        std::process::exit(2);
+    }
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
     let config = sagas::Config {
         kafka: args.kafka.into(),
