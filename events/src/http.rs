@@ -274,8 +274,12 @@ pub async fn serve(
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
     loop {
-        let Ok(permit) = connections.clone().acquire_owned().await else {
-            break;
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
         };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
