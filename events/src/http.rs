@@ -22,7 +22,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -210,7 +210,7 @@ impl Limiter {
         self.buckets
             .check_key(&key.to_owned())
             .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let wait = not_until.wait_time_from(self.buckets.clock().now());
                 wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
             })
     }
