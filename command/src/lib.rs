@@ -42,6 +42,8 @@ pub struct Config {
     pub lanes: usize,
     /// Where the processor keeps its partitions' state on disk.
     pub state_dir: PathBuf,
+    /// Timeouts, connection and rate limits, the optional ops listener.
+    pub http: events::http::HttpConfig,
 }
 
 /// The state directory when none is configured: under the system's
@@ -107,9 +109,11 @@ pub async fn run(
     let bus = bus::KafkaBus::start(config.kafka.clone(), shutdown.clone())
         .await
         .context("starting the command bus")?;
+    let verifier = Arc::new(auth::JwtVerifier::hs256(config.jwt_secret.as_bytes()));
+    let caller = verifier.clone();
     let app = http::router(http::AppState {
         bus: Arc::new(bus),
-        auth: Arc::new(auth::JwtVerifier::hs256(config.jwt_secret.as_bytes())),
+        auth: verifier,
         settings: http::Settings {
             query_api_url: config.query_api_url.clone(),
             reply_wait: config.reply_wait,
@@ -119,9 +123,13 @@ pub async fn run(
             format!("{}{}-probe", config.kafka.topic_prefix, config.instance_id),
         )),
     });
-    let served = service::serve(
+    let served = service::serve_api(
         listener,
-        service::with_ops(app, "command", health),
+        app,
+        "command",
+        health,
+        &config.http,
+        Arc::new(move |headers| http::extract::rate_key(&caller, headers)),
         shutdown,
     )
     .await;

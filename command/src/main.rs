@@ -52,6 +52,8 @@ struct ServeArgs {
     state_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    http: events::http::HttpArgs,
 }
 
 #[derive(Args)]
@@ -137,6 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         reply_wait: Duration::from_millis(args.reply_wait_ms),
         lanes: args.processor_lanes,
         state_dir: args.state_dir.unwrap_or_else(command::default_state_dir),
+        http: args.http.into(),
     };
     command::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -97,8 +97,16 @@ impl utoipa::IntoResponses for CommandFailed {
                 "Conflicts with the aggregate's state, or If-Match is stale (`version_conflict`)",
             ),
             (
+                "408",
+                "The request took longer than the request timeout (`request_timeout`); the command may still apply, retry with the same Idempotency-Key",
+            ),
+            (
+                "429",
+                "Too many requests from this caller (`rate_limited`); wait `Retry-After` seconds",
+            ),
+            (
                 "503",
-                "The command log is unavailable; retry with the same Idempotency-Key",
+                "The command log is unavailable, or too many requests are in flight (`overloaded`); retry with the same Idempotency-Key",
             ),
         ])
     }

@@ -13,6 +13,8 @@
 //!   (every aggregate's commands in one enum).
 //! - [`consistency`]: the consistency token a command answer carries and a
 //!   read may present (read-your-writes).
+//! - [`http`]: serving HTTP with timeouts, connection, in-flight and
+//!   per-caller rate limits, and the optional ops listener.
 //! - [`kafka`]: topic names, client settings, CloudEvents headers.
 //! - [`message`]: the [`message::EventPayload`] and [`message::Rejection`] traits
 //!   every event family and rejection implements, and upcasting on read.
@@ -26,6 +28,7 @@ pub mod command;
 pub mod consistency;
 pub mod domain;
 pub mod envelope;
+pub mod http;
 pub mod kafka;
 pub mod message;
 pub mod probe;

@@ -145,9 +145,12 @@ async fn ready(State(health): State<Health>) -> Response {
         let outcome = tokio::time::timeout(Duration::from_secs(3), check()).await;
         let text = match outcome {
             Ok(Ok(())) => "ok".to_owned(),
+            // The dependency's own error text (addresses, user names) is
+            // for the log, not for whoever asks.
             Ok(Err(e)) => {
+                tracing::warn!(check = name, error = %e, "readiness check failed");
                 ok = false;
-                e
+                "failed".to_owned()
             }
             Err(_) => {
                 ok = false;
@@ -171,6 +174,18 @@ async fn ready(State(health): State<Health>) -> Response {
         }),
     )
         .into_response()
+}
+
+/// Readiness without the checks and details: ready or not.
+async fn ready_status(State(health): State<Health>) -> Response {
+    let response = ready(State(health)).await;
+    let status = response.status();
+    let word = if status == StatusCode::OK {
+        "ready"
+    } else {
+        "not_ready"
+    };
+    (status, Json(serde_json::json!({ "status": word }))).into_response()
 }
 
 async fn render_metrics() -> impl IntoResponse {
@@ -198,22 +213,84 @@ pub fn with_ops(router: Router, service: &'static str, health: Health) -> Router
         .layer(middleware::from_fn_with_state(service, track_requests))
 }
 
+/// Serves a public API (`app`) on `listener` with the limits of `http`
+/// (timeouts, connection and in-flight bounds, per-caller rate limit; see
+/// [`crate::http`]). With `http.ops_addr` set, `/metrics` and detailed
+/// readiness are served only on that second listener, and the public
+/// `/health/ready` answers its status alone.
+pub async fn serve_api(
+    listener: TcpListener,
+    app: Router,
+    service: &'static str,
+    health: Health,
+    http: &crate::http::HttpConfig,
+    caller: crate::http::CallerKey,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let Some(ops_addr) = http.ops_addr else {
+        let router = crate::http::limit(with_ops(app, service, health), http, caller);
+        return crate::http::serve(listener, router, http, shutdown).await;
+    };
+    let ops_listener = TcpListener::bind(ops_addr).await?;
+    tracing::info!(addr = %ops_listener.local_addr()?, service, "ops listener (metrics, health details)");
+    let public = Router::new()
+        .route(
+            "/health/live",
+            get(|| async { Json(serde_json::json!({"status": "live"})) }),
+        )
+        .route("/health/ready", get(ready_status))
+        .with_state(health.clone());
+    let public = app
+        .merge(public)
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such resource") })
+        .layer(middleware::from_fn_with_state(service, track_requests));
+    let public = crate::http::limit(public, http, caller);
+    let ops = with_ops(Router::new(), service, health);
+    let (served, ops_served) = tokio::join!(
+        crate::http::serve(listener, public, http, shutdown.clone()),
+        crate::http::serve(ops_listener, ops, http, shutdown),
+    );
+    served.and(ops_served)
+}
+
+/// The method label of request metrics: the standard methods by name, any
+/// other as `other`, so a client cannot create series at will.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, name)| name)
+}
+
 async fn track_requests(
     State(service): State<&'static str>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    // Route templates, never raw paths: unmatched requests share one label.
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let labels = [
         ("service", service.to_owned()),
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", response.status().as_u16().to_string()),
     ];
@@ -223,15 +300,20 @@ async fn track_requests(
     response
 }
 
-/// Serves `router` until `shutdown` is cancelled, then drains in-flight requests.
+/// Serves `router` (an ops-only router: health and metrics) until
+/// `shutdown` is cancelled, with the default timeouts and connection bounds
+/// but no rate limit, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let config = crate::http::HttpConfig {
+        rate: None,
+        ..crate::http::HttpConfig::default()
+    };
+    let router = crate::http::limit(router, &config, std::sync::Arc::new(|_| None));
+    crate::http::serve(listener, router, &config, shutdown).await
 }
 
 /// An RFC 9457 problem details body. `kind` is the stable machine-readable part

@@ -25,6 +25,13 @@ impl Verifier {
             .ok_or(AuthError::Malformed)?;
         self.0.verify(token.trim())
     }
+
+    /// Who the rate limit counts a request against: the verified caller's
+    /// role and subject, or `None` (then the client address counts).
+    pub fn rate_key(&self, headers: &HeaderMap) -> Option<String> {
+        let principal = self.caller(headers).ok()?;
+        Some(format!("{:?}:{}", principal.role, principal.subject))
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use events::service::{self, Health};
 use projections::cache::{self, Cache};
 use tokio::net::TcpListener;
@@ -40,6 +39,8 @@ pub struct Config {
     pub consistency_wait: Duration,
     /// Longest a read waits for Redis before asking PostgreSQL instead.
     pub cache_timeout: Duration,
+    /// Timeouts, connection and rate limits, the optional ops listener.
+    pub http: events::http::HttpConfig,
 }
 
 impl Config {
@@ -60,6 +61,7 @@ impl Config {
             jwt_secret: jwt_secret.into(),
             consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
             cache_timeout: Config::DEFAULT_CACHE_TIMEOUT,
+            http: events::http::HttpConfig::default(),
         }
     }
 }
@@ -94,24 +96,25 @@ pub async fn run(
                 async move { cache.ping().await }
             }
         });
+    let verifier = Arc::new(auth::Verifier::hs256(config.jwt_secret.as_bytes()));
+    let caller = verifier.clone();
     let app = http::router(http::AppState {
         pool,
         cache,
-        verifier: Arc::new(auth::Verifier::hs256(config.jwt_secret.as_bytes())),
+        verifier,
         consistency_wait: config.consistency_wait,
         fallbacks: Arc::new(tokio::sync::Semaphore::new(http::MAX_FALLBACKS)),
     });
     tracing::info!(addr = %listener.local_addr()?, "query api listening");
-    // Answers are small writes on kept-alive connections: without
-    // TCP_NODELAY, Nagle's algorithm can hold one back until the client's
-    // delayed acknowledgement (tens of milliseconds).
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-        }
-    });
-    axum::serve(listener, service::with_ops(app, "query-api", health))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("serving http")
+    service::serve_api(
+        listener,
+        app,
+        "query-api",
+        health,
+        &config.http,
+        Arc::new(move |headers| caller.rate_key(headers)),
+        shutdown,
+    )
+    .await
+    .context("serving http")
 }

@@ -24,6 +24,8 @@ struct Args {
     /// Longest a read waits for its consistency token, in milliseconds.
     #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 2000)]
     consistency_wait_ms: u64,
+    #[command(flatten)]
+    http: events::http::HttpArgs,
 }
 
 #[tokio::main]
@@ -36,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
     let config = query_api::Config {
         consistency_wait: std::time::Duration::from_millis(args.consistency_wait_ms),
+        http: args.http.into(),
         ..query_api::Config::new(args.database_url, args.redis_url, args.jwt_secret)
     };
     query_api::run(config, listener, events::service::shutdown_on_signal()).await

@@ -38,7 +38,9 @@ impl utoipa::IntoResponses for BadRead {
             ("401", "Missing, expired or forged bearer token"),
             ("403", "The caller's role may not read this"),
             ("404", "No such resource (or another customer's)"),
-            ("503", "The views are unavailable, have not reached the consistency token (`stale_read`), or too many reads are in flight (`overloaded`)"),
+            ("408", "The request took longer than the request timeout (`request_timeout`)"),
+            ("429", "Too many requests from this caller (`rate_limited`); wait `Retry-After` seconds"),
+            ("503", "The views are unavailable, have not reached the consistency token (`stale_read`), or too many requests are in flight (`overloaded`)"),
         ]
         .into_iter()
         .map(|(status, description)| {

@@ -42,6 +42,10 @@ pub struct Batch {
     pub outbox: Vec<OutboxMessage>,
     pace: Pace,
     now: DateTime<Utc>,
+    /// Open sagas per customer at most (0: no cap), and how many each
+    /// customer of the batch's new orders has (see `limit_open_orders`).
+    max_open: u32,
+    open: HashMap<String, i64>,
 }
 
 impl Batch {
@@ -52,7 +56,17 @@ impl Batch {
             outbox: Vec::new(),
             pace,
             now,
+            max_open: 0,
+            open: HashMap::new(),
         }
+    }
+
+    /// Refuses new orders of a customer who already has `max` open sagas;
+    /// `open` counts them per customer as committed before this batch (the
+    /// worker holds those customers' locks).
+    pub fn limit_open_orders(&mut self, max: u32, open: HashMap<String, i64>) {
+        self.max_open = max;
+        self.open = open;
     }
 
     /// Starts the saga of a placed order; a second `OrderPlaced` changes nothing.
@@ -61,7 +75,18 @@ impl Batch {
         if self.sagas.contains_key(&order_id) {
             return;
         }
-        let (saga, outgoing) = machine::start(facts, self.pace, self.now);
+        let open = self
+            .open
+            .entry(facts.customer_id.as_str().to_owned())
+            .or_default();
+        let (saga, outgoing) = if self.max_open > 0 && *open >= i64::from(self.max_open) {
+            metrics::counter!("saga_orders_refused_total", "reason" => machine::TOO_MANY_OPEN_ORDERS)
+                .increment(1);
+            machine::refuse(facts, machine::TOO_MANY_OPEN_ORDERS, self.pace, self.now)
+        } else {
+            *open += 1;
+            machine::start(facts, self.pace, self.now)
+        };
         self.sagas.insert(order_id, Stored { saga, version: 0 });
         self.changed.insert(order_id);
         self.after(order_id, None, outgoing, cause);

@@ -50,9 +50,22 @@ pub struct Config {
     pub group_id: String,
     /// How long a nominal second of the saga's step timeouts lasts.
     pub pace: Pace,
+    /// Use the sandbox payment provider and carrier (tests, demos, the
+    /// bench). It approves any `tok_ok` token, so it must be asked for:
+    /// without it the service refuses to start, as no real provider is
+    /// configured.
+    pub sandbox: bool,
     /// How long each sandbox provider and carrier call takes.
     pub sandbox_latency: Duration,
+    /// Open (running or compensating) orders a customer may have; a further
+    /// order is rejected `too_many_open_orders` before any stock is
+    /// reserved. 0: no cap.
+    pub max_open_orders: u32,
 }
+
+/// The one-line refusal when no provider is configured.
+pub const NO_PROVIDER: &str = "no payment provider or carrier is configured: \
+     pass --sandbox (SAGAS_SANDBOX=true) to run the sandbox ones, which approve any tok_ok payment";
 
 /// Runs the saga worker, relay, timer and gateway until `shutdown` is
 /// cancelled; `listener` serves the health and metrics endpoints.
@@ -61,6 +74,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(config.sandbox, NO_PROVIDER);
     let pool = store::connect_and_migrate(&config.database_url)
         .await
         .context("connecting to the saga database")?;
@@ -101,6 +115,7 @@ pub async fn run(
         pool.clone(),
         topics,
         config.pace,
+        config.max_open_orders,
         handoff.clone(),
         shutdown.clone(),
     ));

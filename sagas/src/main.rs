@@ -25,9 +25,17 @@ struct Args {
     /// (1000 in production; smaller runs deadlines and capture retries faster).
     #[arg(long, env = "SAGAS_PACE_MS", default_value_t = 1000)]
     pace_ms: u32,
+    /// Run the sandbox payment provider and carrier (development, tests,
+    /// benchmarks). Without it the service refuses to start.
+    #[arg(long, env = "SAGAS_SANDBOX", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    sandbox: bool,
     /// Latency of each sandbox provider and carrier call, in milliseconds.
     #[arg(long, env = "SAGAS_SANDBOX_LATENCY_MS", default_value_t = 5)]
     sandbox_latency_ms: u64,
+    /// Open orders a customer may have at once; further ones are rejected
+    /// (too_many_open_orders) before any stock is reserved. 0: no cap.
+    #[arg(long, env = "SAGAS_MAX_OPEN_ORDERS", default_value_t = 20)]
+    max_open_orders: u32,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -36,6 +44,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     events::service::init_tracing();
     let args = Args::parse();
+    if !args.sandbox {
+        // One line, whatever RUST_BACKTRACE says.
+        eprintln!("error: {}", sagas::NO_PROVIDER);
+        std::process::exit(2);
+    }
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
     let config = sagas::Config {
         kafka: args.kafka.into(),
@@ -44,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
         pace: sagas::Pace {
             millis_per_second: args.pace_ms.max(1),
         },
+        sandbox: args.sandbox,
         sandbox_latency: Duration::from_millis(args.sandbox_latency_ms),
+        max_open_orders: args.max_open_orders,
     };
     sagas::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -68,6 +68,42 @@ pub async fn lock(
         .collect())
 }
 
+/// Locks `customers` for the rest of the transaction (a PostgreSQL advisory
+/// lock each, taken in one order, so two workers cannot deadlock) and counts
+/// each one's open sagas. Held until commit, so another worker starting a
+/// saga for one of them waits and then counts this one's as well.
+pub async fn open_orders(
+    tx: &mut Tx<'_>,
+    customers: &[String],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let mut keys: Vec<i64> = customers.iter().map(|c| customer_lock(c)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
+        .bind(&keys)
+        .execute(&mut **tx)
+        .await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state->'order'->>'customer_id', count(*) FROM sagas
+         WHERE status IN ('running', 'compensating')
+           AND state->'order'->>'customer_id' = ANY($1)
+         GROUP BY 1",
+    )
+    .bind(customers)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The advisory lock key of a customer: the first 8 bytes of a UUIDv5 of
+/// its id (stable across processes and versions, unlike a hasher's seed).
+fn customer_lock(customer: &str) -> i64 {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6f70_656e_2d6f_7264_6572_732d_6361_7000);
+    let id = Uuid::new_v5(&NAMESPACE, customer.as_bytes());
+    let bytes: [u8; 8] = id.as_bytes()[..8].try_into().unwrap_or_default();
+    i64::from_be_bytes(bytes)
+}
+
 /// Sagas whose deadline passed, locked; rows another transaction holds are skipped.
 pub async fn lock_due(
     tx: &mut Tx<'_>,

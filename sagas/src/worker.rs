@@ -50,6 +50,7 @@ pub async fn run(
     pool: PgPool,
     topics: Topics,
     pace: Pace,
+    max_open: u32,
     handoff: Handoff,
     shutdown: CancellationToken,
 ) {
@@ -82,7 +83,7 @@ pub async fn run(
         // Observed after the batch was delivered: once the batch commits,
         // everything up to these ends has been applied.
         let ends = watermark::observe(&consumer);
-        let applied = applied(&pool, &topics, pace, &records, &ends, &shutdown);
+        let applied = applied(&pool, &topics, pace, max_open, &records, &ends, &shutdown);
         let Some(committed) = applied.await else {
             return;
         };
@@ -96,13 +97,14 @@ async fn applied(
     pool: &PgPool,
     topics: &Topics,
     pace: Pace,
+    max_open: u32,
     records: &[Record],
     ends: &Ends,
     shutdown: &CancellationToken,
 ) -> Option<Vec<(i64, store::OutboxMessage)>> {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match apply(pool, topics, pace, records.to_vec(), ends).await {
+        match apply(pool, topics, pace, max_open, records.to_vec(), ends).await {
             Ok(committed) => return Some(committed),
             Err(e) => tracing::warn!(error = %e, "applying a saga batch failed, retrying"),
         }
@@ -120,6 +122,7 @@ pub async fn apply(
     pool: &PgPool,
     topics: &Topics,
     pace: Pace,
+    max_open: u32,
     records: Vec<Record>,
     ends: &Ends,
 ) -> Result<Vec<(i64, store::OutboxMessage)>, sqlx::Error> {
@@ -145,6 +148,22 @@ pub async fn apply(
         .collect();
     let locked = store::lock(&mut tx, &targets).await?;
     let mut batch = Batch::new(locked, pace, Utc::now());
+    if max_open > 0 {
+        // The customers of the batch's new orders, locked and counted.
+        let customers: Vec<String> = routed
+            .iter()
+            .filter_map(|r| match r {
+                Routed::Start(facts, _) if !batch.sagas.contains_key(facts.order_id.as_uuid()) => {
+                    Some(facts.customer_id.as_str().to_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        if !customers.is_empty() {
+            let open = store::open_orders(&mut tx, &customers).await?;
+            batch.limit_open_orders(max_open, open);
+        }
+    }
     for r in routed {
         feed(&mut tx, &mut batch, r, &restocked_by).await?;
     }

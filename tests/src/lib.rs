@@ -60,8 +60,21 @@ pub fn postgres_url() -> String {
     std::env::var("POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:15432".into())
 }
 
+/// `REDIS_URL`, else the stack's Redis with the password `scripts/stack`
+/// keeps in its secrets folder (a Redis it started before it set passwords
+/// has none).
 pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:16379".into())
+    std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        let stack = std::env::var_os("STACK_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.stack"));
+        match std::fs::read_to_string(stack.join("secrets/redis")) {
+            Ok(password) if !password.trim().is_empty() => {
+                format!("redis://:{}@127.0.0.1:16379", password.trim())
+            }
+            _ => "redis://127.0.0.1:16379".into(),
+        }
+    })
 }
 
 /// The HS256 secret the in-process command services are started with.
@@ -70,6 +83,16 @@ pub const JWT_SECRET: &str = "test-secret";
 /// A nominal second of the saga's timeouts in tests: a payment that never
 /// answers is given up after 3 x 60 of them (9 s).
 pub const TEST_PACE_MS: u32 = 50;
+
+/// The HTTP limits of services in tests: the production defaults without
+/// the per-caller rate limit, since a test polls from one address as fast
+/// as it likes (the limits test turns it on).
+pub fn test_http() -> events::http::HttpConfig {
+    events::http::HttpConfig {
+        rate: None,
+        ..events::http::HttpConfig::default()
+    }
+}
 
 /// One test's private slice of the stack.
 pub struct TestEnv {
@@ -100,7 +123,12 @@ impl TestEnv {
     }
 
     pub fn spawn_command(&self) -> impl Future<Output = Service> + '_ {
-        let config = command::Config {
+        self.spawn_command_with(self.command_config())
+    }
+
+    /// The command service's settings in tests (no rate limit).
+    pub fn command_config(&self) -> command::Config {
+        command::Config {
             kafka: self.kafka.clone(),
             instance_id: format!("t{}-command", self.id),
             jwt_secret: JWT_SECRET.into(),
@@ -108,7 +136,14 @@ impl TestEnv {
             reply_wait: Duration::from_secs(5),
             lanes: 2,
             state_dir: command::default_state_dir(),
-        };
+            http: test_http(),
+        }
+    }
+
+    pub fn spawn_command_with(
+        &self,
+        config: command::Config,
+    ) -> impl Future<Output = Service> + '_ {
         self.spawn(move |listener, shutdown| command::run(config, listener, shutdown))
     }
 
@@ -123,16 +158,33 @@ impl TestEnv {
     }
 
     pub fn spawn_query_api(&self) -> impl Future<Output = Service> + '_ {
-        let config = query_api::Config::new(
-            self.views_db_url.clone(),
-            self.redis_url.clone(),
-            JWT_SECRET,
-        );
+        self.spawn_query_api_with(self.query_api_config())
+    }
+
+    /// The query API's settings in tests (no rate limit).
+    pub fn query_api_config(&self) -> query_api::Config {
+        query_api::Config {
+            http: test_http(),
+            ..query_api::Config::new(
+                self.views_db_url.clone(),
+                self.redis_url.clone(),
+                JWT_SECRET,
+            )
+        }
+    }
+
+    pub fn spawn_query_api_with(
+        &self,
+        config: query_api::Config,
+    ) -> impl Future<Output = Service> + '_ {
         self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
     }
 
     pub fn spawn_sagas(&self) -> impl Future<Output = Service> + '_ {
-        let config = self.sagas_config();
+        self.spawn_sagas_with(self.sagas_config())
+    }
+
+    pub fn spawn_sagas_with(&self, config: sagas::Config) -> impl Future<Output = Service> + '_ {
         self.spawn(move |listener, shutdown| sagas::run(config, listener, shutdown))
     }
 
@@ -145,7 +197,9 @@ impl TestEnv {
             pace: sagas::Pace {
                 millis_per_second: TEST_PACE_MS,
             },
+            sandbox: true,
             sandbox_latency: Duration::from_millis(1),
+            max_open_orders: 0,
         }
     }
 

@@ -440,9 +440,20 @@ async fn history_export_and_import_move_an_aggregates_events() {
 
     let file = std::env::temp_dir().join(format!("replay-{}.jsonl", env.id));
     let file_arg = format!("--to={}", file.display());
+    // A file left world-readable by someone else is narrowed, not reused as is.
+    std::fs::write(&file, b"").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let output = replay(&env, &["export", &file_arg, "--output=json"]).await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let exported = json_lines(&output)[0]["exported"].as_i64().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the export holds customers' data: {mode:o}");
+    }
 
     let other = TestEnv::new();
     let from_arg = format!("--from={}", file.display());

@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use events::domain::catalog::{
-    CatalogCommand, CatalogEvent, CatalogRejection, MAX_ITEM_NAME_CHARS, ReservationRejectedReason,
+    CatalogCommand, CatalogEvent, CatalogRejection, MAX_ITEM_NAME_CHARS, MAX_UNIT_PRICE_MINOR,
+    ReservationRejectedReason,
 };
 use events::domain::ids::OrderId;
 use events::domain::money::{Currency, Money};
@@ -190,7 +191,7 @@ impl CatalogItem {
 }
 
 fn check_price(unit_price: Money) -> Result<(), CatalogRejection> {
-    if unit_price.is_positive() {
+    if unit_price.is_positive() && unit_price.minor <= MAX_UNIT_PRICE_MINOR {
         Ok(())
     } else {
         Err(CatalogRejection::InvalidPrice { unit_price })

@@ -26,7 +26,7 @@ pub struct CreateItemRequest {
     pub sku: String,
     pub name: String,
     /// Minor units: 1999 is 19.99 USD, 1500 is 1500 KRW.
-    #[schema(minimum = 1, example = 1999)]
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64, example = 1999)]
     pub unit_price: i64,
     #[schema(example = "USD")]
     pub currency: String,
@@ -70,7 +70,7 @@ pub struct RestockRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePriceRequest {
-    #[schema(minimum = 1, example = 2499)]
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64, example = 2499)]
     pub unit_price: i64,
     /// Required (the schema says so too); decoded as optional only so that
     /// its absence is reported with the other invalid fields.
@@ -108,7 +108,7 @@ impl ChangePriceRequest {
     tag = "catalog",
     request_body = CreateItemRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
     ),
     responses(
         (status = 201, description = "Created; events committed", body = dispatch::CommandAccepted,
@@ -153,8 +153,8 @@ pub(crate) async fn create_item<B: CommandBus>(
     request_body = RestockRequest,
     params(
         ("sku" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
-        ("If-Match" = Option<String>, Header, description = "Expected item version, e.g. 3 or \"3\""),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
+        ("If-Match" = Option<String>, Header, pattern = "^[!-~]+$", description = "Expected item version, e.g. 3 or \"3\""),
     ),
     responses(
         (status = 200, description = "Restocked; events committed", body = dispatch::CommandAccepted),
@@ -197,8 +197,8 @@ pub(crate) async fn restock<B: CommandBus>(
     request_body = ChangePriceRequest,
     params(
         ("sku" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
-        ("If-Match" = Option<String>, Header, description = "Expected item version, e.g. 3 or \"3\""),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
+        ("If-Match" = Option<String>, Header, pattern = "^[!-~]+$", description = "Expected item version, e.g. 3 or \"3\""),
     ),
     responses(
         (status = 200, description = "Price changed; events committed", body = dispatch::CommandAccepted),

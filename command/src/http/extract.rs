@@ -116,6 +116,13 @@ where
     }
 }
 
+/// Who the rate limit counts a request against: the verified token's role
+/// and subject, or `None` (then the client address counts).
+pub fn rate_key(verifier: &JwtVerifier, headers: &HeaderMap) -> Option<String> {
+    let principal = verifier.verify(bearer_token(headers).ok()?).ok()?;
+    Some(format!("{:?}:{}", principal.role, principal.subject))
+}
+
 fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = headers
         .get(header::AUTHORIZATION)

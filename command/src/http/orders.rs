@@ -169,7 +169,7 @@ pub struct OrderPlaced {
     tag = "orders",
     request_body = PlaceOrderRequest,
     params(
-        ("Idempotency-Key" = String, Header, description = "Required; retries with the same key and body get the same answer"),
+        ("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", description = "Required; retries with the same key and body get the same answer"),
     ),
     responses(
         (status = 201, description = "Placed; events committed", body = OrderPlaced,
@@ -235,8 +235,8 @@ pub struct CancelOrderRequest {
     request_body = CancelOrderRequest,
     params(
         ("order_id" = Uuid, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
-        ("If-Match" = Option<String>, Header, description = "Expected order version, e.g. 3 or \"3\"; 409 when stale"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
+        ("If-Match" = Option<String>, Header, pattern = "^[!-~]+$", description = "Expected order version, e.g. 3 or \"3\"; 409 when stale"),
     ),
     responses(
         (status = 200, description = "Cancellation requested; events committed", body = dispatch::CommandAccepted),

@@ -51,7 +51,7 @@ pub struct SagaCommandAccepted {
     tag = "sagas",
     params(
         ("order_id" = Uuid, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
     ),
     responses(
         (status = 200, description = "Retrying; the saga's events are committed", body = SagaCommandAccepted),
@@ -78,7 +78,7 @@ pub(crate) async fn retry<B: CommandBus>(
     request_body = ResolveSagaRequest,
     params(
         ("order_id" = Uuid, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
     ),
     responses(
         (status = 200, description = "Resolved; the saga's events are committed", body = SagaCommandAccepted),

@@ -22,8 +22,8 @@ use crate::openapi::{CommandFailed, InvalidRequest, Unauthorized};
     tag = "shipments",
     params(
         ("order_id" = Uuid, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
-        ("If-Match" = Option<String>, Header, description = "Expected shipment version, e.g. 3 or \"3\""),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
+        ("If-Match" = Option<String>, Header, pattern = "^[!-~]+$", description = "Expected shipment version, e.g. 3 or \"3\""),
     ),
     responses(
         (status = 200, description = "Dispatched; events committed", body = dispatch::CommandAccepted),
@@ -59,8 +59,8 @@ pub(crate) async fn dispatch<B: CommandBus>(
     tag = "shipments",
     params(
         ("order_id" = Uuid, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
-        ("If-Match" = Option<String>, Header, description = "Expected shipment version, e.g. 3 or \"3\""),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
+        ("If-Match" = Option<String>, Header, pattern = "^[!-~]+$", description = "Expected shipment version, e.g. 3 or \"3\""),
     ),
     responses(
         (status = 200, description = "Delivered; events committed", body = dispatch::CommandAccepted),

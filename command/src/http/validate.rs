@@ -1,6 +1,7 @@
 //! Field validation that names every offending field (`lines[1].quantity`),
 //! so a client fixes a request in one round trip.
 
+use events::domain::catalog::MAX_UNIT_PRICE_MINOR;
 use events::domain::text::is_valid_text;
 use events::domain::{Currency, Sku};
 
@@ -60,12 +61,16 @@ impl Violations {
         }
     }
 
-    /// A positive amount of minor units (cents for USD, won for KRW).
+    /// A positive amount of minor units (cents for USD, won for KRW), at
+    /// most [`MAX_UNIT_PRICE_MINOR`].
     pub fn price(&mut self, name: &str, value: i64) -> Option<i64> {
-        if value > 0 {
+        if (1..=MAX_UNIT_PRICE_MINOR).contains(&value) {
             Some(value)
         } else {
-            self.add(name, "expected a positive integer amount of minor units");
+            self.add(
+                name,
+                format!("expected a positive integer amount of minor units, at most {MAX_UNIT_PRICE_MINOR}"),
+            );
             None
         }
     }

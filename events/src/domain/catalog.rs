@@ -16,6 +16,13 @@ use crate::domain::money::{Currency, Money};
 /// Longest item name accepted, in characters.
 pub const MAX_ITEM_NAME_CHARS: usize = 200;
 
+/// Highest unit price accepted, in minor units (a billion US dollars, a
+/// hundred billion won). With at most `MAX_ORDER_LINES` lines of at most
+/// `MAX_LINE_QUANTITY` units, an order's total stays below 5 * 10^16, far
+/// from `i64` overflow (9.2 * 10^18); sums over many orders (the sales view)
+/// still check their arithmetic.
+pub const MAX_UNIT_PRICE_MINOR: i64 = 100_000_000_000;
+
 /// What can be asked of a catalog item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -149,7 +156,9 @@ pub enum CatalogRejection {
     AlreadyExists,
     #[error("invalid item name: expected 1 to 200 printable characters")]
     InvalidName,
-    #[error("invalid unit price {unit_price}: must be positive")]
+    #[error(
+        "invalid unit price {unit_price}: must be positive and at most {MAX_UNIT_PRICE_MINOR} minor units"
+    )]
     InvalidPrice { unit_price: Money },
     #[error("item is priced in {expected}, a price in {actual} cannot replace it")]
     CurrencyMismatch {

@@ -11,11 +11,18 @@ pub const MAX_REASON_CHARS: usize = 500;
 pub const MAX_REFERENCE_CHARS: usize = 200;
 
 /// True when `value` has 1 to `max_chars` characters, is not only whitespace and
-/// contains no control characters.
+/// contains no control characters and no format characters (Unicode category
+/// Cf: bidirectional overrides such as U+202E, zero-width characters), which
+/// would let a name or an address display as something other than it is.
 pub fn is_valid_text(value: &str, max_chars: usize) -> bool {
     !value.trim().is_empty()
         && value.chars().count() <= max_chars
-        && !value.chars().any(char::is_control)
+        && !value.chars().any(|c| c.is_control() || is_format(c))
+}
+
+fn is_format(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
 }
 
 /// A reason given by a person or a provider: see [`MAX_REASON_CHARS`].
@@ -40,6 +47,14 @@ mod tests {
         assert!(!is_valid_text(" \t", 10));
         assert!(!is_valid_text("abc", 2));
         assert!(!is_valid_text("line\nbreak", 20));
+    }
+
+    #[test]
+    fn format_characters_are_refused() {
+        for c in ['\u{202E}', '\u{200B}', '\u{2066}', '\u{FEFF}', '\u{E0041}'] {
+            assert!(!is_valid_text(&format!("Ada{c}Lovelace"), 50), "{c:?}");
+        }
+        assert!(is_valid_text("Zoë Ångström", 50));
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub async fn export(
         .collect();
     let total = spans.iter().map(Span::len).sum();
     let progress = Progress::new("export", total, out.progress());
-    let file = std::fs::File::create(path).map_err(file_error(path))?;
+    let file = create_private(path).map_err(file_error(path))?;
     let mut writer = BufWriter::new(file);
     let mut reader = Reader::open(ctx.kafka(), &spans)?;
     let mut written = 0;
@@ -227,4 +227,22 @@ fn owned_headers(map: &serde_json::Map<String, Value>) -> OwnedHeaders {
         });
     }
     headers
+}
+
+/// Creates (or truncates) `path` readable and writable by its owner only:
+/// an export holds every customer's orders and addresses. An existing file
+/// is narrowed to 0600 as well.
+fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
 }

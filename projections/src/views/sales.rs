@@ -6,6 +6,14 @@
 //! Buckets are running sums, so each event must be counted exactly once:
 //! the fold skips events the order row already reflects, and the positions
 //! committed with the sums keep a redelivered batch from being applied again.
+//!
+//! Sums saturate: a count or a revenue that would leave `i64` stays at
+//! `i64::MAX` (or `MIN`), in the fold and in the upsert alike. An overflow
+//! cannot happen with the catalog's price bound short of about 180,000
+//! orders of the largest possible total in one bucket; if it does, the
+//! bucket is pinned at the bound (and `sales_saturated_total` counts it)
+//! rather than failing the batch, which would stall every view of the
+//! orders stream behind one sum.
 
 use std::collections::BTreeMap;
 
@@ -89,7 +97,7 @@ pub fn delta(before: Option<&OrderRow>, meta: &EventMeta, event: &OrderEvent) ->
         at: meta.occurred_at,
         currency: row.currency.clone(),
         orders: sign,
-        revenue_minor: sign * row.total_minor.unwrap_or(0),
+        revenue_minor: row.total_minor.unwrap_or(0).saturating_mul(sign),
     })
 }
 
@@ -100,8 +108,15 @@ pub fn bucketed(deltas: &[SaleDelta]) -> BTreeMap<(Bucket, DateTime<Utc>, String
         for bucket in Bucket::ALL {
             let key = (bucket, bucket.start(d.at), d.currency.clone());
             let sum: &mut (i64, i64) = sums.entry(key).or_default();
-            sum.0 += d.orders;
-            sum.1 += d.revenue_minor;
+            let (orders, revenue) = (
+                sum.0.checked_add(d.orders),
+                sum.1.checked_add(d.revenue_minor),
+            );
+            if orders.is_none() || revenue.is_none() {
+                metrics::counter!("sales_saturated_total").increment(1);
+            }
+            sum.0 = sum.0.saturating_add(d.orders);
+            sum.1 = sum.1.saturating_add(d.revenue_minor);
         }
     }
     sums
@@ -132,8 +147,8 @@ pub async fn store(
         "INSERT INTO sales (bucket, starts_at, currency, orders, revenue_minor)
          SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::bigint[], $5::bigint[])
          ON CONFLICT (bucket, starts_at, currency) DO UPDATE SET
-           orders = sales.orders + EXCLUDED.orders,
-           revenue_minor = sales.revenue_minor + EXCLUDED.revenue_minor",
+           orders = sales_saturating_add(sales.orders, EXCLUDED.orders),
+           revenue_minor = sales_saturating_add(sales.revenue_minor, EXCLUDED.revenue_minor)",
     )
     .bind(&buckets)
     .bind(&starts)
@@ -240,6 +255,26 @@ mod tests {
             delta(None, &event_meta(1), &OrderEvent::OrderConfirmed),
             None
         );
+    }
+
+    #[test]
+    fn sums_saturate_instead_of_overflowing() {
+        let huge = |revenue_minor| SaleDelta {
+            at: at(0),
+            currency: "EUR".into(),
+            orders: 1,
+            revenue_minor,
+        };
+        let sums = bucketed(&[huge(i64::MAX - 1), huge(i64::MAX - 1)]);
+        assert_eq!(sums[&(Bucket::Day, at(0), "EUR".into())], (2, i64::MAX));
+        let sums = bucketed(&[huge(i64::MIN + 1), huge(-5)]);
+        assert_eq!(sums[&(Bucket::Day, at(0), "EUR".into())], (2, i64::MIN));
+        // Taking back a total of i64::MIN cannot overflow either.
+        let mut confirmed = row(OrderStatus::Confirmed, 3);
+        confirmed.total_minor = Some(i64::MIN);
+        let cancel = OrderEvent::OrderCancelled { reason: "r".into() };
+        let taken_back = delta(Some(&confirmed), &event_meta(4), &cancel).unwrap();
+        assert_eq!(taken_back.revenue_minor, i64::MAX);
     }
 
     #[test]

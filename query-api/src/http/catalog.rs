@@ -15,7 +15,7 @@ use super::{AppState, QueryError, cached_response, database_response};
     get,
     path = "/catalog/items/{sku}",
     tag = "catalog",
-    params(("sku" = String, Path), ("X-Consistency-Token" = Option<String>, Header)),
+    params(("sku" = String, Path), ("X-Consistency-Token" = Option<String>, Header, pattern = "^[!-~]+$")),
     responses(
         (status = 200, body = projections::documents::ItemDocument),
         crate::openapi::BadRead,

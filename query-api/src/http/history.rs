@@ -51,7 +51,7 @@ pub struct HistoryPage {
         ("customer_id" = String, Path),
         ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-        ("X-Consistency-Token" = Option<String>, Header),
+        ("X-Consistency-Token" = Option<String>, Header, pattern = "^[!-~]+$"),
     ),
     responses(
         (status = 200, body = HistoryPage),
@@ -66,6 +66,11 @@ pub async fn customer_orders(
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
     let caller = state.caller(&headers)?;
+    // No customer id holds a control character (PostgreSQL refuses a NUL
+    // in text outright): such a path names nobody.
+    if events::domain::CustomerId::new(customer_id.as_str()).is_err() {
+        return Err(QueryError::BadId("customer_id".into()));
+    }
     match caller.role {
         Role::Admin | Role::System => {}
         Role::Customer if caller.subject == customer_id => {}

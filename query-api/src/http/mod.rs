@@ -52,9 +52,6 @@ pub struct AppState {
     pub fallbacks: Arc<Semaphore>,
 }
 
-/// Reads in flight at most; more answer 503 with `Retry-After` at once, so
-/// an overload sheds load instead of growing a queue every read waits in.
-pub const MAX_IN_FLIGHT: usize = 1024;
 /// Cache misses PostgreSQL answers at the same time at most (its pool has 16
 /// connections; a few per connection may wait).
 pub const MAX_FALLBACKS: usize = 64;
@@ -169,23 +166,7 @@ fn database_response(document: impl serde::Serialize) -> Response {
     response
 }
 
-/// Answers 503 at once when [`MAX_IN_FLIGHT`] reads are already running.
-async fn limit_in_flight(
-    axum::extract::State(slots): axum::extract::State<Arc<Semaphore>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    match slots.try_acquire() {
-        Ok(_slot) => next.run(request).await,
-        Err(_) => {
-            metrics::counter!("query_shed_total", "reason" => "in_flight").increment(1);
-            QueryError::Busy.into_response()
-        }
-    }
-}
-
 pub fn router(state: AppState) -> Router {
-    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     Router::new()
         .route("/probes/{probe_id}", get(probes::probe))
         .route("/dead-letters", get(dead_letters::list))
@@ -200,7 +181,6 @@ pub fn router(state: AppState) -> Router {
             get(history::customer_orders),
         )
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(slots, limit_in_flight))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub fn may_read(caller: &Principal, customer_id: &str) -> bool {
     get,
     path = "/orders/{order_id}",
     tag = "orders",
-    params(("order_id" = String, Path), ("X-Consistency-Token" = Option<String>, Header)),
+    params(("order_id" = String, Path), ("X-Consistency-Token" = Option<String>, Header, pattern = "^[!-~]+$")),
     responses(
         (status = 200, body = projections::documents::OrderDocument),
         crate::openapi::BadRead,

@@ -109,7 +109,7 @@ fn may_read(caller: &Principal, customer_id: &str) -> bool {
     get,
     path = "/sagas/{order_id}",
     tag = "sagas",
-    params(("order_id" = String, Path), ("X-Consistency-Token" = Option<String>, Header)),
+    params(("order_id" = String, Path), ("X-Consistency-Token" = Option<String>, Header, pattern = "^[!-~]+$")),
     responses(
         (status = 200, body = SagaDocument),
         crate::openapi::BadRead,
@@ -149,7 +149,7 @@ pub struct SagaPage {
         ("status" = Option<String>, Query, description = "e.g. needs_attention; all sagas when absent"),
         ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-        ("X-Consistency-Token" = Option<String>, Header),
+        ("X-Consistency-Token" = Option<String>, Header, pattern = "^[!-~]+$"),
     ),
     responses(
         (status = 200, body = SagaPage),

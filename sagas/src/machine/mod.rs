@@ -117,5 +117,22 @@ pub fn start(order: &OrderPlacedFacts, pace: Pace, now: DateTime<Utc>) -> (Saga,
     (saga, outgoing)
 }
 
+/// Refuses a freshly placed order before anything is reserved: the saga goes
+/// straight to the compensation that closes the order with `RejectOrder`
+/// (`reason`), as nothing was reserved, authorized or booked.
+pub fn refuse(
+    order: &OrderPlacedFacts,
+    reason: &str,
+    pace: Pace,
+    now: DateTime<Utc>,
+) -> (Saga, Vec<Outgoing>) {
+    let mut saga = Saga::new(order.clone(), pace, now);
+    let outgoing = saga.refuse(reason, now);
+    (saga, outgoing)
+}
+
+/// Why an order was refused because its customer has too many open orders.
+pub const TOO_MANY_OPEN_ORDERS: &str = "too_many_open_orders";
+
 /// Reason given to `RejectOrder` / `CancelOrder` when the customer asked to cancel.
 pub const CANCELLED_BY_CUSTOMER: &str = "cancelled_by_customer";

@@ -124,6 +124,18 @@ impl Saga {
             .filter(|next| !matches!(next, Phase::NeedsAttention { .. }))
     }
 
+    /// A fresh saga refused before its first command: no line is or will be
+    /// reserved (none was asked), so only the order is left to close.
+    pub(super) fn refuse(&mut self, reason: &str, now: DateTime<Utc>) -> Vec<Outgoing> {
+        for line in &mut self.facts.lines {
+            line.reservation = Reservation::Released;
+        }
+        if let Some(rejecting) = reject(reason.to_owned()) {
+            self.enter(rejecting, now);
+        }
+        self.progress(now)
+    }
+
     fn after_reservations(&self) -> Option<Phase> {
         let lines = &self.facts.lines;
         for line in lines {

@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
         reply_wait: Duration::from_secs(5),
         lanes: 2,
         state_dir: command::default_state_dir(),
+        http: tests::test_http(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

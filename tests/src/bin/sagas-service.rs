@@ -22,7 +22,9 @@ async fn main() -> anyhow::Result<()> {
         pace: sagas::Pace {
             millis_per_second: env("PACE_MS").parse()?,
         },
+        sandbox: true,
         sandbox_latency: Duration::from_millis(1),
+        max_open_orders: 0,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

@@ -292,3 +292,21 @@ fn a_saga_stored_in_a_step_of_the_older_graph_carries_on() {
     let out = back.handle(&scheduled(), s.now);
     assert_eq!(describe(&out), ["RequestCapture payment"]);
 }
+
+#[test]
+fn a_refused_order_is_rejected_without_touching_stock_payment_or_shipment() {
+    let (mut saga, out) = crate::machine::refuse(
+        &placed(),
+        crate::machine::TOO_MANY_OPEN_ORDERS,
+        Pace::default(),
+        at(0),
+    );
+    assert_eq!(describe(&out), ["RejectOrder order"]);
+    assert_eq!(saga.compensation_reason(), Some("too_many_open_orders"));
+    // A reservation answer cannot come (none was asked); the rejection closes it.
+    let rejected = order(OrderEvent::OrderRejected {
+        reason: "too_many_open_orders".into(),
+    });
+    assert_eq!(describe(&saga.handle(&rejected, at(1))), none());
+    assert_eq!(saga.status(), SagaStatus::Compensated);
+}
