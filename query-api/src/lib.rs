@@ -4,7 +4,8 @@
 //! - `http`: routes, handlers and [`http::QueryError`].
 //! - `auth`: bearer tokens (HS256 JWT) turned into a caller.
 //! - `consistency`: `X-Consistency-Token` parsing and the bounded wait for it.
-//! - `openapi`: the generated `GET /openapi.json`.
+//! - `openapi`: the generated `GET /openapi.json`, and `GET /asyncapi.json`
+//!   (the topics' contract, [`events::asyncapi`]).
 //!
 //! Who reads what: the catalog and probes are public; an order, its saga and
 //! a customer's history need a token, and a customer sees only their own.

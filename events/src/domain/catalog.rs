@@ -17,7 +17,7 @@ use crate::domain::money::{Currency, Money};
 pub const MAX_ITEM_NAME_CHARS: usize = 200;
 
 /// What can be asked of a catalog item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CatalogCommand {
     CreateItem {
@@ -57,7 +57,7 @@ impl CatalogCommand {
 }
 
 /// Why a reservation could not be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationRejectedReason {
     /// No item was ever created under this SKU.
@@ -82,7 +82,7 @@ impl fmt::Display for ReservationRejectedReason {
 }
 
 /// What happened to a catalog item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CatalogEvent {
     ItemCreated {
@@ -140,7 +140,9 @@ impl CatalogEvent {
 }
 
 /// Why a catalog command was refused without recording anything.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CatalogRejection {
     #[error("catalog item not found")]

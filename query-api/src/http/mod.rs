@@ -193,6 +193,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sagas", get(sagas::list))
         .route("/sagas/{order_id}", get(sagas::saga))
         .route("/openapi.json", get(crate::openapi::serve))
+        .route("/asyncapi.json", get(crate::openapi::serve_asyncapi))
         .route("/catalog/items/{sku}", get(catalog::item))
         .route("/orders/{order_id}", get(orders::order))
         .route(
