@@ -116,6 +116,7 @@ impl TestEnv {
             group_id: format!("t{}-projections", self.id),
             database_url: self.views_db_url.clone(),
             redis_url: self.redis_url.clone(),
+            jwt_secret: JWT_SECRET.into(),
         };
         self.spawn(move |listener, shutdown| projections::run(config, listener, shutdown))
     }
@@ -126,6 +127,25 @@ impl TestEnv {
             self.redis_url.clone(),
             JWT_SECRET,
         );
+        self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
+    }
+
+    /// The query API with its operator console passing actions on to
+    /// `command` and `projections`.
+    pub fn spawn_console(
+        &self,
+        command: &Service,
+        projections: &Service,
+    ) -> impl Future<Output = Service> + '_ {
+        let config = query_api::Config {
+            command_url: command.url(""),
+            projections_url: projections.url(""),
+            ..query_api::Config::new(
+                self.views_db_url.clone(),
+                self.redis_url.clone(),
+                JWT_SECRET,
+            )
+        };
         self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
     }
 

@@ -50,6 +50,8 @@ pub struct AppState {
     /// most (cache misses); more answer 503 at once rather than queue for
     /// the database's few connections.
     pub fallbacks: Arc<Semaphore>,
+    /// Where the console's actions are passed on to.
+    pub upstreams: crate::console::Upstreams,
 }
 
 /// Reads in flight at most; more answer 503 with `Retry-After` at once, so
@@ -69,7 +71,7 @@ impl AppState {
     }
 
     /// The authenticated caller, or 401.
-    fn caller(&self, headers: &HeaderMap) -> Result<Principal, QueryError> {
+    pub(crate) fn caller(&self, headers: &HeaderMap) -> Result<Principal, QueryError> {
         self.verifier
             .caller(headers)
             .map_err(QueryError::Unauthorized)
@@ -200,6 +202,7 @@ pub fn router(state: AppState) -> Router {
             "/customers/{customer_id}/orders",
             get(history::customer_orders),
         )
+        .merge(crate::console::router())
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(slots, limit_in_flight))
 }
@@ -224,6 +227,11 @@ mod tests {
             verifier: Arc::new(Verifier::hs256(b"secret")),
             consistency_wait: Duration::from_millis(10),
             fallbacks: Arc::new(Semaphore::new(0)),
+            upstreams: crate::console::Upstreams {
+                command_url: "http://127.0.0.1:1".into(),
+                projections_url: "http://127.0.0.1:1".into(),
+                http: reqwest::Client::new(),
+            },
         };
         let request = Request::get("/catalog/items/SKU-1")
             .body(Body::empty())
