@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod browser;
 pub mod latency;
 pub mod shop;
 pub mod views;
