@@ -1,13 +1,15 @@
 //! The operator console in a real browser (Debian's headless Chromium via
 //! chromedriver): a customer is turned away; an admin finds a demo order
 //! with its saga timeline and events, sees the projection lag update, and
-//! resolves a parked saga with a note. Screenshots of each step are saved
+//! resolves a parked saga with a note, and skips a dead letter. Screenshots of each step are saved
 //! (see `tests::browser`).
 
 use std::time::Duration;
 
+use events::AggregateType;
 use events::command::Role;
 use fantoccini::Locator;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::StatusCode;
 use serde_json::json;
 use tests::TestEnv;
@@ -60,7 +62,7 @@ async fn sign_in(browser: &Browser, bearer: &str) {
 }
 
 #[tokio::test]
-async fn an_admin_finds_an_order_resolves_a_parked_saga_and_sees_lag_in_the_browser() {
+async fn an_admin_finds_an_order_resolves_a_parked_saga_sees_lag_and_skips_a_dead_letter() {
     let env = TestEnv::new();
     let command = env.spawn_command().await;
     let projections = env.spawn_projections().await;
@@ -187,5 +189,24 @@ async fn an_admin_finds_an_order_resolves_a_parked_saga_and_sees_lag_in_the_brow
         })
         .await;
     browser.screenshot("console-resolved").await;
+
+    // A poison record: its dead letter shows up, and Skip removes it.
+    let producer: FutureProducer = env.kafka.producer().create().unwrap();
+    let topic = env.kafka.events_topic(AggregateType::Order);
+    let poison = FutureRecord::<str, [u8]>::to(&topic)
+        .key("poison")
+        .payload(b"{not json");
+    producer.send(poison, Duration::from_secs(5)).await.unwrap();
+    let letter = "#dead-letters tbody tr[data-id]";
+    browser.wait_for(letter, UI).await;
+    browser
+        .wait_for(&format!("{letter} button.skip"), UI)
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#dead-letters-empty", UI, |t| t.contains("No dead letters"))
+        .await;
     browser.close().await;
 }
