@@ -89,7 +89,9 @@ default), so every Kafka client agrees where a key lives. Event topics are kept 
 commands and replies for a week. An event's metadata travels in CloudEvents headers (Kafka \
 protocol binding, binary mode) and its value is the JSON payload alone; `ce_schemaversion` \
 is the payload's schema version (older versions are upcast when read, never rewritten). \
-Events are read with isolation.level=read_committed: they are written in Kafka transactions.";
+Events are read with isolation.level=read_committed: they are written in Kafka transactions. \
+Channel addresses are the topic names without the deployment's optional topic prefix \
+(TOPIC_PREFIX).";
 
 /// The JSON Schema of `stream`'s events and the schema version it writes.
 fn event_schema(stream: AggregateType, generator: &mut SchemaGenerator) -> (Value, u16) {
