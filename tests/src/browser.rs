@@ -36,6 +36,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            // Its own process group, so the browsers it starts can be
+            // stopped with it even when a test panics.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("starting {driver_path} failed ({e}); run scripts/tools (scripts/test does)")
@@ -114,9 +117,20 @@ impl Browser {
         path
     }
 
-    /// Ends the session and chromedriver.
-    pub async fn close(mut self) {
+    /// Ends the session (and, on drop, chromedriver with its browsers).
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill().await;
+    }
+}
+
+impl Drop for Browser {
+    /// Kills chromedriver's process group: chromedriver and the Chromium
+    /// processes it started, which killing chromedriver alone would orphan.
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
     }
 }
