@@ -15,7 +15,7 @@ use crate::envelope::AggregateType;
 
 /// Every command of every aggregate: one closed enum, so adding one makes the
 /// compiler list the places to update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "aggregate", content = "command", rename_all = "snake_case")]
 pub enum DomainCommand {
     CatalogItem(CatalogCommand),
@@ -50,7 +50,7 @@ impl DomainCommand {
 
 /// A command with the metadata the processor needs to decide, deduplicate and
 /// trace it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CommandEnvelope {
     /// Deterministic for retries: derived from the caller and its
     /// Idempotency-Key, or from the saga step that issued it.
@@ -103,14 +103,14 @@ impl CommandEnvelope {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Principal {
     /// For a customer, the customer id; otherwise the operator, carrier or service name.
     pub subject: String,
     pub role: Role,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Customer,
@@ -121,7 +121,7 @@ pub enum Role {
 }
 
 /// How a command ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// The command's events are committed; `version` is the aggregate's
@@ -139,7 +139,7 @@ pub enum Outcome {
 
 /// How a rejection maps onto HTTP: the request itself is wrong (422), the
 /// aggregate's state conflicts with it (409), or the aggregate does not exist (404).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectionKind {
     Invalid,
@@ -148,7 +148,7 @@ pub enum RejectionKind {
 }
 
 /// The processor's answer to one command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reply {
     pub command_id: Uuid,
     pub aggregate_type: AggregateType,

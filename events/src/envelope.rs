@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 /// The aggregate (or process) a stream belongs to. Each has its own pair of
 /// topics, `<topic>.commands` and `<topic>.events`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AggregateType {
     CatalogItem,
@@ -76,7 +76,7 @@ impl std::fmt::Display for AggregateType {
 }
 
 /// Everything about an event except its payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventMeta {
     /// UUIDv7: unique and roughly time-ordered.
     pub event_id: Uuid,
@@ -100,7 +100,7 @@ pub struct EventMeta {
 }
 
 /// An event with its metadata; `E` is a typed payload or raw JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope<E> {
     #[serde(flatten)]
     pub meta: EventMeta,

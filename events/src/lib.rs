@@ -3,6 +3,7 @@
 //! Everything that crosses a process boundary is defined here once, so the
 //! command processors, sagas, projectors and tools cannot disagree about it:
 //!
+//! - [`asyncapi`]: the event catalog as an AsyncAPI 3.0 document.
 //! - [`envelope`]: the event envelope ([`EventMeta`], [`Envelope`]) and
 //!   [`AggregateType`], which names the streams and topics.
 //! - [`domain`]: the commands, events and rejections of each aggregate as
@@ -23,6 +24,7 @@
 //! - [`service`]: logging, shutdown, metrics, health and problem+json, the
 //!   plumbing of every binary.
 
+pub mod asyncapi;
 pub mod auth;
 pub mod command;
 pub mod consistency;

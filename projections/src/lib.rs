@@ -8,6 +8,7 @@
 //! - [`cache`]: the Redis cache of those documents, version-guarded.
 //! - `refresh`: writes the documents committed batches changed to the cache, off the batch loop.
 //! - `lag`: how far each projection is behind the log (metrics, readiness details).
+//! - `operator`: admins' endpoints: `GET /lag`, dead-letter retry and skip.
 //! - `positions`: per-partition positions stored with the view rows.
 //! - `record`: a detached Kafka record.
 //! - [`dead_letters`]: records a projection could not apply.
@@ -28,6 +29,7 @@ mod dispatch;
 pub mod documents;
 mod hold;
 mod lag;
+mod operator;
 mod pause;
 mod positions;
 pub mod probes;
@@ -56,13 +58,16 @@ pub struct Config {
     pub group_id: String,
     pub database_url: String,
     pub redis_url: String,
+    /// HS256 secret of bearer tokens (the command API's), for the operator
+    /// endpoints.
+    pub jwt_secret: String,
 }
 
 /// Longest one cache call of the projector may take.
 const CACHE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs the projector until `shutdown` is cancelled; `listener` serves the
-/// health and metrics endpoints.
+/// health and metrics endpoints and the operator endpoints.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -108,6 +113,17 @@ pub async fn run(
     tasks.spawn(refreshing);
     tasks.close();
 
+    let operator = operator::router(operator::OperatorState {
+        verifier: Arc::new(events::auth::JwtVerifier::hs256(
+            config.jwt_secret.as_bytes(),
+        )),
+        lag: lag_report.clone(),
+        target: replay::Target {
+            kafka: config.kafka.clone(),
+            database_url: config.database_url.clone(),
+            redis_url: config.redis_url.clone(),
+        },
+    });
     let kafka = config.kafka.clone();
     let check_pool = pool.clone();
     let health = Health::new()
@@ -133,7 +149,7 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
     let served = service::serve(
         listener,
-        service::with_ops(axum::Router::new(), "projections", health),
+        service::with_ops(operator, "projections", health),
         shutdown,
     )
     .await;

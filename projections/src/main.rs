@@ -1,6 +1,9 @@
 use clap::Parser;
 use events::KafkaArgs;
 
+/// The command API's development secret, so `scripts/start` works unconfigured.
+const DEV_SECRET: &str = "dev-secret-do-not-use-in-production";
+
 /// Projector: folds the event log into the read-model database and cache.
 #[derive(Parser)]
 #[command(version)]
@@ -20,6 +23,10 @@ struct Args {
     database_url: String,
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:16379")]
     redis_url: String,
+    /// HS256 secret of bearer tokens (the command API's), for the operator
+    /// endpoints (`/lag`, dead-letter retry and skip).
+    #[arg(long, env = "JWT_SECRET", default_value = DEV_SECRET, hide_env_values = true)]
+    jwt_secret: String,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -34,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         group_id: args.group_id,
         database_url: args.database_url,
         redis_url: args.redis_url,
+        jwt_secret: args.jwt_secret,
     };
     projections::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -2,9 +2,12 @@
 //! with problem+json errors. It only reads the views database.
 //!
 //! - `http`: routes, handlers and [`http::QueryError`].
+//! - `console`: the operator console (`GET /console`, admins) and its
+//!   same-origin forwarding of saga and dead-letter actions.
 //! - `auth`: bearer tokens (HS256 JWT) turned into a caller.
 //! - `consistency`: `X-Consistency-Token` parsing and the bounded wait for it.
-//! - `openapi`: the generated `GET /openapi.json`.
+//! - `openapi`: the generated `GET /openapi.json`, and `GET /asyncapi.json`
+//!   (the topics' contract, [`events::asyncapi`]).
 //!
 //! Who reads what: the catalog and probes are public; an order, its saga and
 //! a customer's history need a token, and a customer sees only their own.
@@ -16,6 +19,7 @@
 
 mod auth;
 mod consistency;
+mod console;
 mod http;
 mod openapi;
 
@@ -41,6 +45,11 @@ pub struct Config {
     pub cache_timeout: Duration,
     /// Timeouts, connection and rate limits, the optional ops listener.
     pub http: events::http::HttpConfig,
+    /// The command API the console passes saga actions on to.
+    pub command_url: String,
+    /// The projector service the console asks for lag and passes
+    /// dead-letter actions on to.
+    pub projections_url: String,
 }
 
 impl Config {
@@ -62,6 +71,8 @@ impl Config {
             consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
             cache_timeout: Config::DEFAULT_CACHE_TIMEOUT,
             http: events::http::HttpConfig::default(),
+            command_url: "http://127.0.0.1:8080".into(),
+            projections_url: "http://127.0.0.1:8083".into(),
         }
     }
 }
@@ -104,6 +115,14 @@ pub async fn run(
         verifier,
         consistency_wait: config.consistency_wait,
         fallbacks: Arc::new(tokio::sync::Semaphore::new(http::MAX_FALLBACKS)),
+        upstreams: console::Upstreams {
+            command_url: config.command_url.trim_end_matches('/').to_owned(),
+            projections_url: config.projections_url.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .context("building the console's http client")?,
+        },
     });
     tracing::info!(addr = %listener.local_addr()?, "query api listening");
     service::serve_api(

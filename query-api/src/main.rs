@@ -21,6 +21,13 @@ struct Args {
     /// HS256 secret of bearer tokens (the command API's).
     #[arg(long, env = "JWT_SECRET", default_value = DEV_SECRET, hide_env_values = true)]
     jwt_secret: String,
+    /// The command API the operator console passes saga actions on to.
+    #[arg(long, env = "COMMAND_URL", default_value = "http://127.0.0.1:8080")]
+    command_url: String,
+    /// The projector service the console reads lag from and passes
+    /// dead-letter actions on to.
+    #[arg(long, env = "PROJECTIONS_URL", default_value = "http://127.0.0.1:8083")]
+    projections_url: String,
     /// Longest a read waits for its consistency token, in milliseconds.
     #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 2000)]
     consistency_wait_ms: u64,
@@ -39,6 +46,8 @@ async fn main() -> anyhow::Result<()> {
     let config = query_api::Config {
         consistency_wait: std::time::Duration::from_millis(args.consistency_wait_ms),
         http: args.http.into(),
+        command_url: args.command_url,
+        projections_url: args.projections_url,
         ..query_api::Config::new(args.database_url, args.redis_url, args.jwt_secret)
     };
     query_api::run(config, listener, events::service::shutdown_on_signal()).await

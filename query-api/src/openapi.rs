@@ -98,9 +98,25 @@ pub async fn serve() -> Json<serde_json::Value> {
     Json(DOCUMENT.clone())
 }
 
+/// The AsyncAPI document of the topics, rendered once.
+static ASYNCAPI: LazyLock<serde_json::Value> = LazyLock::new(events::asyncapi::document);
+
+/// `GET /asyncapi.json`: the event catalog (topics, keys, headers, payload
+/// schemas), generated from the same types the services use.
+pub async fn serve_asyncapi() -> Json<serde_json::Value> {
+    Json(ASYNCAPI.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_asyncapi_document_is_served() {
+        let Json(doc) = serve_asyncapi().await;
+        assert_eq!(doc["asyncapi"], "3.0.0");
+        assert_eq!(doc["channels"]["ordersEvents"]["address"], "orders.events");
+    }
 
     #[test]
     fn the_document_names_every_read() {

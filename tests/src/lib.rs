@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub mod chaos;
+pub mod browser;
 pub mod latency;
 pub mod processor;
 pub mod shop;
@@ -153,6 +154,7 @@ impl TestEnv {
             group_id: format!("t{}-projections", self.id),
             database_url: self.views_db_url.clone(),
             redis_url: self.redis_url.clone(),
+            jwt_secret: JWT_SECRET.into(),
         };
         self.spawn(move |listener, shutdown| projections::run(config, listener, shutdown))
     }
@@ -177,6 +179,25 @@ impl TestEnv {
         &self,
         config: query_api::Config,
     ) -> impl Future<Output = Service> + '_ {
+        self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
+    }
+
+    /// The query API with its operator console passing actions on to
+    /// `command` and `projections`.
+    pub fn spawn_console(
+        &self,
+        command: &Service,
+        projections: &Service,
+    ) -> impl Future<Output = Service> + '_ {
+        let config = query_api::Config {
+            command_url: command.url(""),
+            projections_url: projections.url(""),
+            ..query_api::Config::new(
+                self.views_db_url.clone(),
+                self.redis_url.clone(),
+                JWT_SECRET,
+            )
+        };
         self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
     }
 

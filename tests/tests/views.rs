@@ -520,6 +520,15 @@ async fn strangers_and_bad_input_get_problem_json() {
     assert_eq!(openapi.status(), StatusCode::OK);
     let openapi: Value = openapi.json().await.unwrap();
     assert!(openapi["paths"]["/sales"].is_object());
+    let asyncapi: Value = get(&query, "/asyncapi.json", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        asyncapi["channels"]["ordersEvents"]["address"],
+        "orders.events"
+    );
     // Operators see it through the query API, newest first.
     let letters: Value = get(&query, "/dead-letters?limit=5", Some(&admin), None)
         .await

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::text::is_valid_text;
 
 /// A postal address. `country` is an ISO 3166-1 alpha-2 code such as `"DE"`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Address {
     pub name: String,
     pub line1: String,
@@ -18,7 +18,7 @@ pub struct Address {
 }
 
 /// The field of an [`Address`] that failed validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AddressField {
     Name,

@@ -24,7 +24,7 @@ pub const MAX_ITEM_NAME_CHARS: usize = 200;
 pub const MAX_UNIT_PRICE_MINOR: i64 = 100_000_000_000;
 
 /// What can be asked of a catalog item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CatalogCommand {
     CreateItem {
@@ -64,7 +64,7 @@ impl CatalogCommand {
 }
 
 /// Why a reservation could not be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationRejectedReason {
     /// No item was ever created under this SKU.
@@ -89,7 +89,7 @@ impl fmt::Display for ReservationRejectedReason {
 }
 
 /// What happened to a catalog item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CatalogEvent {
     ItemCreated {
@@ -147,7 +147,9 @@ impl CatalogEvent {
 }
 
 /// Why a catalog command was refused without recording anything.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CatalogRejection {
     #[error("catalog item not found")]

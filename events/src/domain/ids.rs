@@ -17,7 +17,9 @@ pub const MAX_SKU_CHARS: usize = 64;
 pub const MAX_CUSTOMER_ID_CHARS: usize = 128;
 
 /// Why a string is not a valid identifier.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum IdError {
     #[error("invalid sku {value:?}: expected 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")]
@@ -31,7 +33,9 @@ pub enum IdError {
 }
 
 /// Stock keeping unit: the identity of a catalog item.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Sku(String);
 
@@ -84,7 +88,19 @@ impl fmt::Display for Sku {
 ///
 /// The id is derived by the command API (from the idempotency key and the
 /// caller), never generated here, so the domain stays free of randomness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct OrderId(Uuid);
 
@@ -123,7 +139,9 @@ impl fmt::Display for OrderId {
 }
 
 /// Identity of a customer: the `sub` claim of a customer's token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct CustomerId(String);
 

@@ -9,7 +9,9 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// Why an amount or a currency code was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MoneyError {
     #[error("invalid currency code {code:?}: expected three uppercase letters")]
@@ -112,6 +114,22 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
+// By hand for the same reason: the schema is the closed table of codes.
+impl schemars::JsonSchema for Currency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let codes: Vec<&str> = KNOWN_CURRENCIES.iter().map(|(code, _)| *code).collect();
+        schemars::json_schema!({
+            "description": "A supported ISO 4217 currency code",
+            "type": "string",
+            "enum": codes,
+        })
+    }
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code)
@@ -126,7 +144,7 @@ impl fmt::Debug for Currency {
 }
 
 /// An amount of money: `{"minor": 1999, "currency": "USD"}` is 19.99 USD.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Money {
     pub minor: i64,
     pub currency: Currency,

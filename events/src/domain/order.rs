@@ -21,14 +21,14 @@ pub const MAX_ORDER_LINES: usize = 50;
 pub const MAX_LINE_QUANTITY: u32 = 10_000;
 
 /// One line as the customer placed it: what and how many, never a price.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderLine {
     pub sku: Sku,
     pub quantity: u32,
 }
 
 /// One line with the unit price fixed by its stock reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PricedLine {
     pub sku: Sku,
     pub quantity: u32,
@@ -43,7 +43,7 @@ impl PricedLine {
 }
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
@@ -79,7 +79,7 @@ impl fmt::Display for OrderStatus {
 }
 
 /// What can be asked of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum OrderCommand {
     PlaceOrder {
@@ -126,7 +126,7 @@ impl OrderCommand {
 }
 
 /// What happened to an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum OrderEvent {
     OrderPlaced {
@@ -175,7 +175,9 @@ impl OrderEvent {
 }
 
 /// Why an order command was refused without recording anything.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrderRejection {
     #[error("order not found")]

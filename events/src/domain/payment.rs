@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::money::{Currency, Money};
 
 /// Where a payment is, as the views and the provider adapter see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     AuthorizationPending,
@@ -58,7 +58,7 @@ impl fmt::Display for PaymentStatus {
 }
 
 /// What can be asked of a payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum PaymentCommand {
     /// Saga: authorize `amount` with the customer's payment token.
@@ -102,7 +102,7 @@ impl PaymentCommand {
 }
 
 /// What happened to a payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum PaymentEvent {
     PaymentAuthorizationRequested {
@@ -159,7 +159,9 @@ impl PaymentEvent {
 }
 
 /// Why a payment command was refused without recording anything.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PaymentRejection {
     #[error("payment not found")]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::CustomerId;
 
 /// Where a saga is, for the saga view and the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SagaStatus {
     Running,
@@ -36,7 +36,7 @@ impl SagaStatus {
 }
 
 /// One step of the saga's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepRecord {
     pub step: String,
     pub started_at: DateTime<Utc>,
@@ -46,7 +46,7 @@ pub struct StepRecord {
 }
 
 /// The saga's progress after the event that carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SagaProgress {
     pub customer_id: CustomerId,
     pub status: SagaStatus,
@@ -60,7 +60,7 @@ pub struct SagaProgress {
 }
 
 /// What happened to a saga.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum SagaEvent {
     SagaStarted {
@@ -120,7 +120,7 @@ impl SagaEvent {
 }
 
 /// An operator's decision about a saga parked in `needs_attention`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum SagaCommand {
     /// Try the parked step again with a fresh retry budget.
@@ -139,7 +139,9 @@ impl SagaCommand {
 }
 
 /// Why the saga refused an operator's command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SagaRejection {
     #[error("saga not found")]

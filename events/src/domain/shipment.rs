@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::address::{Address, AddressField};
 
 /// Where a shipment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShipmentStatus {
     /// Waiting for the carrier's answer.
@@ -46,7 +46,7 @@ impl fmt::Display for ShipmentStatus {
 }
 
 /// What can be asked of a shipment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum ShipmentCommand {
     /// Saga: ask the carrier to schedule a shipment to `address`.
@@ -77,7 +77,7 @@ impl ShipmentCommand {
 }
 
 /// What happened to a shipment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum ShipmentEvent {
     ShipmentRequested {
@@ -113,7 +113,9 @@ impl ShipmentEvent {
 }
 
 /// Why a shipment command was refused without recording anything.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ShipmentRejection {
     #[error("shipment not found")]

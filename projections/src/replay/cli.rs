@@ -94,6 +94,9 @@ pub enum Command {
     /// Append the events of a JSON lines file to empty event topics (a new
     /// cluster or topic prefix).
     Import(ImportArgs),
+    /// Print the AsyncAPI 3.0 document of the topics, generated from the
+    /// event and command types (`replay asyncapi > events/asyncapi.json`).
+    Asyncapi,
     /// Inspect and resolve the records projectors could not apply.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),

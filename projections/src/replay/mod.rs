@@ -238,6 +238,19 @@ impl Context {
     }
 }
 
+/// Applies the dead letter `id` (and the held-back records of its
+/// aggregate) again: the projector service's operator endpoint, exactly
+/// what `replay dead-letters retry <id>` does. Answers (applied, failing).
+pub async fn retry_dead_letter(target: Target, id: i64) -> Result<(u64, u64), ReplayError> {
+    let done = letters::retry(&mut Context::new(target), Some(&[id])).await?;
+    Ok((done.applied, done.failing))
+}
+
+/// Gives up on the dead letter `id`, as `replay dead-letters skip <id>` does.
+pub async fn skip_dead_letter(target: Target, id: i64) -> Result<u64, ReplayError> {
+    letters::skip(&mut Context::new(target), Some(&[id])).await
+}
+
 /// The view set named `name`, or a one-line error listing the known ones.
 pub fn view_set(name: &str) -> Result<ViewSet, ReplayError> {
     ViewSet::parse(name).ok_or_else(|| ReplayError::UnknownView {

@@ -45,6 +45,10 @@ pub async fn execute(cli: Cli) -> Result<u8, ReplayError> {
             Ok(exit::OK)
         }
         Command::DeadLetters(command) => dead_letters_command(&mut ctx, command, out).await,
+        Command::Asyncapi => {
+            print!("{}", events::asyncapi::render());
+            Ok(exit::OK)
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub enum QueryError {
     Database(#[from] sqlx::Error),
     #[error("too many reads in flight; try again shortly")]
     Busy,
+    #[error("the {0} does not answer; try again shortly")]
+    UpstreamUnavailable(&'static str),
 }
 
 impl From<WaitError> for QueryError {
@@ -72,6 +74,9 @@ impl QueryError {
             QueryError::StaleRead => (StatusCode::SERVICE_UNAVAILABLE, "stale_read"),
             QueryError::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "views_unavailable"),
             QueryError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            QueryError::UpstreamUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable")
+            }
         }
     }
 }

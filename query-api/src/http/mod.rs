@@ -50,6 +50,8 @@ pub struct AppState {
     /// most (cache misses); more answer 503 at once rather than queue for
     /// the database's few connections.
     pub fallbacks: Arc<Semaphore>,
+    /// Where the console's actions are passed on to.
+    pub upstreams: crate::console::Upstreams,
 }
 
 /// Cache misses PostgreSQL answers at the same time at most (its pool has 16
@@ -66,7 +68,7 @@ impl AppState {
     }
 
     /// The authenticated caller, or 401.
-    fn caller(&self, headers: &HeaderMap) -> Result<Principal, QueryError> {
+    pub(crate) fn caller(&self, headers: &HeaderMap) -> Result<Principal, QueryError> {
         self.verifier
             .caller(headers)
             .map_err(QueryError::Unauthorized)
@@ -174,12 +176,14 @@ pub fn router(state: AppState) -> Router {
         .route("/sagas", get(sagas::list))
         .route("/sagas/{order_id}", get(sagas::saga))
         .route("/openapi.json", get(crate::openapi::serve))
+        .route("/asyncapi.json", get(crate::openapi::serve_asyncapi))
         .route("/catalog/items/{sku}", get(catalog::item))
         .route("/orders/{order_id}", get(orders::order))
         .route(
             "/customers/{customer_id}/orders",
             get(history::customer_orders),
         )
+        .merge(crate::console::router())
         .with_state(state)
 }
 
@@ -203,6 +207,11 @@ mod tests {
             verifier: Arc::new(Verifier::hs256(b"secret")),
             consistency_wait: Duration::from_millis(10),
             fallbacks: Arc::new(Semaphore::new(0)),
+            upstreams: crate::console::Upstreams {
+                command_url: "http://127.0.0.1:1".into(),
+                projections_url: "http://127.0.0.1:1".into(),
+                http: reqwest::Client::new(),
+            },
         };
         let request = Request::get("/catalog/items/SKU-1")
             .body(Body::empty())

@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
         group_id: env("GROUP_ID"),
         database_url: env("DATABASE_URL"),
         redis_url: env("REDIS_URL"),
+        jwt_secret: tests::JWT_SECRET.into(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

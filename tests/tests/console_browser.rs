@@ -1,0 +1,212 @@
+//! The operator console in a real browser (Debian's headless Chromium via
+//! chromedriver): a customer is turned away; an admin finds a demo order
+//! with its saga timeline and events, sees the projection lag update, and
+//! resolves a parked saga with a note, and skips a dead letter. Screenshots of each step are saved
+//! (see `tests::browser`).
+
+use std::time::Duration;
+
+use events::AggregateType;
+use events::command::Role;
+use fantoccini::Locator;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use reqwest::StatusCode;
+use serde_json::json;
+use tests::TestEnv;
+use tests::browser::Browser;
+use tests::shop::{OrderSpec, Shop, terminal_saga, token};
+
+const LIMIT: Duration = Duration::from_secs(90);
+const UI: Duration = Duration::from_secs(20);
+
+fn spec<'a>(token: &'a str) -> OrderSpec<'a> {
+    OrderSpec {
+        customer: "ada",
+        lines: &[("MUG", 1)],
+        token,
+        country: "US",
+    }
+}
+
+/// A confirmed order and one whose saga is parked in needs_attention (the
+/// parcel left while every capture failed).
+async fn demo_orders(env: &TestEnv, shop: &Shop) -> (String, String) {
+    shop.create_item("MUG", 1250, 10).await;
+    let happy = shop.place(&spec("tok_ok"), "demo-ok").await;
+    let unpaid = shop.place(&spec("tok_capture_fail"), "demo-parked").await;
+    shop.order_until(&unpaid, LIMIT, |o| o["shipment_status"] == "scheduled")
+        .await;
+    let carrier = token(Role::Carrier, "carrier");
+    let dispatch = format!("/shipments/{unpaid}/dispatch");
+    let (status, body) = shop
+        .post(&dispatch, &carrier, "demo-dispatch", &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(terminal_saga(env, &unpaid, LIMIT).await, "needs_attention");
+    assert_eq!(terminal_saga(env, &happy, LIMIT).await, "completed");
+    (happy, unpaid)
+}
+
+async fn sign_in(browser: &Browser, bearer: &str) {
+    let field = browser.wait_for("#token", UI).await;
+    field.clear().await.unwrap();
+    field.send_keys(bearer).await.unwrap();
+    browser
+        .client
+        .find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_finds_an_order_resolves_a_parked_saga_sees_lag_and_skips_a_dead_letter() {
+    let env = TestEnv::new();
+    let command = env.spawn_command().await;
+    let projections = env.spawn_projections().await;
+    let query = env.spawn_console(&command, &projections).await;
+    env.spawn_sagas().await;
+    let shop = Shop {
+        command,
+        query,
+        admin: token(Role::Admin, "ops"),
+    };
+    let (happy, parked) = demo_orders(&env, &shop).await;
+
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&shop.query.url("/console"))
+        .await
+        .unwrap();
+    // A customer's token opens nothing.
+    sign_in(&browser, &token(Role::Customer, "ada")).await;
+    browser
+        .wait_for_text("#login-error", UI, |t| t.contains("admins only"))
+        .await;
+    assert!(
+        !browser
+            .client
+            .find(Locator::Id("console"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    browser.screenshot("console-customer-refused").await;
+
+    sign_in(&browser, &shop.admin).await;
+    // Lag per projection, refreshed while the page is open.
+    browser
+        .wait_for("#lag tr[data-projection='orders'] td.lag-events", UI)
+        .await;
+    let first = browser
+        .wait_for_text("#lag-updated", UI, |t| t.starts_with("updated"))
+        .await;
+    browser
+        .wait_for_text("#lag-updated", UI, |t| {
+            t.starts_with("updated") && t != first
+        })
+        .await;
+
+    // The demo order: state, saga timeline and the raw events of its streams.
+    let search = browser.wait_for("#order-id", UI).await;
+    search.send_keys(&happy).await.unwrap();
+    browser
+        .client
+        .find(Locator::Id("find"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#order-state dd[data-field='order status']", UI, |t| {
+            t == "confirmed"
+        })
+        .await;
+    browser
+        .wait_for_text("#saga-state dd[data-field='saga status']", UI, |t| {
+            t == "completed"
+        })
+        .await;
+    browser
+        .wait_for_text("#saga-steps tbody", UI, |t| t.contains("capturing_payment"))
+        .await;
+    let events = browser
+        .wait_for_text("#events tbody", UI, |t| t.contains("OrderConfirmed"))
+        .await;
+    for event in ["OrderPlaced", "PaymentCaptured", "ShipmentScheduled"] {
+        assert!(events.contains(event), "{event} missing from {events}");
+    }
+    browser.screenshot("console-order").await;
+
+    // The parked saga: listed, then resolved with a note.
+    let row = format!("#attention tr[data-order-id='{parked}']");
+    browser.wait_for(&row, UI).await;
+    browser.screenshot("console-needs-attention").await;
+    let note = browser.wait_for(&format!("{row} input.note"), UI).await;
+    note.send_keys("refunded by hand").await.unwrap();
+    browser
+        .client
+        .find(Locator::Css(&format!("{row} button.resolve")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#attention-panel", LIMIT, |t| !t.contains(&parked))
+        .await;
+    assert_eq!(
+        terminal_saga(&env, &parked, LIMIT).await,
+        "resolved_by_operator"
+    );
+    let saga = tests::eventually(LIMIT, || async {
+        let saga = shop.read(&format!("/sagas/{parked}")).await?;
+        (saga["status"] == "resolved_by_operator").then_some(saga)
+    })
+    .await
+    .expect("the saga view shows the resolution");
+    assert_eq!(saga["note"], "refunded by hand");
+    let search = browser.client.find(Locator::Id("order-id")).await.unwrap();
+    search.clear().await.unwrap();
+    search.send_keys(&parked).await.unwrap();
+    browser
+        .client
+        .find(Locator::Id("find"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#saga-state dd[data-field='note']", UI, |t| {
+            t == "refunded by hand"
+        })
+        .await;
+    browser.screenshot("console-resolved").await;
+
+    // A poison record: its dead letter shows up, and Skip removes it.
+    let producer: FutureProducer = env.kafka.producer().create().unwrap();
+    let topic = env.kafka.events_topic(AggregateType::Order);
+    let poison = FutureRecord::<str, [u8]>::to(&topic)
+        .key("poison")
+        .payload(b"{not json");
+    producer.send(poison, Duration::from_secs(5)).await.unwrap();
+    let letter = "#dead-letters tbody tr[data-id]";
+    browser.wait_for(letter, UI).await;
+    browser
+        .wait_for(&format!("{letter} button.skip"), UI)
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#dead-letters-empty", UI, |t| t.contains("No dead letters"))
+        .await;
+    browser.close().await;
+}
