@@ -211,6 +211,9 @@ pub fn continue_from_kafka<H: Headers>(
     headers: Option<&H>,
     fallback: Option<&str>,
 ) {
+    if span.is_disabled() {
+        return;
+    }
     let (traceparent, tracestate) = headers.map(kafka_context).unwrap_or_default();
     continue_from(span, traceparent.or(fallback), tracestate);
 }
@@ -257,13 +260,13 @@ pub fn kafka_headers(mut headers: OwnedHeaders, traceparent: Option<&str>) -> Ow
         key: TRACEPARENT,
         value: Some(traceparent.as_bytes()),
     });
-    if let Some((current, Some(state))) = context_of(&tracing::Span::current()) {
-        if same_trace(&current, traceparent) {
-            headers = headers.insert(Header {
-                key: TRACESTATE,
-                value: Some(state.as_bytes()),
-            });
-        }
+    if let Some((current, Some(state))) = context_of(&tracing::Span::current())
+        && same_trace(&current, traceparent)
+    {
+        headers = headers.insert(Header {
+            key: TRACESTATE,
+            value: Some(state.as_bytes()),
+        });
     }
     headers
 }
