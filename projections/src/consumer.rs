@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use events::record;
+use events::record::CountRebalances;
 use events::{KafkaConfig, telemetry};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
@@ -25,6 +26,9 @@ use tracing::Instrument;
 use crate::dispatch::{self, Applied, Mode, Routes};
 use crate::pause::BatchGuard;
 use crate::record::Record;
+
+/// The projector's consumer, counting its group's rebalances.
+pub type Consumer = StreamConsumer<CountRebalances>;
 use crate::refresh::Refresher;
 
 /// Records per batch when caught up: a batch takes what is buffered, so a
@@ -40,8 +44,10 @@ pub fn subscribe(
     kafka: &KafkaConfig,
     group_id: &str,
     topics: &[String],
-) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = kafka.consumer(group_id).create()?;
+) -> Result<Consumer, KafkaError> {
+    let consumer: Consumer = kafka
+        .consumer(group_id)
+        .create_with_context(CountRebalances("projections"))?;
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
@@ -50,7 +56,7 @@ pub fn subscribe(
 /// Runs until `shutdown`; transient PostgreSQL or Kafka failures are retried,
 /// never skipped. After each commit the batch's documents go to the cache.
 pub async fn run(
-    consumer: std::sync::Arc<StreamConsumer>,
+    consumer: std::sync::Arc<Consumer>,
     pool: PgPool,
     routes: Routes,
     refresher: Refresher,
@@ -190,7 +196,7 @@ impl Hints {
 
     /// Commits the offsets to Kafka asynchronously; a lost hint costs a
     /// re-read on restart, nothing more.
-    fn commit(&mut self, consumer: &StreamConsumer) {
+    fn commit(&mut self, consumer: &Consumer) {
         let mut list = TopicPartitionList::new();
         for (topic, partitions) in self.0.drain() {
             for (partition, offset) in partitions {

@@ -174,6 +174,7 @@ impl ClientContext for RebalanceLog {}
 
 impl ConsumerContext for RebalanceLog {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        events::record::count_rebalance("command-processor", rebalance);
         let (assigned, list) = match rebalance {
             Rebalance::Assign(list) => (true, list),
             Rebalance::Revoke(list) => (false, list),
