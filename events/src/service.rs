@@ -214,8 +214,14 @@ async fn track_requests(
         tracing::Span::none()
     };
     telemetry::continue_from_http(&span, request.headers());
-    let response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     span.record("http.response.status_code", response.status().as_u16());
+    // W3C Trace Context level 2: tells the caller which trace to look up.
+    if let Some((traceparent, _)) = telemetry::context_of(&span)
+        && let Ok(value) = header::HeaderValue::from_str(&traceparent)
+    {
+        response.headers_mut().insert("traceresponse", value);
+    }
     let labels = [
         ("service", service.to_owned()),
         ("method", method),

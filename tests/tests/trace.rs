@@ -201,6 +201,14 @@ async fn one_order_is_one_trace_across_every_service() {
         .await
         .expect("placing an order");
     assert!(placed.status().is_success(), "{}", placed.status());
+    let answered = placed
+        .headers()
+        .get("traceresponse")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        answered.as_deref().is_some_and(|t| t.contains(&trace_id)),
+        "traceresponse {answered:?} names the caller's trace"
+    );
 
     let last = std::sync::Mutex::new(String::from("no trace yet"));
     let found = eventually(Duration::from_secs(60), || async {
