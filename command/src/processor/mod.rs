@@ -350,17 +350,7 @@ impl<'a> Session<'a> {
     /// Decides a batch and publishes it in one transaction.
     fn process(&mut self, batch: &[OwnedMessage]) -> Result<(), ProcessorError> {
         let started = Instant::now();
-        // One transaction commits commands of many traces: its span is a
-        // root of its own, linked to each command's decide span.
-        let txn_span = tracing::info_span!(
-            target: telemetry::TARGET,
-            "processor txn",
-            otel.name = "processor txn commit",
-            commands = batch.len(),
-            events = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            error = tracing::field::Empty,
-        );
+        let txn_span = txn::span(batch.len());
         let mut phases = Phases::start();
         self.producer.begin_transaction()?;
         phases.mark("begin");
@@ -406,9 +396,7 @@ impl<'a> Session<'a> {
             .inspect(|()| phases.mark("commit"));
         txn_span.record("events", produced);
         if let Err(e) = result {
-            txn_span.record("otel.status_code", "error");
-            txn_span.record("error", tracing::field::display(&e));
-            metrics::counter!("command_txn_failures_total").increment(1);
+            txn::failed(&txn_span, &e);
             // Best effort: the next session's init_transactions aborts it anyway.
             drop(self.producer.abort_transaction(TXN_TIMEOUT));
             return Err(e.into());
