@@ -12,13 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use events::command::{CommandEnvelope, Reply};
-use events::{AggregateType, KafkaConfig};
+use events::{AggregateType, KafkaConfig, telemetry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// What became of a dispatched command.
@@ -226,6 +228,24 @@ impl CommandBus for KafkaBus {
     ) -> Result<Dispatch, BusError> {
         let command_id = command.command_id;
         let topic = self.config.commands_topic(command.command.aggregate_type());
+        let span = tracing::info_span!(
+            target: telemetry::TARGET,
+            "command produce",
+            otel.name = %format_args!("{topic} publish"),
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = %topic,
+            command.id = %command_id,
+            command.name = command.command.command_type(),
+        );
+        let mut command = command;
+        // The processor's decide span becomes a child of this one.
+        command.traceparent = telemetry::context_of(&span)
+            .map(|(parent, _)| parent)
+            .or(command.traceparent);
+        let headers = span.in_scope(|| {
+            telemetry::kafka_headers(OwnedHeaders::new(), command.traceparent.as_deref())
+        });
         let payload =
             serde_json::to_vec(&command).map_err(|e| BusError::Unavailable(e.to_string()))?;
         let key: WaitKey = (command_id, command.fingerprint.clone());
@@ -242,8 +262,13 @@ impl CommandBus for KafkaBus {
         }
         let record = FutureRecord::to(&topic)
             .key(command.aggregate_id.as_str())
-            .payload(&payload);
-        let sent = self.producer.send(record, Duration::from_secs(5)).await;
+            .payload(&payload)
+            .headers(headers);
+        let sent = self
+            .producer
+            .send(record, Duration::from_secs(5))
+            .instrument(span)
+            .await;
         {
             let mut replies = lock(&self.replies);
             if let Err((e, _)) = sent {

@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    events::service::init_tracing();
+    let _telemetry = events::telemetry::init("command");
     if args.secret.jwt_secret == DEV_SECRET {
         tracing::warn!("using the development JWT secret; set JWT_SECRET in production");
     }

@@ -284,10 +284,12 @@ pub fn to_headers(meta: &EventMeta) -> OwnedHeaders {
             value: Some(traceparent.as_bytes()),
         });
     }
-    headers.insert(Header {
+    headers = headers.insert(Header {
         key: CONTENT_TYPE,
         value: Some("application/json".as_bytes()),
-    })
+    });
+    // The W3C names too, which tracing tools look for on any record.
+    crate::telemetry::kafka_headers(headers, meta.traceparent.as_deref())
 }
 
 /// Reads an [`EventMeta`] back from a record's headers.

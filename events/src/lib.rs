@@ -21,7 +21,9 @@
 //!   every event family and rejection implements, and upcasting on read.
 //! - [`probe`]: the synthetic pipeline-probe event.
 //! - [`record`]: a consumed Kafka record detached from its consumer.
-//! - [`service`]: logging, shutdown, metrics, health and problem+json, the
+//! - [`telemetry`]: logs and OpenTelemetry traces, and the W3C trace context
+//!   carried in HTTP and Kafka headers.
+//! - [`service`]: shutdown, metrics, health and problem+json, the
 //!   plumbing of every binary.
 
 pub mod asyncapi;
@@ -36,6 +38,7 @@ pub mod message;
 pub mod probe;
 pub mod record;
 pub mod service;
+pub mod telemetry;
 
 pub use envelope::{AggregateType, Envelope, EventMeta, new_id};
 pub use kafka::{KafkaArgs, KafkaConfig};

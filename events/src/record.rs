@@ -93,3 +93,31 @@ pub fn commit_hint<C: rdkafka::consumer::ConsumerContext + 'static>(
         tracing::debug!(error = %e, "committing the offset hint failed");
     }
 }
+
+/// Counts a consumer group rebalance of `consumer` (the service's consumer
+/// name) in `kafka_consumer_rebalances_total{consumer, kind}`; frequent ones
+/// mean members keep joining and leaving (crashes, slow polls).
+pub fn count_rebalance(consumer: &'static str, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+    let kind = match rebalance {
+        rdkafka::consumer::Rebalance::Assign(_) => "assign",
+        rdkafka::consumer::Rebalance::Revoke(_) => "revoke",
+        rdkafka::consumer::Rebalance::Error(_) => "error",
+    };
+    metrics::counter!("kafka_consumer_rebalances_total", "consumer" => consumer, "kind" => kind)
+        .increment(1);
+}
+
+/// A consumer context that only counts rebalances ([`count_rebalance`]).
+pub struct CountRebalances(pub &'static str);
+
+impl rdkafka::ClientContext for CountRebalances {}
+
+impl rdkafka::consumer::ConsumerContext for CountRebalances {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        count_rebalance(self.0, rebalance);
+    }
+}

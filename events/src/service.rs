@@ -1,5 +1,6 @@
-//! What every service binary shares: logging, shutdown, Prometheus metrics,
-//! health endpoints and problem+json errors.
+//! What every service binary shares: shutdown, Prometheus metrics, health
+//! endpoints, the HTTP request span, and problem+json errors (logs and
+//! traces are set up by [`crate::telemetry`]).
 //!
 //! Kept here rather than in a crate of its own because every service already
 //! depends on `events`, and the owner fixed the set of crates.
@@ -19,23 +20,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing::Instrument;
 
-/// Structured logs on stderr; `LOG_FORMAT=json` for machine-readable lines,
-/// `RUST_LOG` to filter (default `info`).
-pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-    // A second initialisation (tests start several services in one process) is fine.
-    drop(result);
-}
+use crate::telemetry;
 
 /// A token cancelled on SIGTERM or ctrl-c.
 pub fn shutdown_on_signal() -> CancellationToken {
@@ -287,7 +274,31 @@ async fn track_requests(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(request.method());
-    let response = next.run(request).await;
+    // Probes and scrapes would bury the requests that matter in the traces.
+    let traced = !(route.starts_with("/health/") || route == "/metrics");
+    let span = if traced {
+        tracing::info_span!(
+            target: telemetry::TARGET,
+            "http request",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            service,
+        )
+    } else {
+        tracing::Span::none()
+    };
+    telemetry::continue_from_http(&span, request.headers());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    // W3C Trace Context level 2: tells the caller which trace to look up.
+    if let Some((traceparent, _)) = telemetry::context_of(&span)
+        && let Ok(value) = header::HeaderValue::from_str(&traceparent)
+    {
+        response.headers_mut().insert("traceresponse", value);
+    }
     let labels = [
         ("service", service.to_owned()),
         ("method", method.to_owned()),

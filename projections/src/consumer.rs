@@ -13,17 +13,22 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use events::KafkaConfig;
 use events::record;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use events::record::CountRebalances;
+use events::{KafkaConfig, telemetry};
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::dispatch::{self, Applied, Mode, Routes};
 use crate::pause::BatchGuard;
 use crate::record::Record;
+
+/// The projector's consumer, counting its group's rebalances.
+pub type Consumer = StreamConsumer<CountRebalances>;
 use crate::refresh::Refresher;
 
 /// Records per batch when caught up: a batch takes what is buffered, so a
@@ -39,8 +44,10 @@ pub fn subscribe(
     kafka: &KafkaConfig,
     group_id: &str,
     topics: &[String],
-) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = kafka.consumer(group_id).create()?;
+) -> Result<Consumer, KafkaError> {
+    let consumer: Consumer = kafka
+        .consumer(group_id)
+        .create_with_context(CountRebalances("projections"))?;
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
@@ -49,7 +56,7 @@ pub fn subscribe(
 /// Runs until `shutdown`; transient PostgreSQL or Kafka failures are retried,
 /// never skipped. After each commit the batch's documents go to the cache.
 pub async fn run(
-    consumer: std::sync::Arc<StreamConsumer>,
+    consumer: std::sync::Arc<Consumer>,
     pool: PgPool,
     routes: Routes,
     refresher: Refresher,
@@ -114,15 +121,61 @@ async fn apply(
     };
     // The batch's own transaction opens while the pause lock is taken; it
     // reads and writes nothing before the lock is held.
+    let (batch, spans) = spans(records);
     let (guard, tx) = tokio::join!(BatchGuard::enter(pool), pool.begin_with(begin));
     let (guard, mut tx) = (guard?, tx?);
-    let applied = dispatch::apply_batch(&mut tx, routes, records, Mode::Live).await?;
-    tx.commit().await?;
+    let applied = dispatch::apply_batch(&mut tx, routes, records, Mode::Live)
+        .instrument(batch.clone())
+        .await?;
+    tx.commit().instrument(batch).await?;
+    drop(spans);
     for (set, count) in &applied.counts {
         metrics::counter!("projection_events_applied_total", "projection" => set.projection())
             .increment(*count as u64);
     }
     Ok((applied, guard))
+}
+
+/// The span of a batch, linked to the records it applies (of many traces),
+/// and a span per record in the record's own trace, linked back to the
+/// batch, so each order's trace shows when its events reached the views.
+fn spans(records: &[Record]) -> (tracing::Span, Vec<tracing::Span>) {
+    let batch = tracing::info_span!(
+        target: telemetry::TARGET,
+        "projector batch",
+        otel.name = "projector batch",
+        records = records.len(),
+    );
+    if batch.is_disabled() {
+        return (batch, Vec::new());
+    }
+    let batch_context = telemetry::context_of(&batch).map(|(parent, _)| parent);
+    let spans = records
+        .iter()
+        .map(|record| {
+            let event_type = record
+                .headers
+                .as_ref()
+                .and_then(|h| events::kafka::from_headers(h).ok())
+                .map(|meta| meta.event_type)
+                .unwrap_or_default();
+            let span = tracing::info_span!(
+                target: telemetry::TARGET,
+                "projector apply",
+                otel.name = %format_args!("project {event_type}"),
+                otel.kind = "consumer",
+                messaging.destination.name = %record.topic,
+                messaging.kafka.offset = record.offset,
+            );
+            telemetry::continue_from_kafka(&span, record.headers.as_ref(), None);
+            telemetry::link_to(&span, batch_context.as_deref());
+            if let Some((parent, _)) = telemetry::context_of(&span) {
+                telemetry::link_to(&batch, Some(&parent));
+            }
+            span
+        })
+        .collect();
+    (batch, spans)
 }
 
 /// The next offset of every partition applied since the last hint, by topic.
@@ -143,7 +196,7 @@ impl Hints {
 
     /// Commits the offsets to Kafka asynchronously; a lost hint costs a
     /// re-read on restart, nothing more.
-    fn commit(&mut self, consumer: &StreamConsumer) {
+    fn commit(&mut self, consumer: &Consumer) {
         let mut list = TopicPartitionList::new();
         for (topic, partitions) in self.0.drain() {
             for (partition, offset) in partitions {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rdkafka::Offset;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -97,7 +97,7 @@ pub fn compute(
 
 /// Refreshes `report` and the gauges every few seconds until `shutdown`.
 pub async fn run(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<crate::consumer::Consumer>,
     pool: PgPool,
     routes: Routes,
     partitions: i32,
@@ -132,7 +132,7 @@ enum MeasureError {
 }
 
 async fn measure(
-    consumer: &Arc<StreamConsumer>,
+    consumer: &Arc<crate::consumer::Consumer>,
     pool: &PgPool,
     routes: &Routes,
     partitions: i32,
@@ -173,7 +173,7 @@ async fn measure(
 }
 
 /// The consumer's position in each partition it holds.
-fn read_positions(consumer: &StreamConsumer) -> HashMap<(String, i32), i64> {
+fn read_positions(consumer: &crate::consumer::Consumer) -> HashMap<(String, i32), i64> {
     let Ok(list) = consumer.position() else {
         return HashMap::new();
     };

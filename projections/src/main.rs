@@ -33,7 +33,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    events::service::init_tracing();
+    let _telemetry = events::telemetry::init("projections");
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
     let config = projections::Config {

@@ -37,7 +37,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    events::service::init_tracing();
+    let _telemetry = events::telemetry::init("query-api");
     let args = Args::parse();
     if args.jwt_secret == DEV_SECRET {
         tracing::warn!("using the development JWT secret; set JWT_SECRET in production");

@@ -27,10 +27,12 @@ pub struct Cause {
 }
 
 impl Cause {
+    /// The cause `meta` names; inside a saga step span, the messages it
+    /// leads to carry that span's trace context.
     pub fn of(meta: &EventMeta) -> Cause {
         Cause {
             id: meta.event_id,
-            traceparent: meta.traceparent.clone(),
+            traceparent: events::telemetry::current_traceparent(meta.traceparent.as_ref()),
         }
     }
 }
@@ -110,7 +112,7 @@ impl Batch {
     pub fn operator(&mut self, order_id: Uuid, envelope: &CommandEnvelope) -> Reply {
         let cause = Cause {
             id: envelope.command_id,
-            traceparent: envelope.traceparent.clone(),
+            traceparent: events::telemetry::current_traceparent(envelope.traceparent.as_ref()),
         };
         let mark = self.outbox.len();
         let outcome = match self.operate(order_id, envelope, &cause) {

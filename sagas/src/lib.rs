@@ -194,6 +194,18 @@ async fn count_statuses(pool: PgPool, shutdown: CancellationToken) {
                 metrics::gauge!("sagas", "status" => status).set(count as f64);
             }
         }
+        // A deadline the timer has not fired a minute after it passed means
+        // the timer loop is stuck or far behind.
+        let overdue: Result<i64, _> = sqlx::query_scalar(
+            "SELECT count(*) FROM sagas WHERE status = ANY($1)
+             AND deadline_at < now() - interval '1 minute'",
+        )
+        .bind(&names)
+        .fetch_one(&pool)
+        .await;
+        if let Ok(overdue) = overdue {
+            metrics::gauge!("sagas_overdue").set(overdue as f64);
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -42,7 +42,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    events::service::init_tracing();
+    let _telemetry = events::telemetry::init("sagas");
     let args = Args::parse();
     if !args.sandbox {
         // One line, whatever RUST_BACKTRACE says.

@@ -103,8 +103,13 @@ async fn publish(producer: &FutureProducer, kafka: &KafkaConfig, round: &[Commit
     let mut acked = Vec::new();
     let sends = round.iter().map(|committed| async move {
         let sent = join_all(committed.rows.iter().map(|(id, message)| async move {
-            let (topic, headers) =
-                destination(kafka, message.stream, message.kind, message.meta.as_ref())?;
+            let (topic, headers) = destination(
+                kafka,
+                message.stream,
+                message.kind,
+                message.meta.as_ref(),
+                &message.payload,
+            )?;
             let mut record = FutureRecord::to(&topic)
                 .key(message.key.as_str())
                 .payload(&message.payload);

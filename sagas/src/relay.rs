@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use events::KafkaConfig;
 use events::kafka::to_headers;
+use events::{KafkaConfig, telemetry};
 use futures::future::join_all;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -66,12 +66,14 @@ pub async fn run(
     }
 }
 
-/// The topic an outbox message goes to, and the CloudEvents headers of an event.
+/// The topic an outbox message goes to, and its headers: the CloudEvents
+/// headers of an event, the trace context of a command.
 pub fn destination(
     kafka: &KafkaConfig,
     stream: events::AggregateType,
     kind: Kind,
     meta: Option<&serde_json::Value>,
+    payload: &[u8],
 ) -> Result<(String, Option<OwnedHeaders>), String> {
     let topic = match kind {
         Kind::Command => kafka.commands_topic(stream),
@@ -83,6 +85,17 @@ pub fn destination(
             let meta: events::EventMeta =
                 serde_json::from_value(meta.clone()).map_err(|e| e.to_string())?;
             Some(to_headers(&meta))
+        }
+        None if kind == Kind::Command => {
+            /// The one field of a command envelope the headers repeat.
+            #[derive(serde::Deserialize)]
+            struct Traced {
+                traceparent: Option<String>,
+            }
+            let traced: Traced = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+            traced
+                .traceparent
+                .map(|parent| telemetry::kafka_headers(OwnedHeaders::new(), Some(&parent)))
         }
         None => None,
     };
@@ -124,7 +137,7 @@ pub async fn publish_round(
         let kind =
             Kind::parse(kind).ok_or_else(|| unpublishable(format!("unknown kind {kind}")))?;
         let (topic, headers) =
-            destination(kafka, stream, kind, meta.as_ref()).map_err(unpublishable)?;
+            destination(kafka, stream, kind, meta.as_ref(), payload).map_err(unpublishable)?;
         records.push((topic, key, payload, headers));
     }
     let sends = records.iter().map(|(topic, key, payload, headers)| {

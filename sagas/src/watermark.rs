@@ -83,7 +83,15 @@ impl ClientContext for Progress {
     }
 }
 
-impl ConsumerContext for Progress {}
+impl ConsumerContext for Progress {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        events::record::count_rebalance("sagas", rebalance);
+    }
+}
 
 /// The end of each partition assigned to the worker, and whether the
 /// consumer had delivered everything up to it, as of `at`.

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use events::KafkaConfig;
 use events::record::{self, Record};
+use events::{KafkaConfig, telemetry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::apply::{Batch, Cause};
@@ -209,8 +210,43 @@ fn target(routed: &Routed, restocked_by: &HashMap<Uuid, Uuid>) -> Option<Uuid> {
     }
 }
 
-/// Applies one routed record to the batch's sagas.
+/// The span of one saga step: a child of the event (or operator command)
+/// that drives it.
+fn step_span(routed: &Routed) -> tracing::Span {
+    let (name, traceparent) = match routed {
+        Routed::Start(_, meta) | Routed::Feed { meta, .. } | Routed::Restocked { meta, .. } => {
+            (meta.event_type.as_str(), meta.traceparent.as_deref())
+        }
+        Routed::Operator { envelope, .. } => (
+            envelope.command.command_type(),
+            envelope.traceparent.as_deref(),
+        ),
+        Routed::Ignore => return tracing::Span::none(),
+    };
+    let span = tracing::info_span!(
+        target: telemetry::TARGET,
+        "saga step",
+        otel.name = %format_args!("saga on {name}"),
+        otel.kind = "consumer",
+    );
+    telemetry::continue_from(&span, traceparent, None);
+    span
+}
+
+/// Applies one routed record to the batch's sagas, inside its step span.
 async fn feed(
+    tx: &mut store::Tx<'_>,
+    batch: &mut Batch,
+    routed: Routed,
+    restocked_by: &HashMap<Uuid, Uuid>,
+) -> Result<(), sqlx::Error> {
+    let span = step_span(&routed);
+    feed_step(tx, batch, routed, restocked_by)
+        .instrument(span)
+        .await
+}
+
+async fn feed_step(
     tx: &mut store::Tx<'_>,
     batch: &mut Batch,
     routed: Routed,

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, Role, codes};
 use events::domain::OrderCommand;
 use events::message::{DecodeError, EventPayload, Rejection};
-use events::{AggregateType, EventMeta, new_id};
+use events::{AggregateType, EventMeta, new_id, telemetry};
+use rdkafka::Message;
+use rdkafka::message::OwnedMessage;
 
 use super::store::{NewEvent, Slot, Versioned};
 use crate::aggregate::Aggregate;
@@ -96,7 +98,8 @@ impl Stamp<'_> {
                 command_id: self.envelope.command_id,
                 correlation_id: self.envelope.correlation_id,
                 causation_id: self.envelope.command_id,
-                traceparent: self.envelope.traceparent.clone(),
+                // The decide span's context, when traces are exported.
+                traceparent: telemetry::current_traceparent(self.envelope.traceparent.as_ref()),
             };
             // Serializing plain data enums to JSON cannot fail.
             let payload = serde_json::to_vec(&event).unwrap_or_default();
@@ -110,6 +113,23 @@ impl Stamp<'_> {
         };
         (published, outcome)
     }
+}
+
+/// The span of one command's decision: a child of the span that sent it
+/// (the Kafka headers, or the envelope for records written without them).
+pub(super) fn span(message: &OwnedMessage, envelope: &CommandEnvelope) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: telemetry::TARGET,
+        "processor decide",
+        otel.name = %format_args!("decide {}", envelope.command.command_type()),
+        otel.kind = "consumer",
+        messaging.destination.name = message.topic(),
+        messaging.kafka.offset = message.offset(),
+        command.id = %envelope.command_id,
+        aggregate.id = %envelope.aggregate_id,
+    );
+    telemetry::continue_from_kafka(&span, message.headers(), envelope.traceparent.as_deref());
+    span
 }
 
 pub(super) fn restore_into<A>(

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use events::command::CommandEnvelope;
-use events::{AggregateType, KafkaConfig, kafka};
+use events::{AggregateType, KafkaConfig, kafka, telemetry};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -174,6 +174,7 @@ impl ClientContext for RebalanceLog {}
 
 impl ConsumerContext for RebalanceLog {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        events::record::count_rebalance("command-processor", rebalance);
         let (assigned, list) = match rebalance {
             Rebalance::Assign(list) => (true, list),
             Rebalance::Revoke(list) => (false, list),
@@ -349,6 +350,7 @@ impl<'a> Session<'a> {
     /// Decides a batch and publishes it in one transaction.
     fn process(&mut self, batch: &[OwnedMessage]) -> Result<(), ProcessorError> {
         let started = Instant::now();
+        let txn_span = txn::span(batch.len());
         let mut phases = Phases::start();
         self.producer.begin_transaction()?;
         phases.mark("begin");
@@ -360,12 +362,15 @@ impl<'a> Session<'a> {
                 .entry((message.topic(), message.partition()))
                 .or_insert(0);
             *next = (*next).max(message.offset() + 1);
-            let Some((aggregate, decision)) = self.decide(message)? else {
+            let Some((aggregate, decision, span)) = self.decide(message)? else {
                 continue;
             };
             touched.insert((aggregate, message.partition()));
             produced += decision.events.len();
-            self.publish(message.partition(), &decision)?;
+            span.in_scope(|| self.publish(message.partition(), &decision))?;
+            if let Some((traceparent, _)) = telemetry::context_of(&span) {
+                telemetry::link_to(&txn_span, Some(&traceparent));
+            }
         }
         for key in &touched {
             if let Some(store) = self.stores.get_mut(key) {
@@ -389,7 +394,9 @@ impl<'a> Session<'a> {
             .inspect(|()| phases.mark("acks"))
             .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT))
             .inspect(|()| phases.mark("commit"));
+        txn_span.record("events", produced);
         if let Err(e) = result {
+            txn::failed(&txn_span, &e);
             // Best effort: the next session's init_transactions aborts it anyway.
             drop(self.producer.abort_transaction(TXN_TIMEOUT));
             return Err(e.into());
@@ -409,7 +416,7 @@ impl<'a> Session<'a> {
     fn decide(
         &mut self,
         message: &OwnedMessage,
-    ) -> Result<Option<(AggregateType, Decision)>, StoreError> {
+    ) -> Result<Option<(AggregateType, Decision, tracing::Span)>, StoreError> {
         let Some(&aggregate) = self.topics.get(message.topic()) else {
             return Ok(None);
         };
@@ -417,7 +424,11 @@ impl<'a> Session<'a> {
             return Ok(None);
         };
         match serde_json::from_slice::<CommandEnvelope>(message.payload().unwrap_or_default()) {
-            Ok(envelope) => Ok(Some((aggregate, store.handle(&envelope, Utc::now())?))),
+            Ok(envelope) => {
+                let span = decide::span(message, &envelope);
+                let decision = span.in_scope(|| store.handle(&envelope, Utc::now()))?;
+                Ok(Some((aggregate, decision, span)))
+            }
             Err(e) => {
                 // Without a decodable envelope there is no command id to
                 // answer; the record is skipped and counted.
@@ -428,7 +439,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Produces a decision's events and reply to the command's partition of
+    /// Produces a decision's events (inside its decide span, whose context
+    /// they carry) and reply to the command's partition of
     /// the events and replies topics (co-partitioned with the commands topic).
     fn publish(&self, partition: i32, decision: &Decision) -> Result<(), ProcessorError> {
         let aggregate = decision.reply.aggregate_type;

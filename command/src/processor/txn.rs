@@ -100,6 +100,27 @@ impl Deliveries {
     }
 }
 
+/// The span of one transaction. It commits commands of many traces, so it
+/// is a root of its own, linked to each command's decide span.
+pub(super) fn span(commands: usize) -> tracing::Span {
+    tracing::info_span!(
+        target: events::telemetry::TARGET,
+        "processor txn",
+        otel.name = "processor txn commit",
+        commands,
+        events = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        error = tracing::field::Empty,
+    )
+}
+
+/// Marks the transaction of `span` failed, in the trace and the metrics.
+pub(super) fn failed(span: &tracing::Span, error: &KafkaError) {
+    span.record("otel.status_code", "error");
+    span.record("error", tracing::field::display(error));
+    metrics::counter!("command_txn_failures_total").increment(1);
+}
+
 /// Sends one record, waiting while librdkafka's queue is full.
 pub fn send(
     producer: &TxnProducer,

@@ -22,6 +22,7 @@ pub(crate) mod sales;
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -92,7 +93,10 @@ impl AppState {
     /// timeout is a 503 `stale_read`.
     async fn wait_for(&self, token: Option<&ConsistencyToken>) -> Result<(), QueryError> {
         if let Some(token) = token {
-            consistency::wait(token, &self.pool, self.consistency_wait).await?;
+            let span = read_span("consistency wait", "postgres", "token");
+            consistency::wait(token, &self.pool, self.consistency_wait)
+                .instrument(span)
+                .await?;
         }
         Ok(())
     }
@@ -113,7 +117,8 @@ impl AppState {
         token: Option<&ConsistencyToken>,
         lookup: impl Future<Output = Result<Option<Cached>, CacheError>>,
     ) -> Option<Cached> {
-        let (outcome, found) = match lookup.await {
+        let span = read_span("query read", "redis", view);
+        let (outcome, found) = match lookup.instrument(span.clone()).await {
             Ok(Some(entry)) if covers(&entry, id, token) => ("hit", Some(entry)),
             Ok(Some(_)) => ("behind_token", None),
             Ok(None) => ("miss", None),
@@ -122,10 +127,24 @@ impl AppState {
                 ("error", None)
             }
         };
+        span.record("outcome", outcome);
         metrics::counter!("query_cache_lookups_total", "view" => view, "outcome" => outcome)
             .increment(1);
         found
     }
+}
+
+/// The span of one read of a view (`db`: redis or postgres).
+pub(crate) fn read_span(name: &'static str, db: &'static str, view: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        target: events::telemetry::TARGET,
+        "query read",
+        otel.name = %format_args!("{name} {view}"),
+        otel.kind = "client",
+        db.system = db,
+        view,
+        outcome = tracing::field::Empty,
+    )
 }
 
 /// True when a cached entry of `id` is at least as new as `token` asks.

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use events::command::{Principal, Role};
 use projections::documents;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{AppState, QueryError, cached_response, database_response};
@@ -54,6 +55,7 @@ pub async fn order(
     state.wait_for(token.as_ref()).await?;
     let _slot = state.fallback()?;
     let order = documents::orders(&state.pool, &[id])
+        .instrument(super::read_span("query read", "postgres", "orders"))
         .await?
         .pop()
         .filter(|o| may_read(&caller, &o.customer_id))

@@ -33,15 +33,17 @@ use chrono::Utc;
 use events::command::{CommandEnvelope, DomainCommand, Principal, Role};
 use events::domain::{OrderId, PaymentCommand, ShipmentCommand};
 use events::record::{self, Record};
-use events::{AggregateType, EventMeta, KafkaConfig};
+use events::{AggregateType, EventMeta, KafkaConfig, telemetry};
 use futures::StreamExt;
 use futures::future::join_all;
 use futures::stream::FuturesOrdered;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use plan::{Call, Request};
@@ -192,15 +194,30 @@ async fn send(
         .iter()
         .zip(&payloads)
         .map(|((topic, e), payload)| {
+            let headers = telemetry::kafka_headers(OwnedHeaders::new(), e.traceparent.as_deref());
             let record = FutureRecord::to(topic)
                 .key(e.aggregate_id.as_str())
-                .payload(payload);
+                .payload(payload)
+                .headers(headers);
             producer.send(record, Duration::from_secs(10))
         });
     for sent in join_all(sends).await {
         sent.map_err(|(e, _)| e)?;
     }
     Ok(())
+}
+
+/// The span of one provider or carrier call, a child of the event that asked.
+fn call_span(request: &Request) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: telemetry::TARGET,
+        "gateway call",
+        otel.name = %format_args!("gateway {}", request.call.name()),
+        otel.kind = "client",
+        order.id = %request.order_id,
+    );
+    telemetry::continue_from(&span, request.cause.traceparent.as_deref(), None);
+    span
 }
 
 /// The command for `answer`, with an id derived from the event that asked.
@@ -234,11 +251,19 @@ impl<P: PaymentProvider, C: Carrier> Gateway<P, C> {
     async fn answer_all(&self, requests: Vec<Request>) -> Vec<Answer> {
         let answers = join_all(requests.into_iter().map(|request| async move {
             let _permit = self.calls.acquire().await.ok()?;
-            let (stream, command) = self.call(request.order_id, request.call).await?;
+            let span = call_span(&request);
+            let (stream, command) = self
+                .call(request.order_id, request.call)
+                .instrument(span.clone())
+                .await?;
+            let mut cause = request.cause;
+            // The answer's command continues the trace from this call.
+            cause.traceparent =
+                span.in_scope(|| telemetry::current_traceparent(cause.traceparent.as_ref()));
             Some(Answer {
                 stream,
                 order_id: request.order_id,
-                cause: request.cause,
+                cause,
                 command,
             })
         }));

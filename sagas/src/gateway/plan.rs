@@ -46,6 +46,20 @@ pub enum Call {
     },
 }
 
+impl Call {
+    /// What the call does, for its span.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::Authorize { .. } => "authorize",
+            Call::Capture { .. } => "capture",
+            Call::Void { .. } => "void",
+            Call::Refund { .. } => "refund",
+            Call::Schedule { .. } => "schedule shipment",
+            Call::Withdraw { .. } => "withdraw shipment",
+        }
+    }
+}
+
 /// A request event and the call it needs.
 #[derive(Debug, Clone)]
 pub struct Request {

@@ -6,7 +6,7 @@ use events::KafkaConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    events::service::init_tracing();
+    let _telemetry = events::telemetry::init("projections");
     let env = |name: &str| std::env::var(name).unwrap_or_default();
     let kafka = KafkaConfig {
         brokers: env("KAFKA_BROKERS"),
