@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use events::domain::{CatalogEvent, OrderEvent};
+use events::domain::{CatalogEvent, OrderEvent, PaymentEvent, ShipmentEvent};
 use events::{AggregateType, EventMeta};
 use projections::views::{catalog_items, orders, sales};
 use uuid::Uuid;
@@ -68,7 +68,12 @@ pub async fn views_equal_the_fold(env: &TestEnv, pool: &sqlx::PgPool) -> Result<
             expected.len()
         ));
     }
-    let events: usize = order_log.values().map(Vec::len).sum();
+    // The timeline has a row per order, payment and shipment event.
+    let payments = log::<PaymentEvent>(env, AggregateType::Payment).await;
+    let shipments = log::<ShipmentEvent>(env, AggregateType::Shipment).await;
+    let events: usize = order_log.values().map(Vec::len).sum::<usize>()
+        + payments.values().map(Vec::len).sum::<usize>()
+        + shipments.values().map(Vec::len).sum::<usize>();
     let (timeline,): (i64,) = sqlx::query_as("SELECT count(*) FROM order_timeline")
         .fetch_one(&mut *conn)
         .await
