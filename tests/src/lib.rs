@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub mod chaos;
 pub mod browser;
+pub mod chaos;
 pub mod latency;
 pub mod processor;
 pub mod shop;
@@ -192,11 +192,7 @@ impl TestEnv {
         let config = query_api::Config {
             command_url: command.url(""),
             projections_url: projections.url(""),
-            ..query_api::Config::new(
-                self.views_db_url.clone(),
-                self.redis_url.clone(),
-                JWT_SECRET,
-            )
+            ..self.query_api_config()
         };
         self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
     }

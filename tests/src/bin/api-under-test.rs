@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    events::service::init_tracing();
+    let _telemetry = events::telemetry::init("api-under-test");
     let env = TestEnv::new();
     let command = env.spawn_command().await;
     env.spawn_projections().await;

@@ -4,9 +4,12 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    events::service::init_tracing();
+    let _telemetry = events::telemetry::init("query-api");
     let env = |name: &str| std::env::var(name).unwrap_or_default();
-    let config = query_api::Config::new(env("DATABASE_URL"), env("REDIS_URL"), tests::JWT_SECRET);
+    let config = query_api::Config {
+        http: tests::test_http(),
+        ..query_api::Config::new(env("DATABASE_URL"), env("REDIS_URL"), tests::JWT_SECRET)
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     query_api::run(config, listener, events::service::shutdown_on_signal()).await
