@@ -6,12 +6,14 @@
 //! - [`bus`]: how the HTTP API hands commands to the processors and awaits replies.
 //! - [`http`]: the command HTTP API (axum).
 //! - [`probe`]: transactional pipeline probes.
+//! - [`cli`]: the binary's flags (`serve`, `mint-token`).
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
 pub mod aggregate;
 pub use events::auth;
 pub mod bus;
+pub mod cli;
 pub mod http;
 pub mod openapi;
 pub mod probe;
@@ -33,7 +35,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Stable per instance: transactional ids derive from it (zombie fencing).
     pub instance_id: String,
-    pub jwt_secret: String,
+    /// Token keys, issuer, audience and lifetime (`events::auth`).
+    pub auth: auth::AuthConfig,
     /// Base URL of the query API, for `Location` headers.
     pub query_api_url: String,
     /// How long a request waits for the processor's reply before answering 202.
@@ -56,6 +59,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Refuses to start without a usable key (a short secret, a bad key file).
+    let verifier = auth::JwtVerifier::new(&config.auth).context("loading the token keys")?;
     config
         .kafka
         .ensure_topics(&config.kafka.all_topics())
@@ -109,7 +114,7 @@ pub async fn run(
         .context("starting the command bus")?;
     let app = http::router(http::AppState {
         bus: Arc::new(bus),
-        auth: Arc::new(auth::JwtVerifier::hs256(config.jwt_secret.as_bytes())),
+        auth: Arc::new(verifier),
         settings: http::Settings {
             query_api_url: config.query_api_url.clone(),
             reply_wait: config.reply_wait,

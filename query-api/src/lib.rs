@@ -2,9 +2,9 @@
 //! with problem+json errors. It only reads the views database.
 //!
 //! - `http`: routes, handlers and [`http::QueryError`].
-//! - `auth`: bearer tokens (HS256 JWT) turned into a caller.
 //! - `consistency`: `X-Consistency-Token` parsing and the bounded wait for it.
 //! - `openapi`: the generated `GET /openapi.json`.
+//! - [`cli`]: the binary's flags.
 //!
 //! Who reads what: the catalog and probes are public; an order, its saga and
 //! a customer's history need a token, and a customer sees only their own.
@@ -14,7 +14,7 @@
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
-mod auth;
+pub mod cli;
 mod consistency;
 mod http;
 mod openapi;
@@ -34,8 +34,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Config {
     pub database_url: String,
     pub redis_url: String,
-    /// HS256 secret bearer tokens are signed with (shared with the command API).
-    pub jwt_secret: String,
+    /// How bearer tokens are verified (`events::auth`); a public key or
+    /// JWKS is enough, the query API never mints.
+    pub auth: events::auth::AuthConfig,
     /// Longest a read waits for the views to reach its consistency token.
     pub consistency_wait: Duration,
     /// Longest a read waits for Redis before asking PostgreSQL instead.
@@ -52,12 +53,12 @@ impl Config {
     pub fn new(
         database_url: impl Into<String>,
         redis_url: impl Into<String>,
-        jwt_secret: impl Into<String>,
+        auth: events::auth::AuthConfig,
     ) -> Config {
         Config {
             database_url: database_url.into(),
             redis_url: redis_url.into(),
-            jwt_secret: jwt_secret.into(),
+            auth,
             consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
             cache_timeout: Config::DEFAULT_CACHE_TIMEOUT,
         }
@@ -70,6 +71,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Refuses to start without a usable key (a short secret, a bad key file).
+    let verifier =
+        events::auth::JwtVerifier::new(&config.auth).context("loading the token keys")?;
     let pool =
         projections::db::connect_lazy(&config.database_url).context("parsing the database url")?;
     // The cache's keys are named after the views database, as the projector names them.
@@ -97,7 +101,7 @@ pub async fn run(
     let app = http::router(http::AppState {
         pool,
         cache,
-        verifier: Arc::new(auth::Verifier::hs256(config.jwt_secret.as_bytes())),
+        verifier: Arc::new(verifier),
         consistency_wait: config.consistency_wait,
         fallbacks: Arc::new(tokio::sync::Semaphore::new(http::MAX_FALLBACKS)),
     });

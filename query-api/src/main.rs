@@ -1,42 +1,4 @@
-use clap::Parser;
-
-/// The command API's development secret, so `scripts/start` works unconfigured.
-const DEV_SECRET: &str = "dev-secret-do-not-use-in-production";
-
-/// Query API: the read models over HTTP.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    #[arg(long, env = "QUERY_HTTP_ADDR", default_value = "127.0.0.1:8081")]
-    http_addr: String,
-    /// The read-model database the projectors maintain.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:15432/commerce"
-    )]
-    database_url: String,
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:16379")]
-    redis_url: String,
-    /// HS256 secret of bearer tokens (the command API's).
-    #[arg(long, env = "JWT_SECRET", default_value = DEV_SECRET, hide_env_values = true)]
-    jwt_secret: String,
-    /// Longest a read waits for its consistency token, in milliseconds.
-    #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 2000)]
-    consistency_wait_ms: u64,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    events::service::init_tracing();
-    let args = Args::parse();
-    if args.jwt_secret == DEV_SECRET {
-        tracing::warn!("using the development JWT secret; set JWT_SECRET in production");
-    }
-    let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
-    let config = query_api::Config {
-        consistency_wait: std::time::Duration::from_millis(args.consistency_wait_ms),
-        ..query_api::Config::new(args.database_url, args.redis_url, args.jwt_secret)
-    };
-    query_api::run(config, listener, events::service::shutdown_on_signal()).await
+    query_api::cli::main(std::env::args_os()).await
 }

@@ -62,8 +62,14 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:16379".into())
 }
 
-/// The HS256 secret the in-process command services are started with.
-pub const JWT_SECRET: &str = "test-secret";
+/// The HS256 secret the in-process services are started with (32 bytes,
+/// the shortest a service accepts).
+pub const JWT_SECRET: &str = "test-secret-of-thirty-two-bytes!";
+
+/// The token settings of the in-process services.
+pub fn auth_config() -> events::auth::AuthConfig {
+    events::auth::AuthConfig::hs256(JWT_SECRET)
+}
 
 /// A nominal second of the saga's timeouts in tests: a payment that never
 /// answers is given up after 3 x 60 of them (9 s).
@@ -101,7 +107,7 @@ impl TestEnv {
         let config = command::Config {
             kafka: self.kafka.clone(),
             instance_id: format!("t{}-command", self.id),
-            jwt_secret: JWT_SECRET.into(),
+            auth: auth_config(),
             query_api_url: "http://127.0.0.1:8081".into(),
             reply_wait: Duration::from_secs(5),
             lanes: 2,
@@ -121,11 +127,16 @@ impl TestEnv {
     }
 
     pub fn spawn_query_api(&self) -> impl Future<Output = Service> + '_ {
-        let config = query_api::Config::new(
-            self.views_db_url.clone(),
-            self.redis_url.clone(),
-            JWT_SECRET,
-        );
+        self.spawn_query_api_with(auth_config())
+    }
+
+    /// The query API verifying tokens with `auth`.
+    pub fn spawn_query_api_with(
+        &self,
+        auth: events::auth::AuthConfig,
+    ) -> impl Future<Output = Service> + '_ {
+        let config =
+            query_api::Config::new(self.views_db_url.clone(), self.redis_url.clone(), auth);
         self.spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))
     }
 

@@ -35,15 +35,15 @@ use tokio::sync::Semaphore;
 
 pub use error::QueryError;
 
-use crate::auth::Verifier;
 use crate::consistency;
+use events::auth::JwtVerifier;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     /// Tried first for the hot views; PostgreSQL answers when it misses or fails.
     pub cache: Arc<Cache>,
-    pub verifier: Arc<Verifier>,
+    pub verifier: Arc<JwtVerifier>,
     /// Longest a read waits for the views to reach a consistency token.
     pub consistency_wait: Duration,
     /// Reads of the hot views that PostgreSQL answers at the same time at
@@ -220,7 +220,12 @@ mod tests {
             cache: Arc::new(
                 Cache::new("redis://127.0.0.1:1", "t:".into(), Duration::from_secs(1)).unwrap(),
             ),
-            verifier: Arc::new(Verifier::hs256(b"secret")),
+            verifier: Arc::new(
+                JwtVerifier::new(&events::auth::AuthConfig::hs256(
+                    b"test-secret-of-thirty-two-bytes!",
+                ))
+                .unwrap(),
+            ),
             consistency_wait: Duration::from_millis(10),
             fallbacks: Arc::new(Semaphore::new(0)),
         };
