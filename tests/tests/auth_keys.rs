@@ -195,5 +195,8 @@ async fn a_query_api_with_only_the_public_key_verifies_tokens_of_the_private_key
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{attack}");
     }
     let admin = sign(&claims(serde_json::json!({})));
-    assert_eq!(get(&query, "/dead-letters", &admin).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&query, "/dead-letters", &admin).await.status(),
+        StatusCode::OK
+    );
 }

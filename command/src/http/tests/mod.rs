@@ -78,6 +78,7 @@ pub(super) fn reply(envelope: &CommandEnvelope, outcome: Outcome) -> Reply {
         fingerprint: envelope.fingerprint.clone(),
         outcome,
         processed_at: Utc::now(),
+        issued_by: Some(envelope.issued_by.clone()),
     }
 }
 
