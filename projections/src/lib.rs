@@ -56,6 +56,8 @@ pub struct Config {
     pub group_id: String,
     pub database_url: String,
     pub redis_url: String,
+    /// Signs the order entries of the cache (the query API checks them).
+    pub signing_key: events::auth::signing::SigningKey,
 }
 
 /// Longest one cache call of the projector may take.
@@ -73,7 +75,8 @@ pub async fn run(
         .context("connecting to the views database")?;
     let namespace = cache::namespace_for(&config.database_url);
     let refresher_cache = cache::Cache::new(&config.redis_url, namespace.clone(), CACHE_TIMEOUT)
-        .context("parsing the redis url")?;
+        .context("parsing the redis url")?
+        .with_signing(&config.signing_key);
     let health_cache = cache::Cache::new(&config.redis_url, namespace, CACHE_TIMEOUT)
         .context("parsing the redis url")?;
     config

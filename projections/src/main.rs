@@ -22,18 +22,22 @@ struct Args {
     redis_url: String,
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    signing: events::auth::signing::SigningArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     events::service::init_tracing();
     let args = Args::parse();
+    let signing_key = args.signing.key()?;
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
     let config = projections::Config {
         kafka: args.kafka.into(),
         group_id: args.group_id,
         database_url: args.database_url,
         redis_url: args.redis_url,
+        signing_key,
     };
     projections::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -83,7 +83,8 @@ pub async fn run(
             cache::namespace_for(&config.database_url),
             config.cache_timeout,
         )
-        .context("parsing the redis url")?,
+        .context("parsing the redis url")?
+        .with_signing(&config.auth.signing),
     );
     let check_pool = pool.clone();
     let health = Health::new()

@@ -122,6 +122,7 @@ impl TestEnv {
             group_id: format!("t{}-projections", self.id),
             database_url: self.views_db_url.clone(),
             redis_url: self.redis_url.clone(),
+            signing_key: auth_config().signing,
         };
         self.spawn(move |listener, shutdown| projections::run(config, listener, shutdown))
     }

@@ -153,10 +153,11 @@ async fn a_query_api_with_only_the_public_key_verifies_tokens_of_the_private_key
 
     let env = TestEnv::new();
     let _views = env.spawn_projections().await;
-    let auth = AuthConfig::with_keys(KeySource::PublicKeyPem {
+    let public_key = KeySource::PublicKeyPem {
         pem: ED_PUBLIC.as_bytes().to_vec(),
         algorithm: Algorithm::EdDSA,
-    });
+    };
+    let auth = AuthConfig::with_keys(public_key, tests::auth_config().signing);
     let query = env.spawn_query_api_with(auth).await;
     let mine = get(&query, "/customers/alice/orders", &token).await;
     assert_eq!(mine.status(), StatusCode::OK);

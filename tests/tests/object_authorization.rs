@@ -87,3 +87,48 @@ async fn a_carrier_dispatches_only_shipments_booked_with_it() {
     shop.order_until(&order_id, LIMIT, |o| o["shipment_status"] == "dispatched")
         .await;
 }
+
+/// Whoever can write to Redis (the cache is derived data, often less
+/// guarded than the database) must not be able to grant themselves an
+/// order by rewriting its cached `owner`.
+#[tokio::test]
+async fn a_rewritten_cache_owner_grants_nothing() {
+    let env = TestEnv::new();
+    let shop = Shop::start(&env).await;
+    shop.create_item("MUG-1", 1250, 10).await;
+    let alice = token(Role::Customer, "alice");
+    let (status, placed) = shop.post("/orders", &alice, "k-1", &order_body()).await;
+    assert!(status.is_success(), "{status} {placed}");
+    let order_id: uuid::Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let path = format!("/orders/{order_id}");
+    let from_cache = tests::eventually(LIMIT, || async {
+        let request = shop
+            .query
+            .http
+            .get(shop.query.url(&path))
+            .bearer_auth(&alice);
+        let response = request.send().await.ok()?;
+        let source = response.headers().get("x-served-from")?.to_str().ok()?;
+        (response.status() == StatusCode::OK && source == "cache").then_some(())
+    })
+    .await;
+    assert!(from_cache.is_some(), "the order never came from the cache");
+
+    let namespace = projections::cache::namespace_for(&env.views_db_url);
+    let cache = projections::cache::Cache::new(&env.redis_url, namespace, LIMIT).unwrap();
+    let client = redis::Client::open(env.redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(cache.order_key(order_id))
+        .arg("owner")
+        .arg("mallory")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let mallory = token(Role::Customer, "mallory");
+    assert_eq!(
+        get(&shop.query, &path, &mallory).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(get(&shop.query, &path, &alice).await, StatusCode::OK);
+}

@@ -54,6 +54,11 @@ pub struct AuthArgs {
     /// The `aud` every token must include.
     #[arg(long, env = "JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
+    /// The internal HMAC key of consistency tokens and cache entries (at
+    /// least 32 bytes; default: derived from JWT_SECRET). Needed when
+    /// tokens are verified with a public key or JWKS.
+    #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
     /// Longest token lifetime (`exp - iat`) accepted, e.g. 1h or 1d.
     #[arg(long, env = "JWT_MAX_LIFETIME", default_value = "1d", value_parser = parse_duration)]
     pub jwt_max_lifetime: Duration,
@@ -89,9 +94,15 @@ impl AuthArgs {
         } else {
             return Err(KeyError::NoKey);
         };
+        let signing = super::signing::signing_key(
+            self.signing_key.as_deref(),
+            self.jwt_secret.as_deref(),
+            self.dev,
+        )?;
         let config = AuthConfig {
             keys,
             policy: self.policy(),
+            signing,
         };
         // Fails now, not at the first request, on a short secret or a bad key.
         super::JwtVerifier::new(&config)?;

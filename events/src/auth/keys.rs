@@ -11,6 +11,8 @@ use std::time::Duration;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use super::signing::SigningKey;
+
 /// The development mode's secret. Anyone can read it, so a service refuses
 /// it unless started in development mode.
 pub const DEVELOPMENT_SECRET: &str = "dev-secret-do-not-use-in-production";
@@ -28,6 +30,8 @@ pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 pub struct AuthConfig {
     pub keys: KeySource,
     pub policy: TokenPolicy,
+    /// Signs and checks consistency tokens and cache entries.
+    pub signing: SigningKey,
 }
 
 /// What a token must say, whatever key signed it.
@@ -92,14 +96,22 @@ pub enum KeyError {
     EmptyJwks,
     #[error("reading {what}: {reason}")]
     Read { what: String, reason: String },
+    #[error(
+        "no signing key configured: set SIGNING_KEY (at least 32 bytes) or JWT_SECRET, \
+         or start in development mode (--dev or COMMERCE_DEV=1)"
+    )]
+    NoSigningKey,
     #[error("minting needs JWT_SECRET or a private key (--jwt-private-key-file)")]
     CannotMint,
 }
 
 impl AuthConfig {
     /// HS256 with `secret`, the default issuer, audience and lifetime.
+    /// The signing key is derived from the secret.
     pub fn hs256(secret: impl Into<Vec<u8>>) -> AuthConfig {
-        AuthConfig::with_keys(KeySource::Secret(secret.into()))
+        let secret = secret.into();
+        let signing = SigningKey::derived(&secret);
+        AuthConfig::with_keys(KeySource::Secret(secret), signing)
     }
 
     /// The development mode's configuration (the published secret).
@@ -107,11 +119,12 @@ impl AuthConfig {
         AuthConfig::hs256(DEVELOPMENT_SECRET)
     }
 
-    /// `keys` with the default issuer, audience and lifetime.
-    pub fn with_keys(keys: KeySource) -> AuthConfig {
+    /// `keys` and `signing` with the default issuer, audience and lifetime.
+    pub fn with_keys(keys: KeySource, signing: SigningKey) -> AuthConfig {
         AuthConfig {
             keys,
             policy: TokenPolicy::default(),
+            signing,
         }
     }
 

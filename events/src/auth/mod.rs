@@ -7,6 +7,7 @@
 //!   tokens must have, and the explicit development mode.
 //! - [`args`]: the flags and environment variables every service reads them from.
 //! - [`mint`]: minting tokens (HS256 secret or a private key).
+//! - [`signing`]: the internal HMAC key of consistency tokens and cache entries.
 //!
 //! A token must name this deployment's issuer (`iss`) and audience (`aud`),
 //! carry `sub`, `role`, `iat` and `exp`, and live no longer than the
@@ -16,6 +17,7 @@
 pub mod args;
 pub mod keys;
 pub mod mint;
+pub mod signing;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

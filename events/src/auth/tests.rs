@@ -174,10 +174,13 @@ fn ed_minter() -> Minter {
 
 #[test]
 fn a_public_key_verifies_tokens_of_its_private_key_and_cannot_mint() {
-    let config = AuthConfig::with_keys(KeySource::PublicKeyPem {
-        pem: ED_PUBLIC.as_bytes().to_vec(),
-        algorithm: Algorithm::EdDSA,
-    });
+    let config = AuthConfig::with_keys(
+        KeySource::PublicKeyPem {
+            pem: ED_PUBLIC.as_bytes().to_vec(),
+            algorithm: Algorithm::EdDSA,
+        },
+        signing::SigningKey::development(),
+    );
     let verifier = JwtVerifier::new(&config).unwrap();
     let token = ed_minter()
         .mint(&who(Role::Admin, "ops"), Duration::from_secs(60))
@@ -195,7 +198,8 @@ fn a_public_key_verifies_tokens_of_its_private_key_and_cannot_mint() {
 #[test]
 fn a_jwks_verifies_by_key_id() {
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(ED_JWKS).unwrap();
-    let verifier = JwtVerifier::new(&AuthConfig::with_keys(KeySource::Jwks(set))).unwrap();
+    let config = AuthConfig::with_keys(KeySource::Jwks(set), signing::SigningKey::development());
+    let verifier = JwtVerifier::new(&config).unwrap();
     let token = ed_minter()
         .mint(&who(Role::Carrier, "acme"), Duration::from_secs(60))
         .unwrap();

@@ -14,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
         partitions: env("KAFKA_PARTITIONS").parse()?,
     };
     let config = projections::Config {
+        signing_key: tests::auth_config().signing,
         kafka,
         group_id: env("GROUP_ID"),
         database_url: env("DATABASE_URL"),
