@@ -118,6 +118,7 @@ pub async fn run(
         settings: http::Settings {
             query_api_url: config.query_api_url.clone(),
             reply_wait: config.reply_wait,
+            signing: config.auth.signing.clone(),
         },
         probes: Arc::new(probe::ProbeWriter::new(
             &config.kafka,

@@ -41,6 +41,8 @@ pub struct Config {
     pub consistency_wait: Duration,
     /// Longest a read waits for Redis before asking PostgreSQL instead.
     pub cache_timeout: Duration,
+    /// Reads waiting for a consistency token at the same time at most.
+    pub max_waits: usize,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             auth,
             consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
             cache_timeout: Config::DEFAULT_CACHE_TIMEOUT,
+            max_waits: http::MAX_WAITS,
         }
     }
 }
@@ -105,6 +108,8 @@ pub async fn run(
         verifier: Arc::new(verifier),
         consistency_wait: config.consistency_wait,
         fallbacks: Arc::new(tokio::sync::Semaphore::new(http::MAX_FALLBACKS)),
+        signing: config.auth.signing.clone(),
+        waits: Arc::new(tokio::sync::Semaphore::new(config.max_waits)),
     });
     tracing::info!(addr = %listener.local_addr()?, "query api listening");
     // Answers are small writes on kept-alive connections: without

@@ -71,6 +71,11 @@ pub fn auth_config() -> events::auth::AuthConfig {
     events::auth::AuthConfig::hs256(JWT_SECRET)
 }
 
+/// A consistency token as the in-process command services sign it.
+pub fn consistency_token(aggregate: events::AggregateType, id: &str, version: u64) -> String {
+    events::consistency::consistency_token(aggregate, id, version, &auth_config().signing)
+}
+
 /// A nominal second of the saga's timeouts in tests: a payment that never
 /// answers is given up after 3 x 60 of them (9 s).
 pub const TEST_PACE_MS: u32 = 50;
@@ -159,7 +164,7 @@ impl TestEnv {
         }
     }
 
-    async fn spawn<F, Fut>(&self, run: F) -> Service
+    pub async fn spawn<F, Fut>(&self, run: F) -> Service
     where
         F: FnOnce(TcpListener, CancellationToken) -> Fut,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,

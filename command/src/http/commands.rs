@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::extract::{Anyone, ApiPath, Caller};
 use crate::bus::{CommandBus, CommandStatus};
 use crate::openapi::{InvalidRequest, Unauthorized};
+use events::auth::signing::SigningKey;
 use events::consistency::consistency_token;
 
 /// A command's outcome, as far as this instance knows it.
@@ -88,14 +89,15 @@ pub(crate) async fn command_status<B: CommandBus>(
             result: None,
             reason: None,
         })),
-        CommandStatus::Completed(reply) => Ok(Json(completed(reply))),
+        CommandStatus::Completed(reply) => Ok(Json(completed(reply, &state.settings.signing))),
     }
 }
 
-fn completed(reply: Reply) -> CommandStatusResponse {
+fn completed(reply: Reply, signing: &SigningKey) -> CommandStatusResponse {
     let (status, result, reason) = match reply.outcome {
         Outcome::Accepted { version, events } => {
-            let token = consistency_token(reply.aggregate_type, &reply.aggregate_id, version);
+            let token =
+                consistency_token(reply.aggregate_type, &reply.aggregate_id, version, signing);
             let result = CommandResult {
                 version,
                 events,

@@ -35,8 +35,9 @@ use tokio::sync::Semaphore;
 
 pub use error::QueryError;
 
-use crate::consistency;
+use crate::consistency::{self, Resource};
 use events::auth::JwtVerifier;
+use events::auth::signing::SigningKey;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -50,6 +51,11 @@ pub struct AppState {
     /// most (cache misses); more answer 503 at once rather than queue for
     /// the database's few connections.
     pub fallbacks: Arc<Semaphore>,
+    /// Checks consistency tokens (the command API signs them).
+    pub signing: SigningKey,
+    /// Reads waiting for a consistency token at the same time at most; more
+    /// answer 503 at once, so waits cannot tie up PostgreSQL's polling.
+    pub waits: Arc<Semaphore>,
 }
 
 /// Reads in flight at most; more answer 503 with `Retry-After` at once, so
@@ -58,6 +64,8 @@ pub const MAX_IN_FLIGHT: usize = 1024;
 /// Cache misses PostgreSQL answers at the same time at most (its pool has 16
 /// connections; a few per connection may wait).
 pub const MAX_FALLBACKS: usize = 64;
+/// Reads waiting for their consistency token at the same time at most.
+pub const MAX_WAITS: usize = 128;
 
 impl AppState {
     /// A slot for a read PostgreSQL answers instead of the cache, or 503.
@@ -75,32 +83,48 @@ impl AppState {
             .map_err(QueryError::Unauthorized)
     }
 
-    /// The request's `X-Consistency-Token`, if any; a malformed one is a 400.
-    fn token(&self, headers: &HeaderMap) -> Result<Option<ConsistencyToken>, QueryError> {
+    /// The request's `X-Consistency-Token`, if any. A malformed or unsigned
+    /// one, or one issued for another resource than `resource`, is a 400
+    /// at once (never a wait).
+    fn token(
+        &self,
+        headers: &HeaderMap,
+        resource: Resource<'_>,
+    ) -> Result<Option<ConsistencyToken>, QueryError> {
         let Some(value) = headers.get(consistency::HEADER) else {
             return Ok(None);
         };
         value
             .to_str()
             .ok()
-            .map(consistency::parse)
+            .map(|text| consistency::parse(text, &self.signing))
             .and_then(Result::ok)
+            .filter(|token| resource.admits(token))
             .map(Some)
             .ok_or(QueryError::InvalidConsistencyToken)
     }
 
     /// Waits (bounded) until the PostgreSQL views have reached `token`; a
-    /// timeout is a 503 `stale_read`.
+    /// timeout is a 503 `stale_read`, and so is (at once) a full wait queue.
+    /// Callers authorize before they wait.
     async fn wait_for(&self, token: Option<&ConsistencyToken>) -> Result<(), QueryError> {
         if let Some(token) = token {
+            let _slot = self.waits.try_acquire().map_err(|_| {
+                metrics::counter!("query_shed_total", "reason" => "waits").increment(1);
+                QueryError::Busy
+            })?;
             consistency::wait(token, &self.pool, self.consistency_wait).await?;
         }
         Ok(())
     }
 
     /// Honours `X-Consistency-Token` for reads served from PostgreSQL only.
-    async fn read_your_writes(&self, headers: &HeaderMap) -> Result<(), QueryError> {
-        let token = self.token(headers)?;
+    async fn read_your_writes(
+        &self,
+        headers: &HeaderMap,
+        resource: Resource<'_>,
+    ) -> Result<(), QueryError> {
+        let token = self.token(headers, resource)?;
         self.wait_for(token.as_ref()).await
     }
 
@@ -228,6 +252,8 @@ mod tests {
             ),
             consistency_wait: Duration::from_millis(10),
             fallbacks: Arc::new(Semaphore::new(0)),
+            signing: SigningKey::development(),
+            waits: Arc::new(Semaphore::new(1)),
         };
         let request = Request::get("/catalog/items/SKU-1")
             .body(Body::empty())

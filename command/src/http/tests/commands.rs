@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::bus::CommandStatus;
+use events::consistency::consistency_token;
 
 const ID: &str = "0190a5b2-3c4d-7e8f-9a0b-1c2d3e4f5a6b";
 
@@ -67,7 +68,7 @@ async fn succeeded_and_rejected_commands_show_their_result_or_reason() {
     };
     app.bus.know(ID.parse().unwrap(), completed(accepted));
     let answer = app.call(status_request()).await;
-    let token = format!("v1.orders.2.{ORDER}");
+    let token = consistency_token(events::AggregateType::Order, ORDER, 2, &signing());
     let result = json!({"version": 2, "events": ["OrderPlaced"], "consistency_token": token});
     assert_eq!(
         answer.body,

@@ -145,6 +145,7 @@ pub(super) fn app() -> TestApp {
         settings: Settings {
             query_api_url: format!("{QUERY_API}/"),
             reply_wait: Duration::from_millis(10),
+            signing: signing(),
         },
         // Connects lazily; these tests never record a probe.
         probes: Arc::new(ProbeWriter::new(
@@ -156,6 +157,11 @@ pub(super) fn app() -> TestApp {
         router: router(state),
         bus,
     }
+}
+
+/// The key the test app signs consistency tokens with.
+pub(super) fn signing() -> events::auth::signing::SigningKey {
+    AuthConfig::hs256(SECRET).signing
 }
 
 pub(super) fn token(role: Role, subject: &str) -> String {
