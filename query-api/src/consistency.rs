@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use events::AggregateType;
 use events::auth::signing::SigningKey;
-use events::consistency::{ConsistencyToken, consistency_token};
+use events::consistency::ConsistencyToken;
 use projections::views::{catalog_items, order_payments, order_shipments, orders, saga_timelines};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -124,6 +124,8 @@ impl Resource<'_> {
 
 #[cfg(test)]
 mod tests {
+    use events::consistency::consistency_token;
+
     use super::*;
 
     const ORDER: &str = "0190a5b2-3c4d-7e8f-9a0b-1c2d3e4f5a6b";
