@@ -540,8 +540,11 @@ async fn strangers_and_bad_input_get_problem_json() {
         .unwrap();
     assert_eq!(history["orders"].as_array().unwrap().len(), 1);
 
-    let forged =
-        command::auth::mint_hs256(b"other", &who(Role::Admin, "ops"), Duration::from_secs(60));
+    let forged = command::auth::mint_hs256(
+        b"another-secret-of-thirty-two-byt",
+        &who(Role::Admin, "ops"),
+        Duration::from_secs(60),
+    );
     let forged = forged.unwrap();
     let missing = format!("/orders/{}", Uuid::now_v7());
     let (bad, unauthorized, absent) = (
