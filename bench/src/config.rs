@@ -47,7 +47,7 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "JWT_SECRET",
-        default_value = "dev-secret-do-not-use-in-production"
+        default_value = events::auth::keys::DEVELOPMENT_SECRET
     )]
     pub jwt_secret: String,
     /// Where the release binaries are (a second projector, the replay CLI).

@@ -147,8 +147,10 @@ mod tests {
 
     #[test]
     fn tokens_verify() {
-        let tokens = Tokens::mint("s").unwrap();
-        let verifier = events::auth::JwtVerifier::hs256(b"s");
+        let secret = "a-bench-secret-of-thirty-two-byt";
+        let tokens = Tokens::mint(secret).unwrap();
+        let config = events::auth::AuthConfig::hs256(secret);
+        let verifier = events::auth::JwtVerifier::new(&config).unwrap();
         assert_eq!(
             verifier.verify(tokens.customer(3)).unwrap().subject,
             customer(3)

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use events::command::{CommandEnvelope, Reply};
+use events::command::{CommandEnvelope, Principal, Reply};
 use events::{AggregateType, KafkaConfig, telemetry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -35,7 +35,10 @@ pub enum Dispatch {
 /// What is known about a command id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandStatus {
-    Pending,
+    /// Sent by this instance on behalf of `issued_by`; no reply yet.
+    Pending {
+        issued_by: Principal,
+    },
     Completed(Reply),
     /// Never seen by this instance, or forgotten.
     Unknown,
@@ -70,8 +73,9 @@ type WaitKey = (Uuid, String);
 #[derive(Default)]
 struct Replies {
     waiters: HashMap<WaitKey, Vec<oneshot::Sender<Reply>>>,
-    /// Commands sent by this instance whose reply has not arrived.
-    pending: HashMap<Uuid, ()>,
+    /// Commands sent by this instance whose reply has not arrived, with
+    /// who sent them.
+    pending: HashMap<Uuid, Principal>,
     pending_order: VecDeque<Uuid>,
     /// The first reply seen for each command id (later ones are duplicates or
     /// refusals of a reused key).
@@ -97,8 +101,8 @@ impl Replies {
         }
     }
 
-    fn sent(&mut self, command_id: Uuid) {
-        if self.pending.insert(command_id, ()).is_none() {
+    fn sent(&mut self, command_id: Uuid, issued_by: Principal) {
+        if self.pending.insert(command_id, issued_by).is_none() {
             self.pending_order.push_back(command_id);
             bound(&mut self.pending, &mut self.pending_order);
         }
@@ -275,7 +279,7 @@ impl CommandBus for KafkaBus {
                 replies.waiters.remove(&key);
                 return Err(BusError::Unavailable(e.to_string()));
             }
-            replies.sent(command_id);
+            replies.sent(command_id, command.issued_by.clone());
         }
         let outcome = tokio::time::timeout(wait, rx).await;
         // A reply that comes later still lands in `recent` for the status URL;
@@ -291,8 +295,10 @@ impl CommandBus for KafkaBus {
         let replies = lock(&self.replies);
         if let Some(reply) = replies.recent.get(&command_id) {
             CommandStatus::Completed(reply.clone())
-        } else if replies.pending.contains_key(&command_id) {
-            CommandStatus::Pending
+        } else if let Some(issued_by) = replies.pending.get(&command_id) {
+            CommandStatus::Pending {
+                issued_by: issued_by.clone(),
+            }
         } else {
             CommandStatus::Unknown
         }

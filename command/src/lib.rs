@@ -6,12 +6,14 @@
 //! - [`bus`]: how the HTTP API hands commands to the processors and awaits replies.
 //! - [`http`]: the command HTTP API (axum).
 //! - [`probe`]: transactional pipeline probes.
+//! - [`cli`]: the binary's flags (`serve`, `mint-token`).
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
 pub mod aggregate;
 pub use events::auth;
 pub mod bus;
+pub mod cli;
 pub mod http;
 pub mod openapi;
 pub mod probe;
@@ -33,7 +35,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Stable per instance: transactional ids derive from it (zombie fencing).
     pub instance_id: String,
-    pub jwt_secret: String,
+    /// Token keys, issuer, audience and lifetime (`events::auth`).
+    pub auth: auth::AuthConfig,
     /// Base URL of the query API, for `Location` headers.
     pub query_api_url: String,
     /// How long a request waits for the processor's reply before answering 202.
@@ -58,6 +61,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Refuses to start without a usable key (a short secret, a bad key file).
+    let verifier = auth::JwtVerifier::new(&config.auth).context("loading the token keys")?;
     config
         .kafka
         .ensure_topics(&config.kafka.all_topics())
@@ -109,7 +114,7 @@ pub async fn run(
     let bus = bus::KafkaBus::start(config.kafka.clone(), shutdown.clone())
         .await
         .context("starting the command bus")?;
-    let verifier = Arc::new(auth::JwtVerifier::hs256(config.jwt_secret.as_bytes()));
+    let verifier = Arc::new(verifier);
     let caller = verifier.clone();
     let app = http::router(http::AppState {
         bus: Arc::new(bus),
@@ -117,6 +122,7 @@ pub async fn run(
         settings: http::Settings {
             query_api_url: config.query_api_url.clone(),
             reply_wait: config.reply_wait,
+            signing: config.auth.signing.clone(),
         },
         probes: Arc::new(probe::ProbeWriter::new(
             &config.kafka,
@@ -129,7 +135,7 @@ pub async fn run(
         "command",
         health,
         &config.http,
-        Arc::new(move |headers| http::extract::rate_key(&caller, headers)),
+        Arc::new(move |headers| caller.rate_key(headers)),
         shutdown,
     )
     .await;

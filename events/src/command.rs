@@ -156,6 +156,10 @@ pub struct Reply {
     pub fingerprint: String,
     pub outcome: Outcome,
     pub processed_at: DateTime<Utc>,
+    /// Who issued the command: only they (and operators) may ask about it
+    /// at `GET /commands/{id}`. Absent in replies written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<Principal>,
 }
 
 /// Stable codes of rejections the processor makes itself, before the aggregate decides.

@@ -4,7 +4,10 @@
 //!
 //! Every entry is a hash: `v` (the guard version), `body` (the served JSON),
 //! `owner` (the customer an order belongs to, so readers can check access
-//! without parsing the body) and one field per feeding stream with the
+//! without parsing the body), `sig` (an HMAC of key, owner and body under
+//! the deployment's signing key: readers trust an owner only when it
+//! verifies, so whoever can write to Redis cannot grant themselves access
+//! to an order) and one field per feeding stream with the
 //! sequence the body reflects (`orders`, `payments`, `shipments`,
 //! `catalog`), which readers compare with consistency tokens.
 //!
@@ -28,6 +31,8 @@
 //! on the next call.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use events::auth::signing::SigningKey;
 use std::time::Duration;
 
 use events::AggregateType;
@@ -73,7 +78,7 @@ end
 if not newer then
   return 0
 end
-redis.call('HDEL', KEYS[1], 'body', 'owner')
+redis.call('HDEL', KEYS[1], 'body', 'owner', 'sig')
 redis.call('HSET', KEYS[1], 'v', top_sum, unpack(merged))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 2
@@ -101,6 +106,8 @@ pub struct Entry {
 pub struct Cached {
     pub body: String,
     pub owner: Option<String>,
+    /// The HMAC of key, owner and body (see the module documentation).
+    pub signature: Option<String>,
     /// The sequence the body reflects of each feeding stream.
     pub versions: Vec<(AggregateType, i64)>,
 }
@@ -133,6 +140,9 @@ pub struct Cache {
     connecting: tokio::sync::Mutex<()>,
     /// Calls in a row that ran out of time; a few mean the connection is stuck.
     timeouts: AtomicU32,
+    /// Signs owned entries on write and checks them on read; without it,
+    /// owned entries are written unsigned and never served.
+    signing: Option<SigningKey>,
 }
 
 /// Calls in a row that may time out before the connection is replaced.
@@ -158,7 +168,44 @@ impl Cache {
             connection: std::sync::Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             timeouts: AtomicU32::new(0),
+            signing: None,
         })
+    }
+
+    /// The cache signing (and checking) owned entries with a subkey of `key`.
+    pub fn with_signing(mut self, key: &SigningKey) -> Cache {
+        self.signing = Some(key.derive("cache entries"));
+        self
+    }
+
+    /// The fields of an entry `key` that `owner` may read: body, owner and
+    /// (with a signing key) their signature.
+    pub fn owned_fields(
+        &self,
+        key: &str,
+        body: String,
+        owner: String,
+    ) -> Vec<(&'static str, String)> {
+        let mut fields = Vec::with_capacity(3);
+        if let Some(signing) = &self.signing {
+            let parts: [&[u8]; 3] = [key.as_bytes(), owner.as_bytes(), body.as_bytes()];
+            fields.push(("sig", signing.sign(&parts)));
+        }
+        fields.push(("body", body));
+        fields.push(("owner", owner));
+        fields
+    }
+
+    /// True when the owner of the entry `key` verifies.
+    fn owner_verifies(&self, key: &str, entry: &Cached) -> bool {
+        let (Some(owner), Some(signing)) = (&entry.owner, &self.signing) else {
+            return entry.owner.is_none();
+        };
+        let parts: [&[u8]; 3] = [key.as_bytes(), owner.as_bytes(), entry.body.as_bytes()];
+        entry
+            .signature
+            .as_deref()
+            .is_some_and(|sig| signing.verify(&parts, sig))
     }
 
     pub fn order_key(&self, id: Uuid) -> String {
@@ -220,17 +267,20 @@ impl Cache {
     }
 
     async fn get(&self, key: String) -> Result<Option<Cached>, CacheError> {
+        let key_ref = &key;
         let values: Vec<Option<String>> = self
             .bounded(|mut conn| async move {
                 let mut cmd = redis::cmd("HMGET");
-                cmd.arg(&key).arg("body").arg("owner");
+                cmd.arg(key_ref).arg("body").arg("owner").arg("sig");
                 for stream in CACHED_STREAMS {
                     cmd.arg(stream.as_str());
                 }
                 cmd.query_async(&mut conn).await
             })
             .await?;
-        Ok(cached(values))
+        // An owned entry whose signature does not verify is not served:
+        // PostgreSQL answers instead.
+        Ok(cached(values).filter(|entry| self.owner_verifies(&key, entry)))
     }
 
     /// Writes `entries` in one pipelined round trip (two when Redis does not
@@ -283,17 +333,17 @@ impl Cache {
     }
 
     pub fn order_entry(&self, document: &OrderDocument) -> Result<Entry, serde_json::Error> {
+        let key = self.order_key(document.order_id);
+        let body = serde_json::to_string(document)?;
+        let fields = self.owned_fields(&key, body, document.customer_id.clone());
         Ok(Entry {
-            key: self.order_key(document.order_id),
+            key,
             versions: document
                 .versions()
                 .iter()
                 .map(|(stream, version)| (stream.as_str(), *version))
                 .collect(),
-            fields: vec![
-                ("body", serde_json::to_string(document)?),
-                ("owner", document.customer_id.clone()),
-            ],
+            fields,
         })
     }
 
@@ -384,12 +434,13 @@ const CACHED_STREAMS: [AggregateType; 4] = [
     AggregateType::CatalogItem,
 ];
 
-/// An entry read back (`body`, `owner`, then the [`CACHED_STREAMS`]' versions),
+/// An entry read back (`body`, `owner`, `sig`, then the [`CACHED_STREAMS`]' versions),
 /// or `None` when absent, without a body, or not written by [`Cache::put`].
 fn cached(values: Vec<Option<String>>) -> Option<Cached> {
     let mut values = values.into_iter();
     let body = values.next().flatten()?;
     let owner = values.next().flatten();
+    let signature = values.next().flatten();
     let versions = CACHED_STREAMS
         .iter()
         .zip(values)
@@ -398,6 +449,7 @@ fn cached(values: Vec<Option<String>>) -> Option<Cached> {
     Some(Cached {
         body,
         owner,
+        signature,
         versions,
     })
 }
@@ -421,7 +473,15 @@ mod tests {
     #[test]
     fn entries_read_back_with_their_versions_and_owner() {
         let some = |v: &str| Some(v.to_owned());
-        let values = vec![some("{}"), some("alice"), some("3"), some("2"), None, None];
+        let values = vec![
+            some("{}"),
+            some("alice"),
+            some("sig"),
+            some("3"),
+            some("2"),
+            None,
+            None,
+        ];
         let entry = cached(values).unwrap();
         assert_eq!(entry.owner.as_deref(), Some("alice"));
         assert_eq!(
@@ -432,9 +492,9 @@ mod tests {
             ),
             (3, 2, 0)
         );
-        assert_eq!(cached(vec![None; 6]), None, "absent");
+        assert_eq!(cached(vec![None; 7]), None, "absent");
         assert_eq!(
-            cached(vec![None, None, some("3"), None, None, None]),
+            cached(vec![None, None, None, some("3"), None, None, None]),
             None,
             "no body"
         );

@@ -58,9 +58,9 @@ pub struct Config {
     pub group_id: String,
     pub database_url: String,
     pub redis_url: String,
-    /// HS256 secret of bearer tokens (the command API's), for the operator
-    /// endpoints.
-    pub jwt_secret: String,
+    /// Token keys (for the operator endpoints) and the key that signs the
+    /// order entries of the cache (the query API checks them).
+    pub auth: events::auth::AuthConfig,
 }
 
 /// Longest one cache call of the projector may take.
@@ -78,7 +78,8 @@ pub async fn run(
         .context("connecting to the views database")?;
     let namespace = cache::namespace_for(&config.database_url);
     let refresher_cache = cache::Cache::new(&config.redis_url, namespace.clone(), CACHE_TIMEOUT)
-        .context("parsing the redis url")?;
+        .context("parsing the redis url")?
+        .with_signing(&config.auth.signing);
     let health_cache = cache::Cache::new(&config.redis_url, namespace, CACHE_TIMEOUT)
         .context("parsing the redis url")?;
     config
@@ -114,9 +115,9 @@ pub async fn run(
     tasks.close();
 
     let operator = operator::router(operator::OperatorState {
-        verifier: Arc::new(events::auth::JwtVerifier::hs256(
-            config.jwt_secret.as_bytes(),
-        )),
+        verifier: Arc::new(
+            events::auth::JwtVerifier::new(&config.auth).context("loading the token keys")?,
+        ),
         lag: lag_report.clone(),
         target: replay::Target {
             kafka: config.kafka.clone(),

@@ -1,8 +1,6 @@
+use anyhow::Context;
 use clap::Parser;
 use events::KafkaArgs;
-
-/// The command API's development secret, so `scripts/start` works unconfigured.
-const DEV_SECRET: &str = "dev-secret-do-not-use-in-production";
 
 /// Projector: folds the event log into the read-model database and cache.
 #[derive(Parser)]
@@ -23,10 +21,10 @@ struct Args {
     database_url: String,
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:16379")]
     redis_url: String,
-    /// HS256 secret of bearer tokens (the command API's), for the operator
-    /// endpoints (`/lag`, dead-letter retry and skip).
-    #[arg(long, env = "JWT_SECRET", default_value = DEV_SECRET, hide_env_values = true)]
-    jwt_secret: String,
+    /// Token keys (the command API's), for the operator endpoints (`/lag`,
+    /// dead-letter retry and skip), and the key that signs cached orders.
+    #[command(flatten)]
+    auth: events::auth::AuthArgs,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -35,13 +33,14 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let _telemetry = events::telemetry::init("projections");
     let args = Args::parse();
+    let auth = args.auth.config().await.context("token keys")?;
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
     let config = projections::Config {
         kafka: args.kafka.into(),
         group_id: args.group_id,
         database_url: args.database_url,
         redis_url: args.redis_url,
-        jwt_secret: args.jwt_secret,
+        auth,
     };
     projections::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use events::AggregateType;
+use events::auth::signing::SigningKey;
 use events::consistency::ConsistencyToken;
 use projections::views::{catalog_items, order_payments, order_shipments, orders, saga_timelines};
 use sqlx::PgPool;
@@ -35,9 +36,9 @@ pub enum WaitError {
     Database(#[from] sqlx::Error),
 }
 
-/// Parses a token and checks that a view here follows its stream.
-pub fn parse(token: &str) -> Result<ConsistencyToken, InvalidToken> {
-    let parsed = ConsistencyToken::parse(token).map_err(|_| InvalidToken)?;
+/// Verifies a token's signature and checks that a view here follows its stream.
+pub fn parse(token: &str, key: &SigningKey) -> Result<ConsistencyToken, InvalidToken> {
+    let parsed = ConsistencyToken::verify(token, key).map_err(|_| InvalidToken)?;
     let followed = matches!(
         parsed.aggregate,
         AggregateType::CatalogItem
@@ -91,39 +92,86 @@ async fn current_version(token: &ConsistencyToken, pool: &PgPool) -> Result<i64,
     }
 }
 
+/// What a token may name on a route: a read waits only for the resource it
+/// reads, so a token issued for one order cannot hold a read of another.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource<'a> {
+    /// A catalog item: a `catalog` token for that SKU.
+    Item(&'a str),
+    /// One order (its document or saga): a token of any order-keyed stream
+    /// for that order.
+    Order(Uuid),
+    /// A customer's order history: an `orders` token.
+    History,
+    /// An operator's list: any token.
+    Any,
+}
+
+impl Resource<'_> {
+    pub fn admits(&self, token: &ConsistencyToken) -> bool {
+        match self {
+            Resource::Item(sku) => {
+                token.aggregate == AggregateType::CatalogItem && token.id == *sku
+            }
+            Resource::Order(id) => {
+                token.aggregate != AggregateType::CatalogItem && token.id == id.to_string()
+            }
+            Resource::History => token.aggregate == AggregateType::Order,
+            Resource::Any => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use events::consistency::consistency_token;
+
     use super::*;
 
     const ORDER: &str = "0190a5b2-3c4d-7e8f-9a0b-1c2d3e4f5a6b";
 
+    fn key() -> SigningKey {
+        SigningKey::from_secret(b"a-signing-secret-of-32-bytes-yes").unwrap()
+    }
+
     #[test]
-    fn tokens_of_followed_streams_parse() {
-        let parsed = parse(&format!("v1.orders.3.{ORDER}")).unwrap();
+    fn signed_tokens_of_followed_streams_parse() {
+        let text = consistency_token(AggregateType::Order, ORDER, 3, &key());
+        let parsed = parse(&text, &key()).unwrap();
         assert_eq!(
             (parsed.aggregate, parsed.version),
             (AggregateType::Order, 3)
         );
-        let parsed = parse(&format!("v1.sagas.4.{ORDER}")).unwrap();
-        assert_eq!((parsed.aggregate, parsed.version), (AggregateType::Saga, 4));
-        let parsed = parse("v1.catalog.12.SKU-1.a%2Fb").unwrap();
-        assert_eq!(parsed.id, "SKU-1.a/b");
+        let text = consistency_token(AggregateType::CatalogItem, "SKU-1.a/b", 12, &key());
+        assert_eq!(parse(&text, &key()).unwrap().id, "SKU-1.a/b");
     }
 
     #[test]
-    fn malformed_tokens_and_unfollowed_streams_are_refused() {
+    fn unsigned_malformed_and_unfollowed_tokens_are_refused() {
         for token in [
-            "",
-            "v1.orders.3",
-            "v2.orders.3.x",
-            "v1.orders.-3.x",
-            "v1.orders.3.not-a-uuid",
-            "v1.probes.3.x",
-            "v1.sagas.3.not-a-uuid",
-            "v1.catalog.3.a%zz",
-            "!!!",
+            String::new(),
+            format!("v1.orders.3.{ORDER}"),
+            consistency_token(AggregateType::Order, "not-a-uuid", 3, &key()),
+            consistency_token(AggregateType::Probe, ORDER, 3, &key()),
+            consistency_token(AggregateType::Order, ORDER, 3, &SigningKey::development()),
         ] {
-            assert_eq!(parse(token), Err(InvalidToken), "{token:?}");
+            assert_eq!(parse(&token, &key()), Err(InvalidToken), "{token:?}");
         }
+    }
+
+    #[test]
+    fn a_token_admits_only_its_own_resource() {
+        let order: Uuid = ORDER.parse().unwrap();
+        let token = |aggregate, id: &str| ConsistencyToken {
+            aggregate,
+            id: id.to_owned(),
+            version: 1,
+        };
+        assert!(Resource::Order(order).admits(&token(AggregateType::Payment, ORDER)));
+        assert!(!Resource::Order(Uuid::nil()).admits(&token(AggregateType::Order, ORDER)));
+        assert!(!Resource::Order(order).admits(&token(AggregateType::CatalogItem, ORDER)));
+        assert!(Resource::Item("A").admits(&token(AggregateType::CatalogItem, "A")));
+        assert!(!Resource::Item("B").admits(&token(AggregateType::CatalogItem, "A")));
+        assert!(!Resource::History.admits(&token(AggregateType::Saga, ORDER)));
     }
 }

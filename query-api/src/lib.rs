@@ -4,10 +4,10 @@
 //! - `http`: routes, handlers and [`http::QueryError`].
 //! - `console`: the operator console (`GET /console`, admins) and its
 //!   same-origin forwarding of saga and dead-letter actions.
-//! - `auth`: bearer tokens (HS256 JWT) turned into a caller.
 //! - `consistency`: `X-Consistency-Token` parsing and the bounded wait for it.
 //! - `openapi`: the generated `GET /openapi.json`, and `GET /asyncapi.json`
 //!   (the topics' contract, [`events::asyncapi`]).
+//! - [`cli`]: the binary's flags.
 //!
 //! Who reads what: the catalog and probes are public; an order, its saga and
 //! a customer's history need a token, and a customer sees only their own.
@@ -17,7 +17,7 @@
 //!
 //! [`run`] starts the service; the binary in `main.rs` only parses flags.
 
-mod auth;
+pub mod cli;
 mod consistency;
 mod console;
 mod http;
@@ -37,8 +37,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Config {
     pub database_url: String,
     pub redis_url: String,
-    /// HS256 secret bearer tokens are signed with (shared with the command API).
-    pub jwt_secret: String,
+    /// How bearer tokens are verified (`events::auth`); a public key or
+    /// JWKS is enough, the query API never mints.
+    pub auth: events::auth::AuthConfig,
     /// Longest a read waits for the views to reach its consistency token.
     pub consistency_wait: Duration,
     /// Longest a read waits for Redis before asking PostgreSQL instead.
@@ -50,6 +51,8 @@ pub struct Config {
     /// The projector service the console asks for lag and passes
     /// dead-letter actions on to.
     pub projections_url: String,
+    /// Reads waiting for a consistency token at the same time at most.
+    pub max_waits: usize,
 }
 
 impl Config {
@@ -62,17 +65,18 @@ impl Config {
     pub fn new(
         database_url: impl Into<String>,
         redis_url: impl Into<String>,
-        jwt_secret: impl Into<String>,
+        auth: events::auth::AuthConfig,
     ) -> Config {
         Config {
             database_url: database_url.into(),
             redis_url: redis_url.into(),
-            jwt_secret: jwt_secret.into(),
+            auth,
             consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
             cache_timeout: Config::DEFAULT_CACHE_TIMEOUT,
             http: events::http::HttpConfig::default(),
             command_url: "http://127.0.0.1:8080".into(),
             projections_url: "http://127.0.0.1:8083".into(),
+            max_waits: http::MAX_WAITS,
         }
     }
 }
@@ -83,6 +87,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Refuses to start without a usable key (a short secret, a bad key file).
+    let verifier =
+        events::auth::JwtVerifier::new(&config.auth).context("loading the token keys")?;
     let pool =
         projections::db::connect_lazy(&config.database_url).context("parsing the database url")?;
     // The cache's keys are named after the views database, as the projector names them.
@@ -92,7 +99,8 @@ pub async fn run(
             cache::namespace_for(&config.database_url),
             config.cache_timeout,
         )
-        .context("parsing the redis url")?,
+        .context("parsing the redis url")?
+        .with_signing(&config.auth.signing),
     );
     let check_pool = pool.clone();
     let health = Health::new()
@@ -107,7 +115,7 @@ pub async fn run(
                 async move { cache.ping().await }
             }
         });
-    let verifier = Arc::new(auth::Verifier::hs256(config.jwt_secret.as_bytes()));
+    let verifier = Arc::new(verifier);
     let caller = verifier.clone();
     let app = http::router(http::AppState {
         pool,
@@ -115,6 +123,8 @@ pub async fn run(
         verifier,
         consistency_wait: config.consistency_wait,
         fallbacks: Arc::new(tokio::sync::Semaphore::new(http::MAX_FALLBACKS)),
+        signing: config.auth.signing.clone(),
+        waits: Arc::new(tokio::sync::Semaphore::new(config.max_waits)),
         upstreams: console::Upstreams {
             command_url: config.command_url.trim_end_matches('/').to_owned(),
             projections_url: config.projections_url.trim_end_matches('/').to_owned(),

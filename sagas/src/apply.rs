@@ -134,6 +134,7 @@ impl Batch {
             fingerprint: envelope.fingerprint.clone(),
             outcome,
             processed_at: self.now,
+            issued_by: Some(envelope.issued_by.clone()),
         };
         self.outbox.push(OutboxMessage {
             message_id: Uuid::new_v5(&NAMESPACE, format!("reply/{}", reply.command_id).as_bytes()),

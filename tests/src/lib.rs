@@ -78,8 +78,19 @@ pub fn redis_url() -> String {
     })
 }
 
-/// The HS256 secret the in-process command services are started with.
-pub const JWT_SECRET: &str = "test-secret";
+/// The HS256 secret the in-process services are started with (32 bytes,
+/// the shortest a service accepts).
+pub const JWT_SECRET: &str = "test-secret-of-thirty-two-bytes!";
+
+/// The token settings of the in-process services.
+pub fn auth_config() -> events::auth::AuthConfig {
+    events::auth::AuthConfig::hs256(JWT_SECRET)
+}
+
+/// A consistency token as the in-process command services sign it.
+pub fn consistency_token(aggregate: events::AggregateType, id: &str, version: u64) -> String {
+    events::consistency::consistency_token(aggregate, id, version, &auth_config().signing)
+}
 
 /// A nominal second of the saga's timeouts in tests: a payment that never
 /// answers is given up after 3 x 60 of them (9 s).
@@ -132,7 +143,7 @@ impl TestEnv {
         command::Config {
             kafka: self.kafka.clone(),
             instance_id: format!("t{}-command", self.id),
-            jwt_secret: JWT_SECRET.into(),
+            auth: auth_config(),
             query_api_url: "http://127.0.0.1:8081".into(),
             reply_wait: Duration::from_secs(5),
             lanes: 2,
@@ -154,7 +165,7 @@ impl TestEnv {
             group_id: format!("t{}-projections", self.id),
             database_url: self.views_db_url.clone(),
             redis_url: self.redis_url.clone(),
-            jwt_secret: JWT_SECRET.into(),
+            auth: auth_config(),
         };
         self.spawn(move |listener, shutdown| projections::run(config, listener, shutdown))
     }
@@ -170,7 +181,7 @@ impl TestEnv {
             ..query_api::Config::new(
                 self.views_db_url.clone(),
                 self.redis_url.clone(),
-                JWT_SECRET,
+                auth_config(),
             )
         }
     }
@@ -220,7 +231,7 @@ impl TestEnv {
         }
     }
 
-    async fn spawn<F, Fut>(&self, run: F) -> Service
+    pub async fn spawn<F, Fut>(&self, run: F) -> Service
     where
         F: FnOnce(TcpListener, CancellationToken) -> Fut,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,

@@ -9,14 +9,12 @@ use std::time::Duration;
 use projections::cache::{Cache, Entry};
 use uuid::Uuid;
 
-fn entry(key: &str, order: i64, payment: i64) -> Entry {
+fn entry(cache: &Cache, key: &str, order: i64, payment: i64) -> Entry {
+    let body = format!("{order}/{payment}");
     Entry {
         key: key.to_owned(),
         versions: vec![("orders", order), ("payments", payment)],
-        fields: vec![
-            ("body", format!("{order}/{payment}")),
-            ("owner", "alice".to_owned()),
-        ],
+        fields: cache.owned_fields(key, body, "alice".to_owned()),
     }
 }
 
@@ -27,14 +25,20 @@ async fn body(cache: &Cache, id: Uuid) -> Option<String> {
 #[tokio::test]
 async fn older_documents_never_win_and_incomparable_ones_leave_no_body() {
     let namespace = format!("t{}:", Uuid::new_v4().simple());
-    let cache = Cache::new(&tests::redis_url(), namespace, Duration::from_secs(2)).unwrap();
+    let cache = Cache::new(&tests::redis_url(), namespace, Duration::from_secs(2))
+        .unwrap()
+        .with_signing(&tests::auth_config().signing);
     let id = Uuid::now_v7();
     let key = cache.order_key(id);
 
-    assert_eq!(cache.put(&[entry(&key, 2, 1)]).await.unwrap(), 1);
-    assert_eq!(cache.put(&[entry(&key, 1, 1)]).await.unwrap(), 0, "older");
+    assert_eq!(cache.put(&[entry(&cache, &key, 2, 1)]).await.unwrap(), 1);
     assert_eq!(
-        cache.put(&[entry(&key, 2, 1)]).await.unwrap(),
+        cache.put(&[entry(&cache, &key, 1, 1)]).await.unwrap(),
+        0,
+        "older"
+    );
+    assert_eq!(
+        cache.put(&[entry(&cache, &key, 2, 1)]).await.unwrap(),
         0,
         "the same"
     );
@@ -42,17 +46,17 @@ async fn older_documents_never_win_and_incomparable_ones_leave_no_body() {
 
     // One projector folded order event 3 without payment event 2, another
     // payment event 2 without order event 3.
-    assert_eq!(cache.put(&[entry(&key, 3, 1)]).await.unwrap(), 1);
-    assert_eq!(cache.put(&[entry(&key, 2, 2)]).await.unwrap(), 0);
+    assert_eq!(cache.put(&[entry(&cache, &key, 3, 1)]).await.unwrap(), 1);
+    assert_eq!(cache.put(&[entry(&cache, &key, 2, 2)]).await.unwrap(), 0);
     assert_eq!(
         body(&cache, id).await,
         None,
         "neither document is the latest"
     );
-    assert_eq!(cache.put(&[entry(&key, 3, 1)]).await.unwrap(), 0);
+    assert_eq!(cache.put(&[entry(&cache, &key, 3, 1)]).await.unwrap(), 0);
     assert_eq!(body(&cache, id).await, None, "still not covering payment 2");
 
-    assert_eq!(cache.put(&[entry(&key, 3, 2)]).await.unwrap(), 1);
+    assert_eq!(cache.put(&[entry(&cache, &key, 3, 2)]).await.unwrap(), 1);
     let cached = cache.order(id).await.unwrap().unwrap();
     assert_eq!(cached.body, "3/2");
     assert_eq!(cached.owner.as_deref(), Some("alice"));

@@ -141,7 +141,8 @@ async fn cache_agrees(env: &TestEnv, order: OrderId) -> bool {
         cache::namespace_for(&env.views_db_url),
         Duration::from_secs(2),
     )
-    .unwrap();
+    .unwrap()
+    .with_signing(&tests::auth_config().signing);
     let pool = projections::db::connect_lazy(&env.views_db_url).unwrap();
     let id = *order.as_uuid();
     let item = documents::items(&pool, &["LAMP-1".to_owned()])

@@ -240,7 +240,7 @@ async fn customers_cancel_before_capture_after_capture_and_too_late() {
     assert_eq!(terminal_saga(&env, &shipped, LIMIT).await, "completed");
     shop.order_until(&shipped, LIMIT, |o| field(o, "status") == Some("confirmed"))
         .await;
-    let carrier = token(Role::Carrier, "carrier");
+    let carrier = token(Role::Carrier, "sandbox-carrier");
     let (status, body) = shop
         .post(
             &format!("/shipments/{shipped}/dispatch"),
@@ -285,7 +285,7 @@ async fn a_parcel_dispatched_before_the_capture_parks_the_saga_for_an_operator()
         field(o, "shipment_status") == Some("scheduled")
     })
     .await;
-    let carrier = token(Role::Carrier, "carrier");
+    let carrier = token(Role::Carrier, "sandbox-carrier");
     let path = format!("/shipments/{unpaid}/dispatch");
     let (status, body) = shop.post(&path, &carrier, "p-1-dispatch", &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");

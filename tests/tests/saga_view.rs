@@ -225,7 +225,8 @@ async fn refusals(query: &Service, sagas: &Sagas) {
     let admin = bearer(Role::Admin, "ops");
     let path = format!("/sagas/{}", sagas.parked);
     let unknown = format!("/sagas/{}", Uuid::now_v7());
-    let ahead = format!("v1.sagas.9.{}", sagas.parked);
+    let parked = sagas.parked.to_string();
+    let ahead = tests::consistency_token(events::AggregateType::Saga, &parked, 9);
     let cases = [
         (
             &path,
@@ -306,10 +307,11 @@ async fn the_saga_view_shows_the_latest_progress_to_whom_it_may() {
     );
 
     // The customer reads their own saga, with the token of their order or of the saga.
-    let order_token = format!("v1.orders.1.{}", sagas.parked);
+    let parked = sagas.parked.to_string();
+    let order_token = tests::consistency_token(events::AggregateType::Order, &parked, 1);
     let mine = ok(get(&query, &path, &alice, Some(&order_token)).await).await;
     assert_eq!(mine["version"], 3);
-    let saga_token = format!("v1.sagas.3.{}", sagas.parked);
+    let saga_token = tests::consistency_token(events::AggregateType::Saga, &parked, 3);
     ok(get(&query, &path, &alice, Some(&saga_token)).await).await;
 
     refusals(&query, &sagas).await;

@@ -414,11 +414,7 @@ async fn reads_wait_for_consistency_tokens_and_histories_page() {
     placed.push(last);
 
     // Read-your-writes with the token a command answer carries.
-    let dotted = events::consistency::consistency_token(
-        events::AggregateType::Order,
-        &last.to_string(),
-        version,
-    );
+    let dotted = tests::consistency_token(events::AggregateType::Order, &last.to_string(), version);
     let response = get(
         &query,
         &format!("/orders/{last}"),
@@ -475,7 +471,7 @@ async fn reads_wait_for_consistency_tokens_and_histories_page() {
     assert_eq!(seen, expected);
 
     // A version the log never reached: a plain 503, never an old answer.
-    let ahead = format!("v1.orders.99.{last}");
+    let ahead = tests::consistency_token(events::AggregateType::Order, &last.to_string(), 99);
     let response = get(
         &query,
         &format!("/orders/{last}"),
@@ -553,8 +549,11 @@ async fn strangers_and_bad_input_get_problem_json() {
         .unwrap();
     assert_eq!(history["orders"].as_array().unwrap().len(), 1);
 
-    let forged =
-        command::auth::mint_hs256(b"other", &who(Role::Admin, "ops"), Duration::from_secs(60));
+    let forged = command::auth::mint_hs256(
+        b"another-secret-of-thirty-two-byt",
+        &who(Role::Admin, "ops"),
+        Duration::from_secs(60),
+    );
     let forged = forged.unwrap();
     let missing = format!("/orders/{}", Uuid::now_v7());
     let (bad, unauthorized, absent) = (

@@ -124,6 +124,8 @@ async fn measure_catch_up(ctx: &Ctx) -> anyhow::Result<Measured> {
         .args(["--kafka-brokers", &args.kafka_brokers])
         .args(["--topic-prefix", &args.topic_prefix])
         .args(["--kafka-partitions", &args.partitions.to_string()])
+        // Development mode, as scripts/bench starts the other services.
+        .arg("--dev")
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)

@@ -29,6 +29,9 @@ struct Requested {
     status: ShipmentStatus,
     tracking_ref: Option<String>,
     refusal_reason: Option<String>,
+    /// The carrier it is booked with, who alone may dispatch and deliver it.
+    #[serde(default)]
+    carrier: Option<String>,
 }
 
 impl Shipment {
@@ -46,6 +49,11 @@ impl Shipment {
 
     pub fn tracking_ref(&self) -> Option<&str> {
         self.requested.as_ref()?.tracking_ref.as_deref()
+    }
+
+    /// The id of the carrier the shipment is booked with.
+    pub fn carrier(&self) -> Option<&str> {
+        self.requested.as_ref()?.carrier.as_deref()
     }
 
     pub fn refusal_reason(&self) -> Option<&str> {
@@ -88,10 +96,11 @@ impl Requested {
         }
     }
 
-    fn record_scheduled(&self, tracking_ref: &str) -> Decision {
+    fn record_scheduled(&self, tracking_ref: &str, carrier: Option<&String>) -> Decision {
         let scheduled = || {
             Ok(vec![ShipmentEvent::ShipmentScheduled {
                 tracking_ref: tracking_ref.to_owned(),
+                carrier: carrier.cloned(),
             }])
         };
         match self.status {
@@ -163,8 +172,12 @@ impl Requested {
     fn apply(&mut self, event: &ShipmentEvent) {
         match event {
             ShipmentEvent::ShipmentRequested { .. } => {}
-            ShipmentEvent::ShipmentScheduled { tracking_ref } => {
+            ShipmentEvent::ShipmentScheduled {
+                tracking_ref,
+                carrier,
+            } => {
                 self.tracking_ref = Some(tracking_ref.clone());
+                self.carrier.clone_from(carrier);
                 // A late booking leaves a cancelled shipment cancelled.
                 if self.status == ShipmentStatus::Requested {
                     self.status = ShipmentStatus::Scheduled;
@@ -189,11 +202,16 @@ impl Aggregate for Shipment {
     fn decide(&self, command: &ShipmentCommand) -> Decision {
         match command {
             ShipmentCommand::RequestShipment { address } => self.request(address),
-            ShipmentCommand::RecordScheduled { tracking_ref } => {
-                if !is_valid_reference(tracking_ref) {
+            ShipmentCommand::RecordScheduled {
+                tracking_ref,
+                carrier,
+            } => {
+                let carrier_ok = carrier.as_deref().is_none_or(is_valid_reference);
+                if !is_valid_reference(tracking_ref) || !carrier_ok {
                     return Err(ShipmentRejection::InvalidTrackingRef);
                 }
-                self.existing()?.record_scheduled(tracking_ref)
+                self.existing()?
+                    .record_scheduled(tracking_ref, carrier.as_ref())
             }
             ShipmentCommand::RecordRefused { reason } => {
                 if !is_valid_reason(reason) {
@@ -214,6 +232,7 @@ impl Aggregate for Shipment {
                 status: ShipmentStatus::Requested,
                 tracking_ref: None,
                 refusal_reason: None,
+                carrier: None,
             });
         } else if let Some(requested) = &mut self.requested {
             requested.apply(event);

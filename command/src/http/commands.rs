@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use events::command::{Outcome, RejectionKind, Reply};
+use events::command::{Outcome, RejectionKind, Reply, Role};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::extract::{Anyone, ApiPath, Caller};
 use crate::bus::{CommandBus, CommandStatus};
 use crate::openapi::{InvalidRequest, Unauthorized};
+use events::auth::signing::SigningKey;
 use events::consistency::consistency_token;
 
 /// A command's outcome, as far as this instance knows it.
@@ -45,8 +46,9 @@ pub struct CommandReason {
     pub kind: String,
 }
 
-/// The status of a command. Command ids are unguessable (random or derived
-/// from the caller's key), so any authenticated caller may ask.
+/// The status of a command, for the caller who issued it and for
+/// operators. Command ids derive from inputs a third party may guess, so
+/// anyone else gets the same 404 as for an unknown command.
 #[utoipa::path(
     get,
     path = "/commands/{command_id}",
@@ -62,29 +64,40 @@ pub struct CommandReason {
 )]
 pub(crate) async fn command_status<B: CommandBus>(
     State(state): State<AppState<B>>,
-    _caller: Caller<Anyone>,
+    caller: Caller<Anyone>,
     ApiPath(command_id): ApiPath<String>,
 ) -> Result<Json<CommandStatusResponse>, ApiError> {
     let command_id = Uuid::parse_str(&command_id).map_err(|_| ApiError::InvalidPath {
         name: "command_id",
         reason: "expected a uuid".to_owned(),
     })?;
-    match state.bus.status(command_id) {
+    let status = state.bus.status(command_id);
+    let issuer = match &status {
+        CommandStatus::Unknown => None,
+        CommandStatus::Pending { issued_by } => Some(issued_by),
+        CommandStatus::Completed(reply) => reply.issued_by.as_ref(),
+    };
+    let visible = caller.principal.role == Role::Admin || issuer == Some(&caller.principal);
+    if !visible {
+        return Err(ApiError::CommandNotFound);
+    }
+    match status {
         CommandStatus::Unknown => Err(ApiError::CommandNotFound),
-        CommandStatus::Pending => Ok(Json(CommandStatusResponse {
+        CommandStatus::Pending { .. } => Ok(Json(CommandStatusResponse {
             command_id,
             status: "pending".to_owned(),
             result: None,
             reason: None,
         })),
-        CommandStatus::Completed(reply) => Ok(Json(completed(reply))),
+        CommandStatus::Completed(reply) => Ok(Json(completed(reply, &state.settings.signing))),
     }
 }
 
-fn completed(reply: Reply) -> CommandStatusResponse {
+fn completed(reply: Reply, signing: &SigningKey) -> CommandStatusResponse {
     let (status, result, reason) = match reply.outcome {
         Outcome::Accepted { version, events } => {
-            let token = consistency_token(reply.aggregate_type, &reply.aggregate_id, version);
+            let token =
+                consistency_token(reply.aggregate_type, &reply.aggregate_id, version, signing);
             let result = CommandResult {
                 version,
                 events,

@@ -22,6 +22,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{IdempotencyKey, Traceparent};
 use crate::bus::{CommandBus, Dispatch};
+use events::auth::signing::SigningKey;
 use events::consistency::consistency_token;
 
 /// Namespace of ids derived from Idempotency-Keys. Never change it: retries
@@ -107,11 +108,13 @@ pub(super) struct Accepted {
     pub aggregate: AggregateType,
     pub aggregate_id: String,
     pub version: u64,
+    /// Signed with the deployment's signing key.
+    pub consistency_token: String,
 }
 
 impl Accepted {
     pub fn consistency_token(&self) -> String {
-        consistency_token(self.aggregate, &self.aggregate_id, self.version)
+        self.consistency_token.clone()
     }
 }
 
@@ -150,7 +153,9 @@ pub(super) async fn send<B: CommandBus>(
         .await
         .map_err(ApiError::from)
         .and_then(|dispatch| match dispatch {
-            Dispatch::Completed(reply) => accepted(&envelope, reply).map(Sent::Accepted),
+            Dispatch::Completed(reply) => {
+                accepted(&envelope, reply, &state.settings.signing).map(Sent::Accepted)
+            }
             Dispatch::Queued => Ok(Sent::Queued(envelope.command_id)),
         });
     metrics::counter!("command_api_dispatches_total", "command" => command_type, "outcome" => outcome_label(&sent))
@@ -167,7 +172,11 @@ fn outcome_label(sent: &Result<Sent, ApiError>) -> &'static str {
     }
 }
 
-fn accepted(envelope: &CommandEnvelope, reply: Reply) -> Result<Accepted, ApiError> {
+fn accepted(
+    envelope: &CommandEnvelope,
+    reply: Reply,
+    signing: &SigningKey,
+) -> Result<Accepted, ApiError> {
     // A reply recorded for this command id but another request: the key was
     // reused. Checked here too because the bus may answer from its own memory
     // of recent replies without asking the processor.
@@ -182,6 +191,12 @@ fn accepted(envelope: &CommandEnvelope, reply: Reply) -> Result<Accepted, ApiErr
         Outcome::Accepted { version, .. } => Ok(Accepted {
             command_id: reply.command_id,
             aggregate: reply.aggregate_type,
+            consistency_token: consistency_token(
+                reply.aggregate_type,
+                &reply.aggregate_id,
+                version,
+                signing,
+            ),
             aggregate_id: reply.aggregate_id,
             version,
         }),

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use events::command::{Principal, Role};
 
 use super::error::ApiError;
-use crate::auth::{AuthError, JwtVerifier};
+use crate::auth::JwtVerifier;
 
 /// A JSON body; syntax errors are 400, a wrong shape (unknown fields, wrong
 /// types) 422, a wrong content type 415 and an oversized body 413.
@@ -102,9 +102,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).map_err(ApiError::Unauthenticated)?;
         let principal = Arc::<JwtVerifier>::from_ref(state)
-            .verify(token)
+            .caller(&parts.headers)
             .map_err(ApiError::Unauthenticated)?;
         if !R::ROLES.contains(&principal.role) {
             return Err(ApiError::Forbidden(principal.role));
@@ -113,30 +112,6 @@ where
             principal,
             roles: PhantomData,
         })
-    }
-}
-
-/// Who the rate limit counts a request against: the verified token's role
-/// and subject, or `None` (then the client address counts).
-pub fn rate_key(verifier: &JwtVerifier, headers: &HeaderMap) -> Option<String> {
-    let principal = verifier.verify(bearer_token(headers).ok()?).ok()?;
-    Some(format!("{:?}:{}", principal.role, principal.subject))
-}
-
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(AuthError::Missing)?
-        .to_str()
-        .map_err(|_| AuthError::Malformed)?;
-    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Credentials of another scheme are no bearer credentials at all.
-        return Err(AuthError::Missing);
-    }
-    match token.trim() {
-        "" => Err(AuthError::Malformed),
-        token => Ok(token),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Settings {
     pub query_api_url: String,
     /// How long a request waits for the processor's reply before answering 202.
     pub reply_wait: Duration,
+    /// Signs consistency tokens (the query API checks them).
+    pub signing: events::auth::signing::SigningKey,
 }
 
 impl Settings {

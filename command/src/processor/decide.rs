@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, Role, codes};
-use events::domain::OrderCommand;
+use events::domain::{OrderCommand, ShipmentCommand};
 use events::message::{DecodeError, EventPayload, Rejection};
 use events::{AggregateType, EventMeta, new_id, telemetry};
 use rdkafka::Message;
@@ -147,22 +147,32 @@ where
     Ok(())
 }
 
-/// A customer acts only on their own orders, and must not learn whether
-/// someone else's exists: anything else looks like a missing order.
+/// A customer acts only on their own orders, and a carrier only on the
+/// shipments booked with it (its token's `sub` is the carrier id the booking
+/// recorded); neither may learn whether someone else's exists: anything
+/// else looks like a missing order.
 pub(super) fn visible_to_issuer(slot: &Slot, envelope: &CommandEnvelope) -> bool {
-    if envelope.issued_by.role != Role::Customer {
-        return true;
-    }
     let subject = envelope.issued_by.subject.as_str();
-    match (slot, &envelope.command) {
-        (Slot::Order(_), DomainCommand::Order(OrderCommand::PlaceOrder { customer_id, .. })) => {
-            customer_id.as_str() == subject
-        }
-        (Slot::Order(order), DomainCommand::Order(_)) => order
-            .state
-            .customer_id()
-            .is_some_and(|owner| owner.as_str() == subject),
-        _ => false,
+    match envelope.issued_by.role {
+        Role::Customer => match (slot, &envelope.command) {
+            (
+                Slot::Order(_),
+                DomainCommand::Order(OrderCommand::PlaceOrder { customer_id, .. }),
+            ) => customer_id.as_str() == subject,
+            (Slot::Order(order), DomainCommand::Order(_)) => order
+                .state
+                .customer_id()
+                .is_some_and(|owner| owner.as_str() == subject),
+            _ => false,
+        },
+        Role::Carrier => match (slot, &envelope.command) {
+            (
+                Slot::Shipment(shipment),
+                DomainCommand::Shipment(ShipmentCommand::Dispatch | ShipmentCommand::Deliver),
+            ) => shipment.state.carrier() == Some(subject),
+            _ => false,
+        },
+        Role::Admin | Role::System => true,
     }
 }
 

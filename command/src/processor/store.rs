@@ -347,6 +347,7 @@ impl PartitionStore {
             fingerprint: envelope.fingerprint.clone(),
             outcome,
             processed_at: now,
+            issued_by: Some(envelope.issued_by.clone()),
         };
         if let Some(recorded) = self.recorded(envelope.command_id)? {
             let reply = if recorded.fingerprint == envelope.fingerprint {

@@ -52,7 +52,13 @@ pub enum ShipmentCommand {
     /// Saga: ask the carrier to schedule a shipment to `address`.
     RequestShipment { address: Address },
     /// Carrier adapter: the carrier scheduled it under `tracking_ref`.
-    RecordScheduled { tracking_ref: String },
+    /// `carrier` is the carrier's id, the `sub` of its tokens: only that
+    /// carrier may dispatch and deliver the shipment.
+    RecordScheduled {
+        tracking_ref: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carrier: Option<String>,
+    },
     /// Carrier adapter: the carrier refused it (for example country `ZZ`).
     RecordRefused { reason: String },
     /// Saga: cancel before dispatch.
@@ -88,6 +94,10 @@ pub enum ShipmentEvent {
     /// under `tracking_ref`.
     ShipmentScheduled {
         tracking_ref: String,
+        /// The carrier it is booked with (absent in events from before
+        /// carriers were recorded: only operators act on those).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carrier: Option<String>,
     },
     ShipmentRefused {
         reason: String,

@@ -44,7 +44,7 @@ pub fn evolve(
         (Some(mut row), event) => {
             match event {
                 ShipmentEvent::ShipmentRequested { .. } => {}
-                ShipmentEvent::ShipmentScheduled { tracking_ref } => {
+                ShipmentEvent::ShipmentScheduled { tracking_ref, .. } => {
                     row.tracking_ref = Some(tracking_ref.clone());
                     // A late booking leaves a cancelled shipment cancelled.
                     if row.status == ShipmentStatus::Requested.as_str() {
@@ -158,6 +158,7 @@ mod tests {
     fn scheduled() -> ShipmentEvent {
         ShipmentEvent::ShipmentScheduled {
             tracking_ref: "T-1".into(),
+            carrier: None,
         }
     }
 

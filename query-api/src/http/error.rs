@@ -4,8 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use events::service::Problem;
 
-use crate::auth::AuthError;
 use crate::consistency::WaitError;
+use events::auth::AuthError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {

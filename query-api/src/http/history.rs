@@ -20,6 +20,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{AppState, QueryError};
+use crate::consistency::Resource;
 use projections::documents::Price;
 
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -80,7 +81,8 @@ pub async fn customer_orders(
     let Query(params) = query.map_err(|_| QueryError::InvalidQuery)?;
     let limit = parse_limit(params.get("limit").map(String::as_str))?;
     let cursor = params.get("cursor").map(|c| decode_cursor(c)).transpose()?;
-    state.read_your_writes(&headers).await?;
+    // Authorized above, before any wait.
+    state.read_your_writes(&headers, Resource::History).await?;
     // One row more than asked tells whether another page follows.
     let mut rows = orders::history(&state.pool, &customer_id, cursor, limit + 1).await?;
     let more = rows.len() as i64 > limit;

@@ -36,15 +36,16 @@ use tokio::sync::Semaphore;
 
 pub use error::QueryError;
 
-use crate::auth::Verifier;
-use crate::consistency;
+use crate::consistency::{self, Resource};
+use events::auth::JwtVerifier;
+use events::auth::signing::SigningKey;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     /// Tried first for the hot views; PostgreSQL answers when it misses or fails.
     pub cache: Arc<Cache>,
-    pub verifier: Arc<Verifier>,
+    pub verifier: Arc<JwtVerifier>,
     /// Longest a read waits for the views to reach a consistency token.
     pub consistency_wait: Duration,
     /// Reads of the hot views that PostgreSQL answers at the same time at
@@ -53,11 +54,18 @@ pub struct AppState {
     pub fallbacks: Arc<Semaphore>,
     /// Where the console's actions are passed on to.
     pub upstreams: crate::console::Upstreams,
+    /// Checks consistency tokens (the command API signs them).
+    pub signing: SigningKey,
+    /// Reads waiting for a consistency token at the same time at most; more
+    /// answer 503 at once, so waits cannot tie up PostgreSQL's polling.
+    pub waits: Arc<Semaphore>,
 }
 
 /// Cache misses PostgreSQL answers at the same time at most (its pool has 16
 /// connections; a few per connection may wait).
 pub const MAX_FALLBACKS: usize = 64;
+/// Reads waiting for their consistency token at the same time at most.
+pub const MAX_WAITS: usize = 128;
 
 impl AppState {
     /// A slot for a read PostgreSQL answers instead of the cache, or 503.
@@ -75,24 +83,36 @@ impl AppState {
             .map_err(QueryError::Unauthorized)
     }
 
-    /// The request's `X-Consistency-Token`, if any; a malformed one is a 400.
-    fn token(&self, headers: &HeaderMap) -> Result<Option<ConsistencyToken>, QueryError> {
+    /// The request's `X-Consistency-Token`, if any. A malformed or unsigned
+    /// one, or one issued for another resource than `resource`, is a 400
+    /// at once (never a wait).
+    fn token(
+        &self,
+        headers: &HeaderMap,
+        resource: Resource<'_>,
+    ) -> Result<Option<ConsistencyToken>, QueryError> {
         let Some(value) = headers.get(consistency::HEADER) else {
             return Ok(None);
         };
         value
             .to_str()
             .ok()
-            .map(consistency::parse)
+            .map(|text| consistency::parse(text, &self.signing))
             .and_then(Result::ok)
+            .filter(|token| resource.admits(token))
             .map(Some)
             .ok_or(QueryError::InvalidConsistencyToken)
     }
 
     /// Waits (bounded) until the PostgreSQL views have reached `token`; a
-    /// timeout is a 503 `stale_read`.
+    /// timeout is a 503 `stale_read`, and so is (at once) a full wait queue.
+    /// Callers authorize before they wait.
     async fn wait_for(&self, token: Option<&ConsistencyToken>) -> Result<(), QueryError> {
         if let Some(token) = token {
+            let _slot = self.waits.try_acquire().map_err(|_| {
+                metrics::counter!("query_shed_total", "reason" => "waits").increment(1);
+                QueryError::Busy
+            })?;
             let span = read_span("consistency wait", "postgres", "token");
             consistency::wait(token, &self.pool, self.consistency_wait)
                 .instrument(span)
@@ -102,8 +122,12 @@ impl AppState {
     }
 
     /// Honours `X-Consistency-Token` for reads served from PostgreSQL only.
-    async fn read_your_writes(&self, headers: &HeaderMap) -> Result<(), QueryError> {
-        let token = self.token(headers)?;
+    async fn read_your_writes(
+        &self,
+        headers: &HeaderMap,
+        resource: Resource<'_>,
+    ) -> Result<(), QueryError> {
+        let token = self.token(headers, resource)?;
         self.wait_for(token.as_ref()).await
     }
 
@@ -223,7 +247,12 @@ mod tests {
             cache: Arc::new(
                 Cache::new("redis://127.0.0.1:1", "t:".into(), Duration::from_secs(1)).unwrap(),
             ),
-            verifier: Arc::new(Verifier::hs256(b"secret")),
+            verifier: Arc::new(
+                JwtVerifier::new(&events::auth::AuthConfig::hs256(
+                    b"test-secret-of-thirty-two-bytes!",
+                ))
+                .unwrap(),
+            ),
             consistency_wait: Duration::from_millis(10),
             fallbacks: Arc::new(Semaphore::new(0)),
             upstreams: crate::console::Upstreams {
@@ -231,6 +260,8 @@ mod tests {
                 projections_url: "http://127.0.0.1:1".into(),
                 http: reqwest::Client::new(),
             },
+            signing: SigningKey::development(),
+            waits: Arc::new(Semaphore::new(1)),
         };
         let request = Request::get("/catalog/items/SKU-1")
             .body(Body::empty())

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{AppState, QueryError, cached_response, database_response};
+use crate::consistency::Resource;
 
 /// True when `caller` may see orders of `customer_id`.
 pub fn may_read(caller: &Principal, customer_id: &str) -> bool {
@@ -40,7 +41,7 @@ pub async fn order(
 ) -> Result<Response, QueryError> {
     let caller = state.caller(&headers)?;
     let id = Uuid::parse_str(&order_id).map_err(|_| QueryError::BadId(order_id))?;
-    let token = state.token(&headers)?;
+    let token = state.token(&headers, Resource::Order(id))?;
     let key = id.to_string();
     if let Some(entry) = state
         .cached("orders", &key, token.as_ref(), state.cache.order(id))
@@ -51,6 +52,15 @@ pub async fn order(
             return Err(QueryError::NotFound("order"));
         }
         return Ok(cached_response(entry.body));
+    }
+    if token.is_some() {
+        // Authorize before waiting: an order the view already holds is
+        // someone else's at once, without a wait.
+        let _slot = state.fallback()?;
+        let found = documents::orders(&state.pool, &[id]).await?.pop();
+        if found.is_some_and(|o| !may_read(&caller, &o.customer_id)) {
+            return Err(QueryError::NotFound("order"));
+        }
     }
     state.wait_for(token.as_ref()).await?;
     let _slot = state.fallback()?;

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::history::{decode_cursor, encode_cursor, parse_limit};
 use super::{AppState, QueryError, database_response};
+use crate::consistency::Resource;
 
 /// One step of a saga's history.
 #[derive(Debug, Serialize, ToSchema)]
@@ -126,7 +127,16 @@ pub async fn saga(
         return Err(QueryError::Forbidden("sagas"));
     }
     let id = Uuid::parse_str(&order_id).map_err(|_| QueryError::BadId(order_id))?;
-    state.read_your_writes(&headers).await?;
+    let token = state.token(&headers, Resource::Order(id))?;
+    if token.is_some() {
+        // Authorize before waiting: a saga the view already holds is
+        // someone else's at once, without a wait.
+        let found = saga_timelines::find(&state.pool, id).await?;
+        if found.is_some_and(|row| !may_read(&caller, &row.customer_id)) {
+            return Err(QueryError::NotFound("saga"));
+        }
+    }
+    state.wait_for(token.as_ref()).await?;
     let row = saga_timelines::find(&state.pool, id)
         .await?
         .filter(|row| may_read(&caller, &row.customer_id))
@@ -174,7 +184,8 @@ pub async fn list(
         started_at: c.placed_at,
         order_id: c.order_id,
     });
-    state.read_your_writes(&headers).await?;
+    // Operators only (checked above), before any wait.
+    state.read_your_writes(&headers, Resource::Any).await?;
     // One row more than asked tells whether another page follows.
     let mut rows = saga_timelines::page(&state.pool, status, cursor, limit + 1).await?;
     let more = rows.len() as i64 > limit;

@@ -336,7 +336,10 @@ impl<P: PaymentProvider, C: Carrier> Gateway<P, C> {
                     .await;
                 match booked {
                     Ok(Booking::Scheduled { tracking_ref }) => {
-                        shipment(ShipmentCommand::RecordScheduled { tracking_ref })
+                        shipment(ShipmentCommand::RecordScheduled {
+                            tracking_ref,
+                            carrier: Some(self.carrier.id().to_owned()),
+                        })
                     }
                     Ok(Booking::Refused { reason }) => {
                         shipment(ShipmentCommand::RecordRefused { reason })

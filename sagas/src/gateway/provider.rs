@@ -80,6 +80,8 @@ pub trait PaymentProvider: Send + Sync + 'static {
 }
 
 pub trait Carrier: Send + Sync + 'static {
+    /// The carrier's id: the `sub` of the tokens it dispatches and delivers with.
+    fn id(&self) -> &str;
     fn schedule(
         &self,
         order_id: OrderId,

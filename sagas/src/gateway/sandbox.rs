@@ -90,7 +90,15 @@ impl PaymentProvider for Sandbox {
     }
 }
 
+/// The sandbox carrier's id: tokens with `role: carrier, sub: sandbox-carrier`
+/// dispatch and deliver its shipments.
+pub const SANDBOX_CARRIER: &str = "sandbox-carrier";
+
 impl Carrier for Sandbox {
+    fn id(&self) -> &str {
+        SANDBOX_CARRIER
+    }
+
     async fn schedule(&self, order_id: OrderId, address: &Address) -> Result<Booking, Transient> {
         tokio::time::sleep(self.latency).await;
         Ok(if address.country == REFUSED_COUNTRY {

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let config = command::Config {
         kafka,
         instance_id: env("INSTANCE_ID"),
-        jwt_secret: tests::JWT_SECRET.into(),
+        auth: tests::auth_config(),
         query_api_url: "http://127.0.0.1:8081".into(),
         reply_wait: Duration::from_secs(5),
         lanes: 2,

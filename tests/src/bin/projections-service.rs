@@ -14,11 +14,11 @@ async fn main() -> anyhow::Result<()> {
         partitions: env("KAFKA_PARTITIONS").parse()?,
     };
     let config = projections::Config {
+        auth: tests::auth_config(),
         kafka,
         group_id: env("GROUP_ID"),
         database_url: env("DATABASE_URL"),
         redis_url: env("REDIS_URL"),
-        jwt_secret: tests::JWT_SECRET.into(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

@@ -27,6 +27,7 @@ fn requested() -> E {
 fn scheduled(tracking_ref: &str) -> E {
     E::ShipmentScheduled {
         tracking_ref: tracking_ref.into(),
+        carrier: None,
     }
 }
 
@@ -136,6 +137,7 @@ fn every_other_command_on_a_missing_shipment_is_not_found() {
     let commands = [
         C::RecordScheduled {
             tracking_ref: "trk_1".into(),
+            carrier: None,
         },
         C::RecordRefused {
             reason: "no".into(),
@@ -155,6 +157,7 @@ fn every_other_command_on_a_missing_shipment_is_not_found() {
 fn record_scheduled_at_every_stage() {
     let command = || C::RecordScheduled {
         tracking_ref: "trk_1".into(),
+        carrier: None,
     };
     for stage in ALL_STAGES {
         let outcome = match stage {
@@ -178,6 +181,7 @@ fn record_scheduled_under_another_tracking_ref_is_a_conflict() {
     ] {
         let command = C::RecordScheduled {
             tracking_ref: "trk_2".into(),
+            carrier: None,
         };
         expect(stage, command, Err(R::TrackingRefMismatch));
     }
@@ -188,6 +192,7 @@ fn a_late_booking_keeps_the_shipment_cancelled_and_is_withdrawn() {
     given(history(Stage::CancelledBeforeBooking))
         .when(C::RecordScheduled {
             tracking_ref: "trk_late".into(),
+            carrier: None,
         })
         .then_repeat_is_noop()
         .then_state(|shipment| {
@@ -284,6 +289,7 @@ fn carrier_answers_are_validated() {
     for tracking_ref in ["", " ", &"t".repeat(201)] {
         let command = C::RecordScheduled {
             tracking_ref: tracking_ref.into(),
+            carrier: None,
         };
         expect(Stage::Requested, command, Err(R::InvalidTrackingRef));
     }

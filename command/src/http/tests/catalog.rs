@@ -6,6 +6,7 @@ use events::domain::{CatalogCommand, Currency, Money};
 use serde_json::json;
 
 use super::*;
+use events::consistency::consistency_token;
 
 fn item() -> Value {
     json!({"sku": "SKU-1", "name": "Tea pot", "unit_price": 1999, "currency": "USD", "stock": 100})
@@ -25,7 +26,8 @@ async fn creating_an_item_answers_201_with_the_item_location() {
     );
     assert_eq!(answer.body["aggregate_type"], "catalog");
     assert_eq!(answer.body["aggregate_id"], "SKU-1");
-    assert_eq!(answer.body["consistency_token"], "v1.catalog.1.SKU-1");
+    let token = consistency_token(events::AggregateType::CatalogItem, "SKU-1", 1, &signing());
+    assert_eq!(answer.body["consistency_token"], token);
     let envelope = app.bus.only();
     assert_eq!(envelope.aggregate_id, "SKU-1");
     let usd = Currency::new("USD").unwrap();

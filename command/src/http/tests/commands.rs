@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::bus::CommandStatus;
+use events::consistency::consistency_token;
 
 const ID: &str = "0190a5b2-3c4d-7e8f-9a0b-1c2d3e4f5a6b";
 
@@ -29,7 +30,15 @@ fn completed(outcome: Outcome) -> CommandStatus {
         fingerprint: "f".into(),
         outcome,
         processed_at: Utc::now(),
+        issued_by: Some(alice()),
     })
+}
+
+fn alice() -> Principal {
+    Principal {
+        subject: "alice".into(),
+        role: Role::Customer,
+    }
 }
 
 #[tokio::test]
@@ -43,7 +52,8 @@ async fn unknown_commands_are_404() {
 #[tokio::test]
 async fn pending_commands_say_so() {
     let app = app();
-    app.bus.know(ID.parse().unwrap(), CommandStatus::Pending);
+    let pending = CommandStatus::Pending { issued_by: alice() };
+    app.bus.know(ID.parse().unwrap(), pending);
     let answer = app.call(status_request()).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, json!({"command_id": ID, "status": "pending"}));
@@ -58,7 +68,7 @@ async fn succeeded_and_rejected_commands_show_their_result_or_reason() {
     };
     app.bus.know(ID.parse().unwrap(), completed(accepted));
     let answer = app.call(status_request()).await;
-    let token = format!("v1.orders.2.{ORDER}");
+    let token = consistency_token(events::AggregateType::Order, ORDER, 2, &signing());
     let result = json!({"version": 2, "events": ["OrderPlaced"], "consistency_token": token});
     assert_eq!(
         answer.body,
@@ -78,6 +88,37 @@ async fn succeeded_and_rejected_commands_show_their_result_or_reason() {
         answer.body,
         json!({"command_id": ID, "status": "rejected", "reason": reason})
     );
+}
+
+#[tokio::test]
+async fn only_the_issuer_and_operators_see_a_command() {
+    let app = app();
+    let accepted = Outcome::Accepted {
+        version: 2,
+        events: vec!["OrderPlaced".into()],
+    };
+    app.bus.know(ID.parse().unwrap(), completed(accepted));
+    let path = format!("/commands/{ID}");
+    for stranger in [
+        customer("bob"),
+        token(Role::Carrier, "alice"),
+        token(Role::Carrier, "acme"),
+    ] {
+        let answer = app
+            .call(raw("GET", &path, Some(&stranger), &[], None))
+            .await;
+        answer.assert_problem(StatusCode::NOT_FOUND, "command_not_found");
+    }
+    let admin = token(Role::Admin, "ops");
+    let answer = app.call(raw("GET", &path, Some(&admin), &[], None)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // A pending command of someone else is no more visible.
+    let pending = CommandStatus::Pending { issued_by: alice() };
+    app.bus.know(ID.parse().unwrap(), pending);
+    let answer = app
+        .call(raw("GET", &path, Some(&customer("bob")), &[], None))
+        .await;
+    answer.assert_problem(StatusCode::NOT_FOUND, "command_not_found");
 }
 
 #[tokio::test]

@@ -24,11 +24,11 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 use super::{AppState, Settings, router};
-use crate::auth::{JwtVerifier, mint_hs256};
+use crate::auth::{AuthConfig, JwtVerifier, mint_hs256};
 use crate::bus::{BusError, CommandBus, CommandStatus, Dispatch};
 use crate::probe::ProbeWriter;
 
-pub(super) const SECRET: &[u8] = b"test-secret";
+pub(super) const SECRET: &[u8] = b"test-secret-of-thirty-two-bytes!";
 pub(super) const QUERY_API: &str = "http://query.test";
 /// An Idempotency-Key header for requests that need one.
 pub(super) const KEY: (&str, &str) = ("Idempotency-Key", "key-1");
@@ -78,6 +78,7 @@ pub(super) fn reply(envelope: &CommandEnvelope, outcome: Outcome) -> Reply {
         fingerprint: envelope.fingerprint.clone(),
         outcome,
         processed_at: Utc::now(),
+        issued_by: Some(envelope.issued_by.clone()),
     }
 }
 
@@ -140,10 +141,11 @@ pub(super) fn app() -> TestApp {
     let bus = Arc::new(FakeBus::default());
     let state = AppState {
         bus: bus.clone(),
-        auth: Arc::new(JwtVerifier::hs256(SECRET)),
+        auth: Arc::new(JwtVerifier::new(&AuthConfig::hs256(SECRET)).unwrap()),
         settings: Settings {
             query_api_url: format!("{QUERY_API}/"),
             reply_wait: Duration::from_millis(10),
+            signing: signing(),
         },
         // Connects lazily; these tests never record a probe.
         probes: Arc::new(ProbeWriter::new(
@@ -155,6 +157,11 @@ pub(super) fn app() -> TestApp {
         router: router(state),
         bus,
     }
+}
+
+/// The key the test app signs consistency tokens with.
+pub(super) fn signing() -> events::auth::signing::SigningKey {
+    AuthConfig::hs256(SECRET).signing
 }
 
 pub(super) fn token(role: Role, subject: &str) -> String {

@@ -51,11 +51,8 @@ async fn a_retry_goes_to_the_saga_and_answers_its_version_and_token() {
     assert_eq!(answer.body["order_id"], ORDER);
     assert_eq!(answer.body["version"], 7);
     assert_eq!(answer.body["command_id"], envelope.command_id.to_string());
-    let token: ConsistencyToken = answer.body["consistency_token"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let text = answer.body["consistency_token"].as_str().unwrap();
+    let token = ConsistencyToken::verify(text, &signing()).unwrap();
     assert_eq!(
         (token.aggregate, token.id.as_str(), token.version),
         (AggregateType::Saga, ORDER, 7)

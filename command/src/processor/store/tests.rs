@@ -350,3 +350,45 @@ fn a_state_too_large_to_snapshot_holds_the_checkpoint_back() {
     let next = store.handle(&envelope(reserve(1)), Utc::now()).unwrap();
     assert_eq!(next.events[0].meta.sequence, 2_002);
 }
+
+#[test]
+fn carriers_act_only_on_shipments_booked_with_them() {
+    use events::domain::ShipmentCommand as C;
+    let mut store = open(AggregateType::Shipment, 100, 100);
+    let order = Uuid::now_v7().to_string();
+    let by = |role, subject: &str, command| CommandEnvelope {
+        aggregate_id: order.clone(),
+        issued_by: Principal {
+            subject: subject.into(),
+            role,
+        },
+        command: DomainCommand::Shipment(command),
+        ..envelope(create())
+    };
+    let address = serde_json::from_value(serde_json::json!({"name": "A", "line1": "B",
+        "city": "C", "postal_code": "1", "country": "US"}))
+    .unwrap();
+    let booked = C::RecordScheduled {
+        tracking_ref: "T-1".into(),
+        carrier: Some("acme".into()),
+    };
+    for command in [C::RequestShipment { address }, booked] {
+        let decision = handle(&mut store, &by(Role::System, "saga", command));
+        assert!(matches!(decision.reply.outcome, Outcome::Accepted { .. }));
+    }
+    for (role, subject) in [(Role::Carrier, "globex"), (Role::Customer, "acme")] {
+        let decision = handle(&mut store, &by(role, subject, C::Dispatch));
+        assert!(
+            matches!(
+                decision.reply.outcome,
+                Outcome::Rejected {
+                    kind: RejectionKind::NotFound,
+                    ..
+                }
+            ),
+            "{subject}"
+        );
+    }
+    let decision = handle(&mut store, &by(Role::Carrier, "acme", C::Dispatch));
+    assert_eq!(decision.events.len(), 1, "{:?}", decision.reply.outcome);
+}

@@ -182,6 +182,7 @@ pub fn shipment_events() -> Vec<ShipmentEvent> {
         ShipmentEvent::ShipmentRequested { address: address() },
         ShipmentEvent::ShipmentScheduled {
             tracking_ref: "trk_1".into(),
+            carrier: Some("carrier-1".into()),
         },
         ShipmentEvent::ShipmentRefused {
             reason: "country not served".into(),
@@ -285,6 +286,7 @@ pub fn shipment_commands() -> Vec<ShipmentCommand> {
         ShipmentCommand::RequestShipment { address: address() },
         ShipmentCommand::RecordScheduled {
             tracking_ref: "trk_1".into(),
+            carrier: Some("carrier-1".into()),
         },
         ShipmentCommand::RecordRefused {
             reason: "country not served".into(),

@@ -117,6 +117,7 @@ pub fn authorized() -> Input {
 pub fn scheduled() -> Input {
     ship(ShipmentEvent::ShipmentScheduled {
         tracking_ref: "track-1".into(),
+        carrier: None,
     })
 }
 

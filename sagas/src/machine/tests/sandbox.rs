@@ -135,7 +135,10 @@ impl World {
         } else {
             self.shipment = Some(ShipStatus::Scheduled);
             let tracking_ref = "track-1".to_owned();
-            ShipE::ShipmentScheduled { tracking_ref }
+            ShipE::ShipmentScheduled {
+                tracking_ref,
+                carrier: None,
+            }
         };
         self.emit("shipment", Input::Shipment(event));
     }

@@ -1,0 +1,134 @@
+//! Attack: act on or learn about someone else's objects with a valid token
+//! of one's own (OWASP API1, broken object-level authorization). Command
+//! ids are derived from guessable inputs, so `GET /commands/{id}` answers
+//! only the command's issuer and operators; a carrier acts only on the
+//! shipments booked with it.
+
+use std::time::Duration;
+
+use events::command::Role;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tests::shop::{OrderSpec, Shop, token};
+use tests::{Service, TestEnv};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn get(service: &Service, path: &str, bearer: &str) -> StatusCode {
+    let request = service.http.get(service.url(path)).bearer_auth(bearer);
+    request.send().await.expect("GET failed").status()
+}
+
+async fn post(service: &Service, path: &str, bearer: &str) -> (StatusCode, Value) {
+    let request = service.http.post(service.url(path)).bearer_auth(bearer);
+    let response = request.send().await.expect("POST failed");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn order_body() -> Value {
+    serde_json::json!({
+        "currency": "USD",
+        "lines": [{"sku": "MUG-1", "quantity": 1}],
+        "shipping_address": {"name": "Ada", "line1": "1 Loop Rd", "city": "Springfield",
+                             "postal_code": "12345", "country": "US"},
+        "payment": {"token": "tok_ok"}
+    })
+}
+
+#[tokio::test]
+async fn only_the_issuer_and_operators_learn_what_became_of_a_command() {
+    let env = TestEnv::new();
+    let shop = Shop::start(&env).await;
+    shop.create_item("MUG-1", 1250, 10).await;
+    let alice = token(Role::Customer, "alice");
+    let (status, placed) = shop.post("/orders", &alice, "k-1", &order_body()).await;
+    assert!(status.is_success(), "{status} {placed}");
+    let path = format!("/commands/{}", placed["command_id"].as_str().unwrap());
+
+    for stranger in [
+        token(Role::Customer, "bob"),
+        token(Role::Carrier, "sandbox-carrier"),
+    ] {
+        let seen = get(&shop.command, &path, &stranger).await;
+        assert_eq!(seen, StatusCode::NOT_FOUND, "{stranger}");
+    }
+    assert_eq!(get(&shop.command, &path, &alice).await, StatusCode::OK);
+    assert_eq!(get(&shop.command, &path, &shop.admin).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_carrier_dispatches_only_shipments_booked_with_it() {
+    let env = TestEnv::new();
+    let shop = Shop::start(&env).await;
+    env.spawn_sagas().await;
+    shop.create_item("MUG-1", 1250, 10).await;
+    let spec = OrderSpec {
+        customer: "alice",
+        lines: &[("MUG-1", 1)],
+        token: "tok_ok",
+        country: "US",
+    };
+    let order_id = shop.place(&spec, "k-1").await;
+    shop.order_until(&order_id, LIMIT, |o| o["status"] == "confirmed")
+        .await;
+
+    let dispatch = format!("/shipments/{order_id}/dispatch");
+    let other = token(Role::Carrier, "globex");
+    let (status, body) = post(&shop.command, &dispatch, &other).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let deliver = format!("/shipments/{order_id}/deliver");
+    let (status, body) = post(&shop.command, &deliver, &other).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let booked = token(Role::Carrier, "sandbox-carrier");
+    let (status, body) = post(&shop.command, &dispatch, &booked).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    shop.order_until(&order_id, LIMIT, |o| o["shipment_status"] == "dispatched")
+        .await;
+}
+
+/// Whoever can write to Redis (the cache is derived data, often less
+/// guarded than the database) must not be able to grant themselves an
+/// order by rewriting its cached `owner`.
+#[tokio::test]
+async fn a_rewritten_cache_owner_grants_nothing() {
+    let env = TestEnv::new();
+    let shop = Shop::start(&env).await;
+    shop.create_item("MUG-1", 1250, 10).await;
+    let alice = token(Role::Customer, "alice");
+    let (status, placed) = shop.post("/orders", &alice, "k-1", &order_body()).await;
+    assert!(status.is_success(), "{status} {placed}");
+    let order_id: uuid::Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let path = format!("/orders/{order_id}");
+    let from_cache = tests::eventually(LIMIT, || async {
+        let request = shop
+            .query
+            .http
+            .get(shop.query.url(&path))
+            .bearer_auth(&alice);
+        let response = request.send().await.ok()?;
+        let source = response.headers().get("x-served-from")?.to_str().ok()?;
+        (response.status() == StatusCode::OK && source == "cache").then_some(())
+    })
+    .await;
+    assert!(from_cache.is_some(), "the order never came from the cache");
+
+    let namespace = projections::cache::namespace_for(&env.views_db_url);
+    let cache = projections::cache::Cache::new(&env.redis_url, namespace, LIMIT).unwrap();
+    let client = redis::Client::open(env.redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(cache.order_key(order_id))
+        .arg("owner")
+        .arg("mallory")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let mallory = token(Role::Customer, "mallory");
+    assert_eq!(
+        get(&shop.query, &path, &mallory).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(get(&shop.query, &path, &alice).await, StatusCode::OK);
+}
