@@ -129,7 +129,7 @@ mod tests {
 
     use super::*;
 
-    const SECRET: &[u8] = b"operator-secret";
+    const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes";
 
     fn state() -> OperatorState {
         let mut report = lag::Report::new();
@@ -142,7 +142,7 @@ mod tests {
             },
         );
         OperatorState {
-            verifier: Arc::new(JwtVerifier::hs256(SECRET)),
+            verifier: Arc::new(JwtVerifier::new(&events::auth::AuthConfig::hs256(SECRET)).unwrap()),
             lag: Arc::new(Mutex::new(report)),
             target: Target {
                 kafka: KafkaConfig::new("127.0.0.1:1"),

@@ -95,7 +95,7 @@ async fn a_failing_dependency_is_never_described_to_the_caller() {
         ..query_api::Config::new(
             "postgres://secret_user@127.0.0.1:1/secret_db",
             "redis://127.0.0.1:1",
-            tests::JWT_SECRET,
+            tests::auth_config(),
         )
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -9,12 +9,12 @@ use projections::cache::Cache;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::auth::Verifier;
 use crate::http::{AppState, router};
+use events::auth::{AuthConfig, JwtVerifier};
 
 use super::Upstreams;
 
-const SECRET: &[u8] = b"console-secret";
+const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes";
 
 fn bearer(role: Role) -> String {
     let who = Principal {
@@ -31,9 +31,11 @@ fn state(upstream: &str) -> AppState {
         cache: Arc::new(
             Cache::new("redis://127.0.0.1:1", "t:".into(), Duration::from_secs(1)).unwrap(),
         ),
-        verifier: Arc::new(Verifier::hs256(SECRET)),
+        verifier: Arc::new(JwtVerifier::new(&AuthConfig::hs256(SECRET)).unwrap()),
         consistency_wait: Duration::from_millis(10),
         fallbacks: Arc::new(Semaphore::new(1)),
+        signing: events::auth::signing::SigningKey::development(),
+        waits: Arc::new(Semaphore::new(1)),
         upstreams: Upstreams {
             command_url: upstream.into(),
             projections_url: upstream.into(),

@@ -8,7 +8,7 @@ async fn main() -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).unwrap_or_default();
     let config = query_api::Config {
         http: tests::test_http(),
-        ..query_api::Config::new(env("DATABASE_URL"), env("REDIS_URL"), tests::JWT_SECRET)
+        ..query_api::Config::new(env("DATABASE_URL"), env("REDIS_URL"), tests::auth_config())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
