@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use events::AggregateType;
 use events::domain::milestone::{self, Mark};
 use rdkafka::Message;
 
@@ -23,13 +22,7 @@ pub async fn timelines(env: &TestEnv, order_ids: &[String]) -> HashMap<String, T
         .iter()
         .map(|id| (id.clone(), Timeline::new()))
         .collect();
-    let streams = [
-        AggregateType::Order,
-        AggregateType::Payment,
-        AggregateType::Shipment,
-        AggregateType::CatalogItem,
-    ];
-    for stream in streams {
+    for stream in milestone::STREAMS {
         for message in read_topic(&env.kafka, &env.kafka.events_topic(stream)).await {
             let meta = events::kafka::from_headers(message.headers().expect("headers"))
                 .expect("envelope headers");

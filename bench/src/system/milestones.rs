@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use events::KafkaConfig;
 use events::domain::milestone::{self, Mark, NAMES};
-use events::{AggregateType, KafkaConfig};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -178,13 +178,7 @@ fn millis(d: chrono::Duration) -> Duration {
 /// The current end of every partition of the watched topics.
 fn ends(consumer: &StreamConsumer, kafka: &KafkaConfig) -> anyhow::Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
-    let streams = [
-        AggregateType::Order,
-        AggregateType::Payment,
-        AggregateType::Shipment,
-        AggregateType::CatalogItem,
-    ];
-    for stream in streams {
+    for stream in milestone::STREAMS {
         let topic = kafka.events_topic(stream);
         for partition in 0..kafka.partitions {
             let (_, high) = consumer

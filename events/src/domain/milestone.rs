@@ -21,6 +21,14 @@ pub const NAMES: [&str; 8] = [
     "confirmed",
 ];
 
+/// The event streams whose events mark milestones.
+pub const STREAMS: [AggregateType; 4] = [
+    AggregateType::Order,
+    AggregateType::Payment,
+    AggregateType::Shipment,
+    AggregateType::CatalogItem,
+];
+
 /// What one event tells about its order's progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {

@@ -12,7 +12,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::cluster::{Cluster, Kind};
-use crate::TestEnv;
 use crate::shop::token;
 
 /// The SKU every seventh order competes for.
@@ -66,7 +65,7 @@ pub struct Clients {
 
 impl Clients {
     /// Creates the catalog the orders use.
-    pub async fn new(cluster: &Arc<Cluster>, _env: &TestEnv) -> Arc<Clients> {
+    pub async fn new(cluster: &Arc<Cluster>) -> Arc<Clients> {
         let clients = Clients {
             cluster: cluster.clone(),
             http: reqwest::Client::builder()

@@ -64,7 +64,7 @@ pub async fn run(env: &TestEnv, binaries: Binaries, plan: &Plan) -> checks::Tabl
         plan.seed, plan.seed
     );
     let cluster = Arc::new(cluster::Cluster::start(env, binaries, plan.pace_ms).await);
-    let shop = clients::Clients::new(&cluster, env).await;
+    let shop = clients::Clients::new(&cluster).await;
     let placing = Arc::new(AtomicBool::new(true));
     let orders = {
         let (shop, placing) = (shop.clone(), placing.clone());
