@@ -36,7 +36,7 @@ async fn demo_orders(env: &TestEnv, shop: &Shop) -> (String, String) {
     let unpaid = shop.place(&spec("tok_capture_fail"), "demo-parked").await;
     shop.order_until(&unpaid, LIMIT, |o| o["shipment_status"] == "scheduled")
         .await;
-    let carrier = token(Role::Carrier, "carrier");
+    let carrier = token(Role::Carrier, sagas::gateway::sandbox::SANDBOX_CARRIER);
     let dispatch = format!("/shipments/{unpaid}/dispatch");
     let (status, body) = shop
         .post(&dispatch, &carrier, "demo-dispatch", &json!({}))

@@ -54,11 +54,22 @@ async fn aborted_transactions_are_invisible_to_read_committed_consumers() {
         .transactional_producer(&format!("t{}-txn", env.id))
         .create()
         .unwrap();
+    // The test before this one may have restarted the broker, whose
+    // transaction coordinator answers "load in progress" for a while: that
+    // error is retriable, as it is for the services.
     let p = producer.clone();
-    tokio::task::spawn_blocking(move || p.init_transactions(TIMEOUT))
-        .await
-        .unwrap()
-        .unwrap();
+    let ready = tests::eventually(Duration::from_secs(60), || {
+        let p = p.clone();
+        async move {
+            tokio::task::spawn_blocking(move || p.init_transactions(TIMEOUT))
+                .await
+                .unwrap()
+                .inspect_err(|e| eprintln!("init_transactions, retrying: {e}"))
+                .ok()
+        }
+    })
+    .await;
+    assert!(ready.is_some(), "the transaction coordinator never loaded");
 
     producer.begin_transaction().unwrap();
     send(&producer, &topic, "aborted").await;

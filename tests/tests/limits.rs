@@ -250,8 +250,11 @@ async fn a_customer_with_too_many_open_orders_gets_the_next_one_rejected() {
     use tests::shop::{OrderSpec, Shop};
     let env = TestEnv::new();
     let shop = Shop::start(&env).await;
+    // At the production pace the held orders' authorization deadline is a
+    // minute away, so a slow machine cannot release them before the check.
     env.spawn_sagas_with(sagas::Config {
         max_open_orders: 2,
+        pace: sagas::Pace::default(),
         ..env.sagas_config()
     })
     .await;
