@@ -1,0 +1,188 @@
+//! Architecture invariants that a test holds rather than prose, in the manner
+//! of rust-analyzer's tidy checks. They read the sources, so they need no
+//! stack:
+//! - the pure domain (aggregates, the saga machine, the event types) names
+//!   no runtime, database, broker, HTTP or cache crate;
+//! - binaries are shims that parse flags and call a library's `run`;
+//! - source files stay under 400 lines, except those listed below, which may
+//!   not grow;
+//! - every library starts with its module map (`//!` prose).
+
+use std::path::{Path, PathBuf};
+
+/// Folders whose code must stay synchronous and free of I/O.
+const DOMAIN: &[&str] = &[
+    "command/src/aggregate",
+    "sagas/src/machine",
+    "events/src/domain",
+];
+
+/// Crates the domain may not name.
+const ADAPTER_CRATES: &[&str] = &[
+    "tokio", "sqlx", "rdkafka", "axum", "redis", "reqwest", "hyper",
+];
+
+/// Longest a `main.rs` or `src/bin/*.rs` may be.
+const SHIM_LINES: usize = 70;
+
+const FILE_LINES: usize = 400;
+
+/// Files allowed past `FILE_LINES`, each with the length it may not exceed.
+/// Shrink a file under the limit and its entry must go.
+const LONG_FILES: &[(&str, usize)] = &[
+    ("tests/tests/views.rs", 609),
+    ("tests/src/lib.rs", 547),
+    ("projections/src/cache.rs", 502),
+    ("tests/tests/replay.rs", 477),
+    ("command/src/processor/mod.rs", 468),
+    ("events/src/kafka.rs", 423),
+    ("command/src/processor/store.rs", 416),
+    ("events/src/domain/tests/samples.rs", 410),
+    ("projections/src/replay/shadow.rs", 401),
+];
+
+const CRATES: &[&str] = &[
+    "events",
+    "command",
+    "sagas",
+    "projections",
+    "query-api",
+    "tests",
+    "bench",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every `.rs` file under `dir`, as paths relative to the repository root.
+fn rust_files(dir: &str) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let relative = path.strip_prefix(root).expect("under the root");
+                out.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let root = root();
+    let mut files = Vec::new();
+    walk(&root, &root.join(dir), &mut files);
+    files.sort();
+    files
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The adapter crates a source text names outside comments (`tokio::`,
+/// `use sqlx;`, `rdkafka::{..}`).
+fn adapter_crates_named(source: &str) -> Vec<&'static str> {
+    let code: String = source
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    ADAPTER_CRATES
+        .iter()
+        .copied()
+        .filter(|name| {
+            code.match_indices(name).any(|(at, _)| {
+                let before = code[..at].chars().next_back();
+                let after = &code[at + name.len()..];
+                before.is_none_or(|c| !is_ident(c))
+                    && (after.starts_with("::") || after.starts_with(';'))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_domain_names_no_adapter_crate() {
+    let offenders: Vec<String> = DOMAIN
+        .iter()
+        .flat_map(|dir| rust_files(dir))
+        .filter_map(|file| {
+            let named = adapter_crates_named(&read(&file));
+            (!named.is_empty()).then(|| format!("{file}: {}", named.join(", ")))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "the pure domain names adapter crates:\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_import_check_sees_paths_and_ignores_comments_and_lookalikes() {
+    assert_eq!(adapter_crates_named("use tokio::sync::Mutex;"), ["tokio"]);
+    assert_eq!(adapter_crates_named("let x = sqlx::query(\"\");"), ["sqlx"]);
+    assert_eq!(adapter_crates_named("extern crate redis;"), ["redis"]);
+    assert!(adapter_crates_named("// tokio::spawn is not used here").is_empty());
+    assert!(adapter_crates_named("use my_tokio::Thing; let redis_key = 1;").is_empty());
+}
+
+#[test]
+fn binaries_are_shims() {
+    let long: Vec<String> = CRATES
+        .iter()
+        .flat_map(|krate| rust_files(&format!("{krate}/src")))
+        .filter(|file| file.ends_with("/src/main.rs") || file.contains("/src/bin/"))
+        .filter_map(|file| {
+            let lines = read(&file).lines().count();
+            (lines > SHIM_LINES).then(|| format!("{file}: {lines} lines"))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "binaries longer than {SHIM_LINES} lines; move the logic into the library:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn files_stay_short_and_long_ones_do_not_grow() {
+    let mut problems = Vec::new();
+    for file in CRATES.iter().flat_map(|krate| rust_files(krate)) {
+        if file.contains("/target/") {
+            continue;
+        }
+        let lines = read(&file).lines().count();
+        match LONG_FILES.iter().find(|(name, _)| *name == file) {
+            Some((_, ceiling)) if lines > *ceiling => {
+                problems.push(format!(
+                    "{file}: {lines} lines, grew past its {ceiling}; split it"
+                ));
+            }
+            Some(_) if lines <= FILE_LINES => {
+                problems.push(format!(
+                    "{file}: {lines} lines now; remove it from LONG_FILES"
+                ));
+            }
+            None if lines > FILE_LINES => {
+                problems.push(format!(
+                    "{file}: {lines} lines, over {FILE_LINES}; split it"
+                ));
+            }
+            _ => {}
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_library_starts_with_its_module_map() {
+    let bare: Vec<&str> = CRATES
+        .iter()
+        .copied()
+        .filter(|krate| !read(&format!("{krate}/src/lib.rs")).starts_with("//!"))
+        .collect();
+    assert!(bare.is_empty(), "lib.rs without `//!` prose: {bare:?}");
+}
