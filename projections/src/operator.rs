@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header::AUTHORIZATION};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -37,13 +37,8 @@ pub fn router(state: OperatorState) -> Router {
 
 /// 401 without a valid bearer token, 403 unless the caller is an admin.
 fn admin(state: &OperatorState, headers: &HeaderMap) -> Result<(), Problem> {
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let caller = token
-        .ok_or(events::auth::AuthError::Missing)
-        .and_then(|t| state.verifier.verify(t.trim()))
+    let caller = events::auth::bearer_token(headers)
+        .and_then(|token| state.verifier.verify(token))
         .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
     if !matches!(caller.role, Role::Admin | Role::System) {
         return Err(Problem::new(
@@ -123,6 +118,7 @@ mod tests {
 
     use axum::body::Body;
     use axum::extract::Request;
+    use axum::http::header::AUTHORIZATION;
     use events::KafkaConfig;
     use events::command::Principal;
     use tower::ServiceExt;
@@ -178,6 +174,22 @@ mod tests {
         let (status, body) = call("GET", "/lag", Some(Role::Admin)).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["projections"]["orders"]["lag_events"], 3);
+    }
+
+    #[tokio::test]
+    async fn the_bearer_scheme_is_read_as_the_other_services_read_it() {
+        let who = Principal {
+            subject: "ops".into(),
+            role: Role::Admin,
+        };
+        let token = events::auth::mint_hs256(SECRET, &who, Duration::from_secs(60)).unwrap();
+        let request = Request::builder()
+            .uri("/lag")
+            .header(AUTHORIZATION, format!("bearer  {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = router(state()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     #[tokio::test]

@@ -7,13 +7,11 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use command::bus::{CommandBus, Dispatch, KafkaBus};
-use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Role};
+use events::command::{DomainCommand, Outcome, Principal, Role};
 use events::domain::{
     Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderId, OrderLine, Sku,
 };
-use events::new_id;
 use projections::cache::{self, Cache};
 use projections::documents;
 use reqwest::StatusCode;
@@ -39,19 +37,7 @@ fn token(principal: &Principal) -> String {
 
 /// Sends a command through the command API's bus; answers the new version.
 async fn send(bus: &KafkaBus, id: &str, by: Principal, command: DomainCommand) -> u64 {
-    let command_id = new_id();
-    let envelope = CommandEnvelope {
-        command_id,
-        aggregate_id: id.into(),
-        expected_version: None,
-        issued_at: Utc::now(),
-        correlation_id: command_id,
-        causation_id: command_id,
-        traceparent: None,
-        fingerprint: format!("{command:?}"),
-        issued_by: by,
-        command,
-    };
+    let envelope = tests::envelope(id, by, command);
     match bus
         .dispatch(envelope, Duration::from_secs(30))
         .await

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use command::bus::{CommandBus, KafkaBus};
-use events::command::{CommandEnvelope, DomainCommand, Principal, Role};
+use events::AggregateType;
+use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
     Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderEvent, OrderId,
     OrderLine, PricedLine, Sku,
 };
-use events::{AggregateType, new_id};
 use serde_json::Value;
 use tests::views::{assert_views_equal_the_fold, expected_sales};
 use tests::{TestEnv, eventually, log};
@@ -32,22 +31,11 @@ fn sku(n: usize) -> String {
 }
 
 async fn fire(bus: &KafkaBus, id: &str, role: Role, subject: &str, command: DomainCommand) {
-    let command_id = new_id();
-    let envelope = CommandEnvelope {
-        command_id,
-        aggregate_id: id.into(),
-        expected_version: None,
-        issued_at: Utc::now(),
-        correlation_id: command_id,
-        causation_id: command_id,
-        traceparent: None,
-        fingerprint: format!("{command:?}"),
-        issued_by: Principal {
-            subject: subject.into(),
-            role,
-        },
-        command,
+    let by = Principal {
+        subject: subject.into(),
+        role,
     };
+    let envelope = tests::envelope(id, by, command);
     bus.dispatch(envelope, Duration::ZERO).await.unwrap();
 }
 
