@@ -19,9 +19,11 @@
 //! - [`replay`]: the replay CLI (rebuild, verify, swap, history, tail,
 //!   export/import, dead letters); `src/bin/replay.rs` is its shim.
 //!
-//! [`run`] starts the service; the binary in `main.rs` only parses flags.
+//! [`run`] starts the service; [`cli`] is its command line, which `main.rs`
+//! only calls.
 
 pub mod cache;
+pub mod cli;
 mod consumer;
 pub mod db;
 pub mod dead_letters;

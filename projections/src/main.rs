@@ -1,46 +1,4 @@
-use anyhow::Context;
-use clap::Parser;
-use events::KafkaArgs;
-
-/// Projector: folds the event log into the read-model database and cache.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Address of the health and metrics endpoints.
-    #[arg(long, env = "PROJECTIONS_HTTP_ADDR", default_value = "127.0.0.1:8083")]
-    http_addr: String,
-    /// Consumer group shared by every projector instance.
-    #[arg(long, env = "PROJECTIONS_GROUP_ID", default_value = "projections")]
-    group_id: String,
-    /// The read-model database (created and migrated when missing).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:15432/commerce"
-    )]
-    database_url: String,
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:16379")]
-    redis_url: String,
-    /// Token keys (the command API's), for the operator endpoints (`/lag`,
-    /// dead-letter retry and skip), and the key that signs cached orders.
-    #[command(flatten)]
-    auth: events::auth::AuthArgs,
-    #[command(flatten)]
-    kafka: KafkaArgs,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _telemetry = events::telemetry::init("projections");
-    let args = Args::parse();
-    let auth = args.auth.config().await.context("token keys")?;
-    let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
-    let config = projections::Config {
-        kafka: args.kafka.into(),
-        group_id: args.group_id,
-        database_url: args.database_url,
-        redis_url: args.redis_url,
-        auth,
-    };
-    projections::run(config, listener, events::service::shutdown_on_signal()).await
+    projections::cli::main(std::env::args_os()).await
 }

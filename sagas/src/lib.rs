@@ -14,9 +14,11 @@
 //! - `watermark`: how far the worker has read its inputs, in event time.
 //! - [`gateway`]: payment provider and carrier adapters, with the sandbox.
 //!
-//! [`run`] starts the service; the binary in `main.rs` only parses flags.
+//! [`run`] starts the service; [`cli`] is its command line, which `main.rs`
+//! only calls.
 
 mod apply;
+pub mod cli;
 pub mod gateway;
 pub mod machine;
 pub mod publish;
