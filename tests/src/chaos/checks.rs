@@ -60,15 +60,17 @@ pub async fn check(env: &TestEnv, cluster: &Cluster, orders: &[Placed]) -> Table
                 .get(&o.order_id)
                 .is_some_and(|s| !o.ends.contains(&s.as_str()))
         })
-        .inspect(|o| {
-            eprintln!(
-                "chaos: {} ({}) ended {:?}",
-                o.order_id,
-                o.path,
-                sagas.get(&o.order_id)
-            )
-        })
-        .count();
+        .collect::<Vec<_>>();
+    for o in &otherwise {
+        eprintln!(
+            "chaos: {} ({}) ended {:?}: {}",
+            o.order_id,
+            o.path,
+            sagas.get(&o.order_id),
+            saga_state(env, &o.order_id).await
+        );
+    }
+    let otherwise = otherwise.len();
 
     let order_log = log::<OrderEvent>(env, AggregateType::Order).await;
     let placed = |id: &str| {
@@ -143,6 +145,21 @@ async fn terminal_sagas(env: &TestEnv, orders: &[Placed]) -> HashMap<String, Str
         Some(sagas) => sagas,
         None => read().await.unwrap_or_default(),
     }
+}
+
+/// The saga's stored state of `order_id`, to explain how it ended.
+async fn saga_state(env: &TestEnv, order_id: &str) -> String {
+    let Ok(pool) = sqlx::PgPool::connect(&env.sagas_db_url).await else {
+        return "(the saga store is unreachable)".into();
+    };
+    let state: Option<(String,)> =
+        sqlx::query_as("SELECT state::text FROM sagas WHERE order_id::text = $1")
+            .bind(order_id)
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten();
+    state.map_or_else(|| "(no saga)".into(), |(s,)| s)
 }
 
 /// Units of the scarce SKU committed beyond its stock.
