@@ -89,10 +89,10 @@ pub async fn run(env: &TestEnv, binaries: Binaries, plan: &Plan) -> checks::Tabl
         let (shop, placing) = (shop.clone(), placing.clone());
         tokio::spawn(async move { shop.place_while(&placing).await })
     };
-    nemesis::run(&cluster, plan).await;
+    let outages = nemesis::run(&cluster, plan).await;
     placing.store(false, Ordering::Relaxed);
     let orders = orders.await.expect("the clients");
     cluster.heal().await;
     eprintln!("chaos: {} orders acknowledged; checking", orders.len());
-    checks::check(env, &cluster, &orders).await
+    checks::check(env, &cluster, &orders, &outages).await
 }

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use super::Plan;
 use super::cluster::Cluster;
 use crate::outage;
@@ -29,10 +31,19 @@ pub(super) const KINDS: [&str; 6] = [
     "redis",
 ];
 
+/// When the broker was down: from its SIGKILL until `scripts/stack up` had
+/// it answering again.
+#[derive(Debug, Clone, Copy)]
+pub struct Outage {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
 /// Injects `plan.faults` faults, a few seconds apart: first those of the
 /// kinds `plan.first` names (the instance drawn from the seed), then drawn
-/// from the seed.
-pub async fn run(cluster: &Cluster, plan: &Plan) {
+/// from the seed. Answers the broker's outages.
+pub async fn run(cluster: &Cluster, plan: &Plan) -> Vec<Outage> {
+    let mut outages = Vec::new();
     let mut rng = fastrand::Rng::with_seed(plan.seed);
     let names = cluster.names();
     let projectors: Vec<String> = names
@@ -69,10 +80,18 @@ pub async fn run(cluster: &Cluster, plan: &Plan) {
             plan.faults,
             started.elapsed().as_secs_f64()
         );
+        let from = Utc::now();
         inject(cluster, &fault, plan.pause).await;
+        if matches!(fault, Fault::Broker) {
+            outages.push(Outage {
+                from,
+                to: Utc::now(),
+            });
+        }
     }
     // Time for the clients to place orders on the healed system too.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    outages
 }
 
 async fn inject(cluster: &Cluster, fault: &Fault, pause: Duration) {
