@@ -6,9 +6,11 @@
 //! positions commit together, so a commit PostgreSQL loses in a crash is
 //! lost whole and simply applied again from Kafka. That only holds while
 //! Kafka's committed offset (where a restarted consumer fetches from) is not
-//! past what PostgreSQL holds durably, so the offset hint is committed only
+//! past what PostgreSQL holds durably, so the offset hint is taken only
 //! after a synchronous commit, which flushes every commit before it too; one
-//! batch a second is synchronous.
+//! batch a second is synchronous. The refresher commits that hint once the
+//! batch's documents are in the cache (see `refresh`), so the hint is not
+//! past what the cache holds either.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -100,11 +102,13 @@ pub async fn run(
             }
         };
         hints.extend(&records);
-        if durable {
-            hints.commit(&consumer);
+        let due = if durable {
             last_durable = Instant::now();
-        }
-        refresher.refresh(applied.fresh, guard).await;
+            std::mem::take(&mut hints)
+        } else {
+            Hints::default()
+        };
+        refresher.refresh(applied.fresh, due, guard).await;
     }
 }
 
@@ -179,10 +183,25 @@ fn spans(records: &[Record]) -> (tracing::Span, Vec<tracing::Span>) {
 }
 
 /// The next offset of every partition applied since the last hint, by topic.
-#[derive(Default)]
-struct Hints(HashMap<String, HashMap<i32, i64>>);
+#[derive(Debug, Default)]
+pub struct Hints(HashMap<String, HashMap<i32, i64>>);
 
 impl Hints {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Takes in `other`, keeping the further offset of each partition.
+    pub fn merge(&mut self, other: Hints) {
+        for (topic, partitions) in other.0 {
+            let mine = self.0.entry(topic).or_default();
+            for (partition, next) in partitions {
+                let held = mine.entry(partition).or_insert(next);
+                *held = (*held).max(next);
+            }
+        }
+    }
+
     fn extend(&mut self, records: &[Record]) {
         for r in records {
             let partitions = match self.0.get_mut(r.topic.as_str()) {
@@ -196,9 +215,9 @@ impl Hints {
 
     /// Commits the offsets to Kafka asynchronously; a lost hint costs a
     /// re-read on restart, nothing more.
-    fn commit(&mut self, consumer: &Consumer) {
+    pub fn commit(self, consumer: &Consumer) {
         let mut list = TopicPartitionList::new();
-        for (topic, partitions) in self.0.drain() {
+        for (topic, partitions) in self.0 {
             for (partition, offset) in partitions {
                 if let Err(e) = list.add_partition_offset(&topic, partition, Offset::Offset(offset))
                 {
@@ -238,5 +257,10 @@ mod tests {
         hints.extend(&[record("b", 0, 1), record("a", 0, 5)]);
         assert_eq!(hints.0["a"], HashMap::from([(0, 8), (1, 3)]));
         assert_eq!(hints.0["b"], HashMap::from([(0, 2)]));
+        let mut later = Hints::default();
+        later.extend(&[record("a", 0, 6), record("a", 1, 9), record("c", 3, 0)]);
+        hints.merge(later);
+        assert_eq!(hints.0["a"], HashMap::from([(0, 8), (1, 10)]));
+        assert_eq!(hints.0["c"], HashMap::from([(3, 1)]));
     }
 }

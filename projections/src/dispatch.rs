@@ -16,7 +16,7 @@ use crate::dead_letters::DeadLetter;
 use crate::documents::ItemDocument;
 use crate::hold::{self, HeldKeys};
 use crate::record::Record;
-use crate::refresh::Fresh;
+use crate::refresh::{Fresh, Touched};
 use crate::views::order_set::{self, OrderSetEvent};
 use crate::views::{catalog_items, saga_timelines};
 use crate::{positions, probes};
@@ -264,10 +264,12 @@ pub async fn apply_batch(
     let mut moved = Vec::with_capacity(tagged.len());
     for (set, records) in sets {
         let projection = set.projection();
-        let fresh: Vec<&Record> = records
+        let (fresh, seen): (Vec<&Record>, Vec<&Record>) = records
             .into_iter()
-            .filter(|r| claimed.is_new(projection, r))
-            .collect();
+            .partition(|r| claimed.is_new(projection, r));
+        if mode == Mode::Live {
+            reload_seen(set, &seen, &mut applied.fresh.reload);
+        }
         if fresh.is_empty() {
             continue;
         }
@@ -281,6 +283,28 @@ pub async fn apply_batch(
         positions::advance(tx, &moved, &letters).await?;
     }
     Ok(applied)
+}
+
+/// Asks for the cached documents of records already applied to be written
+/// again from PostgreSQL: whoever applied them (another instance, or this
+/// one before a crash) may have died before writing them, and the Kafka
+/// offset hint never passes a record whose documents were not written (see
+/// `refresh`), so every such record is seen again here. A key that is not a
+/// document's (an order stream's record keyed otherwise) is left out.
+fn reload_seen(set: ViewSet, seen: &[&Record], reload: &mut Touched) {
+    for key in seen.iter().filter_map(|r| r.key.as_deref()) {
+        match set {
+            ViewSet::Catalog => {
+                reload.items.insert(key.to_owned());
+            }
+            ViewSet::Orders => {
+                if let Ok(id) = Uuid::parse_str(key) {
+                    reload.orders.insert(id);
+                }
+            }
+            ViewSet::Sagas | ViewSet::Probes => {}
+        }
+    }
 }
 
 /// Folds decoded events of one view set into its tables, without looking

@@ -104,7 +104,12 @@ pub async fn run(
         lag_report.clone(),
         shutdown.clone(),
     ));
-    let (refresher, refreshing) = refresh::Refresher::spawn(refresher_cache, pool.clone());
+    let hinted = consumer.clone();
+    let (refresher, refreshing) = refresh::Refresher::spawn(
+        refresher_cache,
+        pool.clone(),
+        Box::new(move |hints: consumer::Hints| hints.commit(&hinted)),
+    );
     tasks.spawn(consumer::run(
         consumer,
         pool.clone(),

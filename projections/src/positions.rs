@@ -2,9 +2,10 @@
 //! the view rows they produced.
 //!
 //! Kafka's committed offsets are only a hint for where to start fetching;
-//! they are written after the PostgreSQL commit, so they never run ahead of
-//! the stored positions. A record below its partition's stored position was
-//! already applied (by this or another instance) and is skipped. The position
+//! they are written after the PostgreSQL commit and the cache write, so they
+//! never run ahead of the stored positions. A record below its partition's
+//! stored position was already applied (by this or another instance) and is
+//! skipped; only its cached document is written again (see `refresh`). The position
 //! rows are locked for the transaction, so two instances that briefly both
 //! hold a partition during a rebalance apply each record once.
 //!

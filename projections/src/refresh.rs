@@ -12,6 +12,16 @@
 //! earlier ones committed), and the cache's version guard drops anything
 //! older than what an entry holds.
 //!
+//! A crash between a batch's commit and its cache write must not leave the
+//! cache behind for good, so the Kafka offset hint (where the next owner of
+//! a partition fetches from) says how far the cache is written, not how far
+//! PostgreSQL is: the batch loop hands the hint of each synchronously
+//! committed batch over with its documents, and the task commits it only
+//! once those documents, and every earlier batch's, are written. The next
+//! owner re-reads the records between the hint and the stored positions;
+//! the positions keep them from being applied again, and their keys come
+//! here as [`Fresh::reload`], written from what PostgreSQL holds.
+//!
 //! Redis trouble never fails or stalls the projector for long: every call is
 //! bounded, the keys of failed writes are remembered (up to a cap) and
 //! written later from what PostgreSQL then holds, and after a failure the
@@ -26,6 +36,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::cache::{Cache, CacheError, Entry};
+use crate::consumer::Hints;
 use crate::documents::{self, ItemDocument, OrderDocument};
 use crate::pause::BatchGuard;
 
@@ -47,15 +58,21 @@ const QUEUE: usize = 2;
 pub struct Fresh {
     pub items: Vec<ItemDocument>,
     pub orders: Vec<OrderDocument>,
+    /// Keys of records the batch skipped as already applied: whoever applied
+    /// them may have died before writing their documents, so these are
+    /// written again from PostgreSQL.
+    pub reload: Touched,
 }
 
 impl Fresh {
-    /// The keys of the documents.
+    /// The keys of the documents (and of those to reload).
     pub fn touched(&self) -> Touched {
-        Touched {
+        let mut touched = Touched {
             items: self.items.iter().map(|i| i.sku.clone()).collect(),
             orders: self.orders.iter().map(|o| o.order_id).collect(),
-        }
+        };
+        touched.merge(self.reload.clone());
+        touched
     }
 }
 
@@ -91,11 +108,16 @@ enum RefreshError {
     Encode(#[from] serde_json::Error),
 }
 
-/// One committed batch: its documents and the lock they are written under.
+/// One committed batch: its documents, the offset hint that may be
+/// committed once they are written, and the lock they are written under.
 struct Job {
     fresh: Fresh,
+    hints: Hints,
     guard: BatchGuard,
 }
+
+/// Commits an offset hint (to the consumer group, in the service).
+pub type CommitHints = Box<dyn FnMut(Hints) + Send + Sync>;
 
 /// The batch loop's end of the refresher.
 pub struct Refresher {
@@ -104,21 +126,31 @@ pub struct Refresher {
 
 impl Refresher {
     /// Starts the refresher task; it ends once the `Refresher` is dropped
-    /// and every batch handed to it is written.
-    pub fn spawn(cache: Cache, pool: PgPool) -> (Refresher, JoinHandle<()>) {
+    /// and every batch handed to it is written. `commit` is called with the
+    /// offset hints of batches whose documents are all written.
+    pub fn spawn(cache: Cache, pool: PgPool, commit: CommitHints) -> (Refresher, JoinHandle<()>) {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let writer = Writer {
             cache,
             pool,
             pending: Touched::default(),
             quiet_until: None,
+            due: Hints::default(),
+            commit,
         };
         (Refresher { jobs }, tokio::spawn(writer.run(queue)))
     }
 
-    /// Hands a committed batch over; waits while the queue is full.
-    pub async fn refresh(&self, fresh: Fresh, guard: BatchGuard) {
-        if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { fresh, guard }).await {
+    /// Hands a committed batch over with the offset hint its cache write
+    /// allows (empty unless the batch committed synchronously); waits while
+    /// the queue is full.
+    pub async fn refresh(&self, fresh: Fresh, hints: Hints, guard: BatchGuard) {
+        let job = Job {
+            fresh,
+            hints,
+            guard,
+        };
+        if let Err(mpsc::error::SendError(job)) = self.jobs.send(job).await {
             // The task is gone only if it panicked; the entries' TTL bounds the damage.
             tracing::error!("the cache refresher is gone");
             job.guard.leave().await;
@@ -131,10 +163,12 @@ impl Refresher {
 struct Merged {
     items: HashMap<String, ItemDocument>,
     orders: HashMap<Uuid, OrderDocument>,
+    reload: Touched,
 }
 
 impl Merged {
     fn add(&mut self, fresh: Fresh) {
+        self.reload.merge(fresh.reload);
         for item in fresh.items {
             let newer = self
                 .items
@@ -167,8 +201,14 @@ impl Merged {
 struct Writer {
     cache: Cache,
     pool: PgPool,
+    /// Keys to write from what PostgreSQL holds: failed writes, and records
+    /// another instance (or this one before a restart) applied.
     pending: Touched,
     quiet_until: Option<Instant>,
+    /// Offset hints of batches handed over, held until their documents and
+    /// every pending key are written.
+    due: Hints,
+    commit: CommitHints,
 }
 
 impl Writer {
@@ -187,8 +227,10 @@ impl Writer {
             let mut merged = Merged::default();
             let mut guards = vec![first.guard];
             merged.add(first.fresh);
+            self.due.merge(first.hints);
             while let Ok(job) = queue.try_recv() {
                 merged.add(job.fresh);
+                self.due.merge(job.hints);
                 guards.push(job.guard);
             }
             self.write_merged(merged).await;
@@ -206,8 +248,17 @@ impl Writer {
         }
     }
 
-    /// Writes `merged` and whatever failed before; never fails.
+    /// Writes `merged` and whatever failed before, then lets the offset
+    /// hints go if nothing is left to write; never fails.
     async fn write_merged(&mut self, merged: Merged) {
+        self.write(merged).await;
+        if self.pending.is_empty() && !self.due.is_empty() {
+            (self.commit)(std::mem::take(&mut self.due));
+        }
+    }
+
+    async fn write(&mut self, mut merged: Merged) {
+        self.pending.merge(std::mem::take(&mut merged.reload));
         if self.quiet_until.is_some_and(|t| Instant::now() < t) {
             self.pending.merge(merged.touched());
             self.cap_pending();
@@ -327,11 +378,11 @@ mod tests {
         let mut merged = Merged::default();
         merged.add(Fresh {
             items: vec![item("A", 2), item("B", 1)],
-            orders: Vec::new(),
+            ..Fresh::default()
         });
         merged.add(Fresh {
             items: vec![item("A", 3), item("B", 0)],
-            orders: Vec::new(),
+            ..Fresh::default()
         });
         assert_eq!(merged.items["A"].version, 3);
         assert_eq!(merged.items["B"].version, 1);

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use events::AggregateType;
 use events::command::Role;
 use events::domain::{CatalogEvent, OrderEvent, PaymentEvent};
@@ -13,6 +15,7 @@ use serde_json::Value;
 
 use super::clients::{Placed, SCARCE, SCARCE_STOCK};
 use super::cluster::{Cluster, Kind};
+use super::nemesis::Outage;
 use crate::shop::token;
 use crate::views::views_equal_the_fold;
 use crate::{TestEnv, eventually, log};
@@ -42,7 +45,12 @@ impl fmt::Display for Table {
     }
 }
 
-pub async fn check(env: &TestEnv, cluster: &Cluster, orders: &[Placed]) -> Table {
+pub async fn check(
+    env: &TestEnv,
+    cluster: &Cluster,
+    orders: &[Placed],
+    outages: &[Outage],
+) -> Table {
     let mut table = Table::default();
     let sagas = terminal_sagas(env, orders).await;
     let not_terminal = orders
@@ -53,22 +61,35 @@ pub async fn check(env: &TestEnv, cluster: &Cluster, orders: &[Placed]) -> Table
                 .is_some_and(|s| TERMINAL.contains(&s.as_str()))
         })
         .count();
-    let otherwise = orders
-        .iter()
-        .filter(|o| {
-            sagas
-                .get(&o.order_id)
-                .is_some_and(|s| !o.ends.contains(&s.as_str()))
-        })
-        .inspect(|o| {
+    let wrong = orders.iter().filter(|o| {
+        sagas
+            .get(&o.order_id)
+            .is_some_and(|s| !o.ends.contains(&s.as_str()))
+    });
+    let (mut otherwise, mut by_outage) = (0, 0);
+    for o in wrong {
+        let state = saga_state(env, &o.order_id).await;
+        let ended = sagas.get(&o.order_id);
+        if timed_out_by_outage(&state, outages) {
+            by_outage += 1;
             eprintln!(
-                "chaos: {} ({}) ended {:?}",
-                o.order_id,
-                o.path,
-                sagas.get(&o.order_id)
-            )
-        })
-        .count();
+                "chaos: {} ({}) ended {ended:?}: its deadline passed while the broker was down",
+                o.order_id, o.path
+            );
+        } else {
+            otherwise += 1;
+            eprintln!(
+                "chaos: {} ({}) ended {ended:?}: {state}",
+                o.order_id, o.path
+            );
+        }
+    }
+    if by_outage > 0 {
+        eprintln!(
+            "chaos: {by_outage} sagas timed out waiting through a broker outage and were \
+             compensated, as designed (not counted below)"
+        );
+    }
 
     let order_log = log::<OrderEvent>(env, AggregateType::Order).await;
     let placed = |id: &str| {
@@ -143,6 +164,60 @@ async fn terminal_sagas(env: &TestEnv, orders: &[Placed]) -> HashMap<String, Str
         Some(sagas) => sagas,
         None => read().await.unwrap_or_default(),
     }
+}
+
+/// The saga's stored state of `order_id`, to explain how it ended (null
+/// when it cannot be read).
+async fn saga_state(env: &TestEnv, order_id: &str) -> Value {
+    let Ok(pool) = sqlx::PgPool::connect(&env.sagas_db_url).await else {
+        return Value::Null;
+    };
+    let state: Option<(String,)> =
+        sqlx::query_as("SELECT state::text FROM sagas WHERE order_id::text = $1")
+            .bind(order_id)
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten();
+    state
+        .and_then(|(s,)| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// How long after the broker is back its outage may still make a deadline
+/// fire: the processors rejoin their groups and restore their partitions,
+/// and the gateway and the saga worker catch up.
+const RECOVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
+/// True when the saga timed out waiting through a broker outage: its reason
+/// is a timeout, and the deadline fired during an outage (or while the
+/// system recovered from it) of a step that started before the broker was
+/// back. No answer could be written in time then, and compensating is what
+/// the design asks for; a timeout long after the broker was back (an answer
+/// lost) still counts.
+fn timed_out_by_outage(state: &Value, outages: &[Outage]) -> bool {
+    let reason = state["phase"]["reason"].as_str().unwrap_or_default();
+    let Some(history) = state["history"].as_array() else {
+        return false;
+    };
+    let at = |entry: &Value| {
+        entry["started_at"]
+            .as_str()
+            .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+    };
+    reason.ends_with("_timed_out")
+        && history.windows(2).any(|steps| {
+            let timed_out = steps[0]["outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("compensating:"));
+            let (Some(started), Some(fired)) = (at(&steps[0]), at(&steps[1])) else {
+                return false;
+            };
+            timed_out
+                && outages
+                    .iter()
+                    .any(|o| started <= o.to && o.from <= fired && fired <= o.to + RECOVERY)
+        })
 }
 
 /// Units of the scarce SKU committed beyond its stock.
@@ -252,4 +327,45 @@ async fn cache_differs(env: &TestEnv, cluster: &Cluster, orders: &[Placed]) -> u
         }
     }
     differs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    fn timed_out(started: i64, fired: i64) -> Value {
+        serde_json::json!({
+            "phase": {"step": "compensated", "reason": "payment_timed_out"},
+            "history": [
+                {"step": "authorizing_and_scheduling", "outcome": "compensating: payment_timed_out",
+                 "started_at": at(started)},
+                {"step": "compensating_shipment", "outcome": "succeeded", "started_at": at(fired)},
+            ],
+        })
+    }
+
+    #[test]
+    fn only_a_deadline_that_passed_while_the_broker_was_down_is_explained() {
+        let outage = [Outage {
+            from: at(10),
+            to: at(60),
+        }];
+        assert!(timed_out_by_outage(&timed_out(5, 65), &outage));
+        assert!(
+            !timed_out_by_outage(&timed_out(70, 130), &outage),
+            "started after the broker was back"
+        );
+        assert!(
+            !timed_out_by_outage(&timed_out(5, 200), &outage),
+            "fired long after the broker was back"
+        );
+        assert!(!timed_out_by_outage(&timed_out(5, 65), &[]), "no outage");
+        let mut declined = timed_out(5, 65);
+        declined["phase"]["reason"] = "payment_declined".into();
+        assert!(!timed_out_by_outage(&declined, &outage), "not a timeout");
+    }
 }

@@ -35,11 +35,16 @@ pub struct Plan {
     pub pause: Duration,
     /// The saga service's pace (1,000 is production's).
     pub pace_ms: u32,
+    /// The kinds of the first faults (`kill`, `kill-projector`, `pause`,
+    /// `broker`, `postgres`, `redis`), so a short
+    /// run still covers the faults that matter; the rest are drawn.
+    pub first: Vec<String>,
 }
 
 impl Plan {
-    /// From `CHAOS_SEED`, `CHAOS_FAULTS`, `CHAOS_PAUSE_SECONDS` and
-    /// `CHAOS_PACE_MS`, with the short run's values as defaults.
+    /// From `CHAOS_SEED`, `CHAOS_FAULTS`, `CHAOS_PAUSE_SECONDS`,
+    /// `CHAOS_PACE_MS` and `CHAOS_FIRST` (comma-separated fault kinds), with
+    /// the short run's values as defaults.
     pub fn from_env() -> Plan {
         let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         let seed = var("CHAOS_SEED").unwrap_or_else(|| {
@@ -48,11 +53,25 @@ impl Plan {
                 .map(|d| d.as_secs())
                 .unwrap_or(0)
         });
+        let first: Vec<String> = std::env::var("CHAOS_FIRST")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|kind| !kind.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(unknown) = first.iter().find(|k| !nemesis::KINDS.contains(&k.as_str())) {
+            panic!(
+                "CHAOS_FIRST: unknown fault kind {unknown:?} (one of {:?})",
+                nemesis::KINDS
+            );
+        }
         Plan {
             seed,
             faults: var("CHAOS_FAULTS").unwrap_or(6) as usize,
             pause: Duration::from_secs(var("CHAOS_PAUSE_SECONDS").unwrap_or(12)),
             pace_ms: var("CHAOS_PACE_MS").unwrap_or(250) as u32,
+            first,
         }
     }
 }
@@ -70,10 +89,10 @@ pub async fn run(env: &TestEnv, binaries: Binaries, plan: &Plan) -> checks::Tabl
         let (shop, placing) = (shop.clone(), placing.clone());
         tokio::spawn(async move { shop.place_while(&placing).await })
     };
-    nemesis::run(&cluster, plan).await;
+    let outages = nemesis::run(&cluster, plan).await;
     placing.store(false, Ordering::Relaxed);
     let orders = orders.await.expect("the clients");
     cluster.heal().await;
     eprintln!("chaos: {} orders acknowledged; checking", orders.len());
-    checks::check(env, &cluster, &orders).await
+    checks::check(env, &cluster, &orders, &outages).await
 }
