@@ -8,6 +8,7 @@
 //! - `topics`: partitions, watermarks and timestamps of topics.
 //! - `shadow`: the shadow schema a view set is rebuilt into.
 //! - `rebuild`: replays the log into a shadow at full speed.
+//! - `bulk`: a fresh shadow's load, folded in memory, appended without keys.
 //! - `swap`: pauses the projectors and swaps a caught-up shadow in.
 //! - `verify`: diffs a shadow against the live view.
 //! - `history`, `tail`: an aggregate's events, a topic's records.
@@ -19,6 +20,7 @@
 //! its positions and its dead letters move together, so a new view set
 //! needs no change here.
 
+mod bulk;
 pub mod cli;
 mod exchange;
 mod history;

@@ -6,9 +6,11 @@
 //! unqualified table names resolve to the shadow's tables.
 //!
 //! Unique constraints (which the views' upserts need) exist from the start,
-//! except on append-only tables, which a rebuild loads with `COPY` and
-//! which get their keys once the bulk of the log is in, like every other
-//! index.
+//! except on append-only tables, which a rebuild loads with `COPY`, and on
+//! the versioned tables of a view set that is bulk loaded
+//! (`ViewSet::bulk`, see `bulk`): they get their keys once the bulk of the
+//! log is in, like every other index, or before a resumed rebuild goes on
+//! through them.
 
 use std::collections::HashMap;
 
@@ -48,6 +50,8 @@ pub struct Shadow {
     pub pool: PgPool,
     /// True when an earlier, interrupted rebuild is being continued.
     pub resumed: bool,
+    /// True when the shadow was just made without keys for a bulk load.
+    pub bulk: bool,
 }
 
 impl Shadow {
@@ -93,6 +97,7 @@ impl Shadow {
             schema,
             pool,
             resumed,
+            bulk: !resumed && set.bulk(),
         })
     }
 
@@ -101,20 +106,52 @@ impl Shadow {
         positions(&self.pool, &self.schema, self.set).await
     }
 
-    /// Builds the indexes left out during the bulk load, and refreshes the
-    /// planner's statistics.
+    /// Builds the keys and indexes left out during the bulk load, turns
+    /// autovacuum back on, and gives the planner statistics of the indexed
+    /// columns; the tables are worked on at the same time, each on its
+    /// own connection (PostgreSQL builds one index per backend).
     pub async fn finish_indexes(&self, live: &PgPool) -> Result<(), ReplayError> {
-        for table in self.set.tables() {
-            if table.append_only {
-                add_keys(live, &self.pool, &self.schema, table.name).await?;
+        let finish = self.set.tables().iter().map(|table| async move {
+            if table.append_only || table.versioned {
+                add_keys(live, &self.pool, &self.schema, table).await?;
             }
             for definition in index_definitions(live, table.name).await? {
                 let sql = retarget(&definition, table.name, &self.schema);
                 sqlx::raw_sql(&sql).execute(&self.pool).await?;
             }
-            sqlx::raw_sql(&format!("ANALYZE \"{}\".{}", self.schema, table.name))
+            let name = format!("\"{}\".{}", self.schema, table.name);
+            sqlx::raw_sql(&format!("ALTER TABLE {name} RESET (autovacuum_enabled)"))
                 .execute(&self.pool)
                 .await?;
+            // Only the indexed columns: statistics of the large JSON
+            // columns cost more than the rest of the finish, and no query
+            // filters on them (autovacuum gathers them later).
+            let columns = indexed_columns(live, table.name).await?;
+            sqlx::raw_sql(&format!("ANALYZE {name} ({columns})"))
+                .execute(&self.pool)
+                .await?;
+            Ok::<(), ReplayError>(())
+        });
+        futures::future::try_join_all(finish).await?;
+        Ok(())
+    }
+
+    /// Gives the versioned tables their keys (keeping the newest version
+    /// of each), so the views' upserts can write through them; a no-op
+    /// where they have them.
+    pub async fn key_versioned(&self) -> Result<(), ReplayError> {
+        // The live keys are read by their qualified names, so the shadow's
+        // own connections do.
+        self.add_keys(&self.pool, |t| t.versioned).await
+    }
+
+    async fn add_keys(
+        &self,
+        live: &PgPool,
+        which: fn(&ViewTable) -> bool,
+    ) -> Result<(), ReplayError> {
+        for table in self.set.tables().iter().filter(|t| which(t)) {
+            add_keys(live, &self.pool, &self.schema, table).await?;
         }
         Ok(())
     }
@@ -177,7 +214,8 @@ async fn create(
         .await?;
     }
     for table in set.tables() {
-        copy_table(&mut tx, schema, table).await?;
+        let keyed = !(table.append_only || (table.versioned && set.bulk()));
+        copy_table(&mut tx, schema, table, keyed).await?;
     }
     tx.execute(
         format!(
@@ -197,24 +235,27 @@ async fn create(
     Ok(())
 }
 
-/// An empty copy of `public.<table>` with its columns, defaults, checks and
-/// unique constraints (under their live names; an append-only table gets
-/// them after the load), and no other index yet.
+/// An empty copy of `public.<table>` with its columns, defaults and checks,
+/// its unique constraints (under their live names) when `keyed`, and no
+/// other index yet. Autovacuum stays off until the load is done: vacuuming
+/// tables that only grow would compete with the load for the same cores.
 async fn copy_table(
     tx: &mut Transaction<'_, Postgres>,
     schema: &str,
     table: &ViewTable,
+    keyed: bool,
 ) -> Result<(), ReplayError> {
     let name = table.name;
     tx.execute(
         format!(
             "CREATE TABLE \"{schema}\".{name} (LIKE public.{name}
-               INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)"
+               INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)
+             WITH (autovacuum_enabled = false)"
         )
         .as_str(),
     )
     .await?;
-    if table.append_only {
+    if !keyed {
         return Ok(());
     }
     for (constraint, definition) in keys(&mut **tx, name).await? {
@@ -242,16 +283,19 @@ async fn keys<'e>(
     .await
 }
 
-/// Gives an append-only shadow table the live table's keys, once. Should
-/// the log hold an event twice (which the live table's conflict check
-/// would have ignored), the later copies are removed first, as the live
-/// table would never have taken them.
+/// Gives a shadow table loaded without keys the live table's keys, once.
+/// Where a key has several rows, the extra ones are removed first: in an
+/// append-only table the later copies of an event the log holds twice
+/// (the live table's conflict check would have ignored them), in a
+/// versioned table every row but the newest version (a bulk load appends
+/// one per batch that changed the row).
 async fn add_keys(
     live: &PgPool,
     shadow: &PgPool,
     schema: &str,
-    table: &str,
+    table: &ViewTable,
 ) -> Result<(), ReplayError> {
+    let (table, versioned) = (table.name, table.versioned);
     for (constraint, definition) in keys(live, table).await? {
         let (present,): (bool,) = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM pg_constraint
@@ -269,7 +313,7 @@ async fn add_keys(
         );
         match sqlx::raw_sql(&add).execute(shadow).await {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-                sqlx::raw_sql(&dedupe(schema, table, &definition))
+                sqlx::raw_sql(&dedupe(schema, table, &definition, versioned))
                     .execute(shadow)
                     .await?;
                 sqlx::raw_sql(&add).execute(shadow).await?;
@@ -282,9 +326,10 @@ async fn add_keys(
     Ok(())
 }
 
-/// Deletes every row of the table but the first of each key that
-/// `definition` (`PRIMARY KEY (a, b)` or `UNIQUE (a, b)`) names.
-fn dedupe(schema: &str, table: &str, definition: &str) -> String {
+/// Deletes every row of the table but one of each key that `definition`
+/// (`PRIMARY KEY (a, b)` or `UNIQUE (a, b)`) names: the first, or with
+/// `versioned` the one with the highest `version`.
+fn dedupe(schema: &str, table: &str, definition: &str, versioned: bool) -> String {
     let columns = definition
         .split_once('(')
         .and_then(|(_, rest)| rest.rsplit_once(')'))
@@ -296,9 +341,13 @@ fn dedupe(schema: &str, table: &str, definition: &str) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let older = match versioned {
+        true => "(a.version, a.ctid) < (b.version, b.ctid)",
+        false => "a.ctid > b.ctid",
+    };
     format!(
         "DELETE FROM \"{schema}\".{table} a USING \"{schema}\".{table} b
-         WHERE ({}) = ({}) AND a.ctid > b.ctid",
+         WHERE ({}) = ({}) AND {older}",
         row("a"),
         row("b")
     )
@@ -324,6 +373,21 @@ async fn index_definitions(pool: &PgPool, table: &str) -> Result<Vec<String>, Re
     Ok(rows.into_iter().map(|(d,)| d).collect())
 }
 
+/// The columns any index of `public.<table>` covers, quoted and joined by
+/// commas (every view table has a key, so never empty).
+async fn indexed_columns(pool: &PgPool, table: &str) -> Result<String, ReplayError> {
+    let (columns,): (Option<String>,) = sqlx::query_as(
+        "SELECT string_agg(DISTINCT quote_ident(a.attname::text), ', ')
+         FROM pg_index i
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+         WHERE i.indrelid = ('public.' || $1)::regclass",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await?;
+    Ok(columns.unwrap_or_default())
+}
+
 /// A live index definition pointed at the shadow's table, idempotent.
 fn retarget(definition: &str, table: &str, schema: &str) -> String {
     definition
@@ -346,7 +410,8 @@ fn retarget(definition: &str, table: &str, schema: &str) -> String {
 async fn connect(url: &str, schema: &str) -> Result<PgPool, ReplayError> {
     let setup = format!("SET search_path TO \"{schema}\", public; SET synchronous_commit TO off");
     PgPoolOptions::new()
-        .max_connections(2)
+        // One per table while the indexes are built.
+        .max_connections(6)
         .after_connect(move |conn, _| {
             let setup = setup.clone();
             Box::pin(async move { conn.execute(setup.as_str()).await.map(drop) })
@@ -382,9 +447,23 @@ mod tests {
     #[test]
     fn duplicates_are_found_by_the_constraints_columns() {
         assert_eq!(
-            dedupe("replay_orders", "order_timeline", "PRIMARY KEY (order_id, source, sequence)"),
+            dedupe(
+                "replay_orders",
+                "order_timeline",
+                "PRIMARY KEY (order_id, source, sequence)",
+                false
+            ),
             "DELETE FROM \"replay_orders\".order_timeline a USING \"replay_orders\".order_timeline b
          WHERE (a.order_id, a.source, a.sequence) = (b.order_id, b.source, b.sequence) AND a.ctid > b.ctid"
+        );
+    }
+
+    #[test]
+    fn versioned_rows_keep_the_newest_version_of_each_key() {
+        assert_eq!(
+            dedupe("replay_orders", "orders", "PRIMARY KEY (order_id)", true),
+            "DELETE FROM \"replay_orders\".orders a USING \"replay_orders\".orders b
+         WHERE (a.order_id) = (b.order_id) AND (a.version, a.ctid) < (b.version, b.ctid)"
         );
     }
 
