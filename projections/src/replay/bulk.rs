@@ -131,7 +131,7 @@ async fn write_all(
     let mut written = 0;
     while let Some(write) = receiver.recv().await {
         let mut tx = pool.begin().await?;
-        order_set::store_folded(&mut tx, &write.folded).await?;
+        order_set::store_folded(&mut tx, write.folded).await?;
         let moved: Vec<(&'static str, &Record)> =
             write.records.iter().map(|r| (projection, r)).collect();
         positions::advance(&mut tx, &moved, &write.letters).await?;

@@ -181,7 +181,8 @@ pub struct Folded {
     orders: Vec<OrderRow>,
     payments: Vec<PaymentRow>,
     shipments: Vec<ShipmentRow>,
-    timeline: Vec<TimelineEntry>,
+    /// The timeline entries, rendered for `COPY`.
+    timeline: String,
     sold: Vec<sales::SaleDelta>,
 }
 
@@ -204,7 +205,7 @@ pub fn fold_carried(carry: &mut Carry, events: &[OrderSetEvent]) -> Folded {
         orders: owned(changed(&carry.orders, &batch.orders)),
         payments: owned(changed(&carry.payments, &batch.payments)),
         shipments: owned(changed(&carry.shipments, &batch.shipments)),
-        timeline: batch.timeline,
+        timeline: order_timeline::csv(&batch.timeline),
         sold,
     }
 }
@@ -213,13 +214,13 @@ pub fn fold_carried(carry: &mut Carry, events: &[OrderSetEvent]) -> Folded {
 /// sales (a small keyed table) added up.
 pub async fn store_folded(
     tx: &mut Transaction<'_, Postgres>,
-    folded: &Folded,
+    folded: Folded,
 ) -> Result<(), sqlx::Error> {
     orders::store(tx, folded.orders.iter().collect(), Write::Append).await?;
     sales::store(tx, &folded.sold).await?;
     order_payments::store(tx, folded.payments.iter().collect(), Write::Append).await?;
     order_shipments::store(tx, folded.shipments.iter().collect(), Write::Append).await?;
-    order_timeline::copy(tx, &folded.timeline).await
+    order_timeline::copy_csv(tx, folded.timeline).await
 }
 
 fn owned<R: Clone>(rows: Vec<&R>) -> Vec<R> {
