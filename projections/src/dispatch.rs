@@ -40,6 +40,11 @@ pub struct ViewTable {
     /// Rows are only ever appended (never read back or updated by a batch),
     /// so a rebuild loads it with `COPY` and adds its keys after the load.
     pub append_only: bool,
+    /// One row per key with a `version` column: a bulk rebuild (see
+    /// [`ViewSet::bulk`]) appends the latest version of each row a batch
+    /// changed to a copy without keys, and keeps the newest version of
+    /// each key when it adds them after the load.
+    pub versioned: bool,
 }
 
 const fn table(name: &'static str) -> ViewTable {
@@ -47,26 +52,32 @@ const fn table(name: &'static str) -> ViewTable {
         name,
         volatile: &[],
         append_only: false,
+        versioned: false,
+    }
+}
+
+const fn versioned(name: &'static str) -> ViewTable {
+    ViewTable {
+        versioned: true,
+        ..table(name)
     }
 }
 
 const CATALOG_TABLES: [ViewTable; 1] = [table("catalog_items")];
 const ORDER_TABLES: [ViewTable; 5] = [
-    table("orders"),
-    table("order_payments"),
-    table("order_shipments"),
+    versioned("orders"),
+    versioned("order_payments"),
+    versioned("order_shipments"),
     ViewTable {
-        name: "order_timeline",
-        volatile: &[],
         append_only: true,
+        ..table("order_timeline")
     },
     table("sales"),
 ];
 const SAGA_TABLES: [ViewTable; 1] = [table("saga_timelines")];
 const PROBE_TABLES: [ViewTable; 1] = [ViewTable {
-    name: "probes",
     volatile: &["projected_at"],
-    append_only: false,
+    ..table("probes")
 }];
 
 impl ViewSet {
@@ -92,6 +103,13 @@ impl ViewSet {
             ViewSet::Sagas => &SAGA_TABLES,
             ViewSet::Probes => &PROBE_TABLES,
         }
+    }
+
+    /// True when a fresh rebuild of the set can fold the whole log in
+    /// memory and append rows without keys (`crate::views::order_set::Carry`);
+    /// the other sets are small and rebuilt through their keys.
+    pub fn bulk(self) -> bool {
+        self == ViewSet::Orders
     }
 
     /// The kinds of Redis entries (key prefixes after the namespace) built

@@ -6,8 +6,10 @@
 //! - `run`: dispatches a parsed command and prints its report.
 //! - `reader`: reads ranges of the log (read_committed) in batches.
 //! - `topics`: partitions, watermarks and timestamps of topics.
-//! - `shadow`: the shadow schema a view set is rebuilt into.
+//! - `shadow`: the shadow schema a view set is rebuilt into; `keys`: its
+//!   tables' keys and indexes.
 //! - `rebuild`: replays the log into a shadow at full speed.
+//! - `bulk`: a fresh shadow's load, folded in memory, appended without keys.
 //! - `swap`: pauses the projectors and swaps a caught-up shadow in.
 //! - `verify`: diffs a shadow against the live view.
 //! - `history`, `tail`: an aggregate's events, a topic's records.
@@ -19,9 +21,11 @@
 //! its positions and its dead letters move together, so a new view set
 //! needs no change here.
 
+mod bulk;
 pub mod cli;
 mod exchange;
 mod history;
+mod keys;
 mod letters;
 mod output;
 mod progress;

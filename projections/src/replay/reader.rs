@@ -83,7 +83,7 @@ impl Reader {
                 self.consumer.recv().now_or_never()
             };
             match next {
-                Some(Ok(message)) => self.take(&Record::from_message(&message), &mut records),
+                Some(Ok(message)) => self.take(Record::from_message(&message), &mut records),
                 Some(Err(e)) => return Err(e.into()),
                 None if records.is_empty() => self.check_stall()?,
                 None => return Ok(Some(records)),
@@ -91,17 +91,18 @@ impl Reader {
         }
     }
 
-    fn take(&mut self, record: &Record, records: &mut Vec<Record>) {
+    fn take(&mut self, record: Record, records: &mut Vec<Record>) {
         let key = (record.topic.clone(), record.partition);
         let Some((end, at)) = self.open.get_mut(&key) else {
             return;
         };
         self.last_progress = Instant::now();
         *at = record.offset + 1;
-        if record.offset < *end {
-            records.push(record.clone());
+        let (offset, end) = (record.offset, *end);
+        if offset < end {
+            records.push(record);
         }
-        if record.offset + 1 >= *end {
+        if offset + 1 >= end {
             self.open.remove(&key);
         }
     }

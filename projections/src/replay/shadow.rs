@@ -6,9 +6,11 @@
 //! unqualified table names resolve to the shadow's tables.
 //!
 //! Unique constraints (which the views' upserts need) exist from the start,
-//! except on append-only tables, which a rebuild loads with `COPY` and
-//! which get their keys once the bulk of the log is in, like every other
-//! index.
+//! except on append-only tables, which a rebuild loads with `COPY`, and on
+//! the versioned tables of a view set that is bulk loaded
+//! (`ViewSet::bulk`, see `bulk`): they get their keys once the bulk of the
+//! log is in, like every other index, or before a resumed rebuild goes on
+//! through them.
 
 use std::collections::HashMap;
 
@@ -16,6 +18,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool, Postgres, Transaction};
 
 use super::ReplayError;
+use super::keys::{add_keys, index_definitions, indexed_columns, keys, retarget};
 use crate::dispatch::{ViewSet, ViewTable};
 
 /// Where a rebuild starts reading the log.
@@ -48,6 +51,8 @@ pub struct Shadow {
     pub pool: PgPool,
     /// True when an earlier, interrupted rebuild is being continued.
     pub resumed: bool,
+    /// True when the shadow was just made without keys for a bulk load.
+    pub bulk: bool,
 }
 
 impl Shadow {
@@ -93,6 +98,7 @@ impl Shadow {
             schema,
             pool,
             resumed,
+            bulk: !resumed && set.bulk(),
         })
     }
 
@@ -101,20 +107,52 @@ impl Shadow {
         positions(&self.pool, &self.schema, self.set).await
     }
 
-    /// Builds the indexes left out during the bulk load, and refreshes the
-    /// planner's statistics.
+    /// Builds the keys and indexes left out during the bulk load, turns
+    /// autovacuum back on, and gives the planner statistics of the indexed
+    /// columns; the tables are worked on at the same time, each on its
+    /// own connection (PostgreSQL builds one index per backend).
     pub async fn finish_indexes(&self, live: &PgPool) -> Result<(), ReplayError> {
-        for table in self.set.tables() {
-            if table.append_only {
-                add_keys(live, &self.pool, &self.schema, table.name).await?;
+        let finish = self.set.tables().iter().map(|table| async move {
+            if table.append_only || table.versioned {
+                add_keys(live, &self.pool, &self.schema, table).await?;
             }
             for definition in index_definitions(live, table.name).await? {
                 let sql = retarget(&definition, table.name, &self.schema);
                 sqlx::raw_sql(&sql).execute(&self.pool).await?;
             }
-            sqlx::raw_sql(&format!("ANALYZE \"{}\".{}", self.schema, table.name))
+            let name = format!("\"{}\".{}", self.schema, table.name);
+            sqlx::raw_sql(&format!("ALTER TABLE {name} RESET (autovacuum_enabled)"))
                 .execute(&self.pool)
                 .await?;
+            // Only the indexed columns: statistics of the large JSON
+            // columns cost more than the rest of the finish, and no query
+            // filters on them (autovacuum gathers them later).
+            let columns = indexed_columns(live, table.name).await?;
+            sqlx::raw_sql(&format!("ANALYZE {name} ({columns})"))
+                .execute(&self.pool)
+                .await?;
+            Ok::<(), ReplayError>(())
+        });
+        futures::future::try_join_all(finish).await?;
+        Ok(())
+    }
+
+    /// Gives the versioned tables their keys (keeping the newest version
+    /// of each), so the views' upserts can write through them; a no-op
+    /// where they have them.
+    pub async fn key_versioned(&self) -> Result<(), ReplayError> {
+        // The live keys are read by their qualified names, so the shadow's
+        // own connections do.
+        self.add_keys(&self.pool, |t| t.versioned).await
+    }
+
+    async fn add_keys(
+        &self,
+        live: &PgPool,
+        which: fn(&ViewTable) -> bool,
+    ) -> Result<(), ReplayError> {
+        for table in self.set.tables().iter().filter(|t| which(t)) {
+            add_keys(live, &self.pool, &self.schema, table).await?;
         }
         Ok(())
     }
@@ -177,7 +215,8 @@ async fn create(
         .await?;
     }
     for table in set.tables() {
-        copy_table(&mut tx, schema, table).await?;
+        let keyed = !(table.append_only || (table.versioned && set.bulk()));
+        copy_table(&mut tx, schema, table, keyed).await?;
     }
     tx.execute(
         format!(
@@ -197,24 +236,27 @@ async fn create(
     Ok(())
 }
 
-/// An empty copy of `public.<table>` with its columns, defaults, checks and
-/// unique constraints (under their live names; an append-only table gets
-/// them after the load), and no other index yet.
+/// An empty copy of `public.<table>` with its columns, defaults and checks,
+/// its unique constraints (under their live names) when `keyed`, and no
+/// other index yet. Autovacuum stays off until the load is done: vacuuming
+/// tables that only grow would compete with the load for the same cores.
 async fn copy_table(
     tx: &mut Transaction<'_, Postgres>,
     schema: &str,
     table: &ViewTable,
+    keyed: bool,
 ) -> Result<(), ReplayError> {
     let name = table.name;
     tx.execute(
         format!(
             "CREATE TABLE \"{schema}\".{name} (LIKE public.{name}
-               INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)"
+               INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)
+             WITH (autovacuum_enabled = false)"
         )
         .as_str(),
     )
     .await?;
-    if table.append_only {
+    if !keyed {
         return Ok(());
     }
     for (constraint, definition) in keys(&mut **tx, name).await? {
@@ -227,126 +269,14 @@ async fn copy_table(
     Ok(())
 }
 
-/// The primary key and unique constraints of `public.<table>`: name and definition.
-async fn keys<'e>(
-    executor: impl Executor<'e, Database = Postgres>,
-    table: &str,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
-         WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u')
-         ORDER BY conname",
-    )
-    .bind(table)
-    .fetch_all(executor)
-    .await
-}
-
-/// Gives an append-only shadow table the live table's keys, once. Should
-/// the log hold an event twice (which the live table's conflict check
-/// would have ignored), the later copies are removed first, as the live
-/// table would never have taken them.
-async fn add_keys(
-    live: &PgPool,
-    shadow: &PgPool,
-    schema: &str,
-    table: &str,
-) -> Result<(), ReplayError> {
-    for (constraint, definition) in keys(live, table).await? {
-        let (present,): (bool,) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM pg_constraint
-                            WHERE conrelid = to_regclass($1) AND conname = $2)",
-        )
-        .bind(format!("\"{schema}\".{table}"))
-        .bind(&constraint)
-        .fetch_one(shadow)
-        .await?;
-        if present {
-            continue;
-        }
-        let add = format!(
-            "ALTER TABLE \"{schema}\".{table} ADD CONSTRAINT \"{constraint}\" {definition}"
-        );
-        match sqlx::raw_sql(&add).execute(shadow).await {
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-                sqlx::raw_sql(&dedupe(schema, table, &definition))
-                    .execute(shadow)
-                    .await?;
-                sqlx::raw_sql(&add).execute(shadow).await?;
-            }
-            other => {
-                other?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Deletes every row of the table but the first of each key that
-/// `definition` (`PRIMARY KEY (a, b)` or `UNIQUE (a, b)`) names.
-fn dedupe(schema: &str, table: &str, definition: &str) -> String {
-    let columns = definition
-        .split_once('(')
-        .and_then(|(_, rest)| rest.rsplit_once(')'))
-        .map_or("", |(inner, _)| inner);
-    let row = |alias: &str| {
-        columns
-            .split(',')
-            .map(|c| format!("{alias}.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!(
-        "DELETE FROM \"{schema}\".{table} a USING \"{schema}\".{table} b
-         WHERE ({}) = ({}) AND a.ctid > b.ctid",
-        row("a"),
-        row("b")
-    )
-}
-
-/// The `CREATE INDEX` statements of the live table's indexes that back no
-/// constraint. (The views' upserts rely on constraints only, which the
-/// shadow has from the start.)
-async fn index_definitions(pool: &PgPool, table: &str) -> Result<Vec<String>, ReplayError> {
-    let mut tx = pool.begin().await?;
-    // With only pg_catalog on the path, the definitions name `public.` explicitly.
-    tx.execute("SET LOCAL search_path TO pg_catalog").await?;
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
-         WHERE i.indrelid = ('public.' || $1)::regclass
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-         ORDER BY i.indexrelid",
-    )
-    .bind(table)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(rows.into_iter().map(|(d,)| d).collect())
-}
-
-/// A live index definition pointed at the shadow's table, idempotent.
-fn retarget(definition: &str, table: &str, schema: &str) -> String {
-    definition
-        .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)
-        .replacen(
-            "CREATE UNIQUE INDEX ",
-            "CREATE UNIQUE INDEX IF NOT EXISTS ",
-            1,
-        )
-        .replacen(
-            &format!(" ON public.{table} "),
-            &format!(" ON \"{schema}\".{table} "),
-            1,
-        )
-}
-
 /// A pool whose connections resolve unqualified names in the shadow first.
 /// Asynchronous commit is safe here: positions commit with the rows, so a
 /// lost commit is simply replayed again.
 async fn connect(url: &str, schema: &str) -> Result<PgPool, ReplayError> {
     let setup = format!("SET search_path TO \"{schema}\", public; SET synchronous_commit TO off");
     PgPoolOptions::new()
-        .max_connections(2)
+        // One per table while the indexes are built.
+        .max_connections(6)
         .after_connect(move |conn, _| {
             let setup = setup.clone();
             Box::pin(async move { conn.execute(setup.as_str()).await.map(drop) })
@@ -373,29 +303,4 @@ async fn check_resolution(pool: &PgPool, set: ViewSet, schema: &str) -> Result<(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn duplicates_are_found_by_the_constraints_columns() {
-        assert_eq!(
-            dedupe("replay_orders", "order_timeline", "PRIMARY KEY (order_id, source, sequence)"),
-            "DELETE FROM \"replay_orders\".order_timeline a USING \"replay_orders\".order_timeline b
-         WHERE (a.order_id, a.source, a.sequence) = (b.order_id, b.source, b.sequence) AND a.ctid > b.ctid"
-        );
-    }
-
-    #[test]
-    fn index_definitions_are_pointed_at_the_shadow() {
-        let live = "CREATE INDEX orders_customer_history ON public.orders USING btree \
-                    (customer_id, placed_at DESC, order_id DESC)";
-        assert_eq!(
-            retarget(live, "orders", "replay_orders"),
-            "CREATE INDEX IF NOT EXISTS orders_customer_history ON \"replay_orders\".orders \
-             USING btree (customer_id, placed_at DESC, order_id DESC)"
-        );
-    }
 }

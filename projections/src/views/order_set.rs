@@ -12,8 +12,11 @@ use events::{AggregateType, EventMeta};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use super::order_payments::PaymentRow;
+use super::order_shipments::ShipmentRow;
 use super::order_timeline::{self, TimelineEntry};
-use super::{decode, fold_into, order_payments, order_shipments, orders, sales};
+use super::orders::OrderRow;
+use super::{Write, decode, fold_into, order_payments, order_shipments, orders, sales};
 use crate::dispatch::Mode;
 use crate::documents::{self, OrderDocument};
 use crate::record::Record;
@@ -116,20 +119,20 @@ pub async fn apply_batch(
         sold.extend(sales::delta(order_rows.get(key), meta, event));
         fold_into(&mut order_rows, *key, meta, *event, orders::evolve);
     }
-    orders::store(tx, changed(&order_rows, &batch.orders)).await?;
+    orders::store(tx, changed(&order_rows, &batch.orders), Write::Upsert).await?;
     sales::store(tx, &sold).await?;
 
     let mut payments =
         order_payments::find_many(tx, &load(ids(batch.payments.iter().map(|e| e.0)))).await?;
     earlier.extend(payments.keys());
     fold_all(&mut payments, &batch.payments, order_payments::evolve);
-    order_payments::store(tx, changed(&payments, &batch.payments)).await?;
+    order_payments::store(tx, changed(&payments, &batch.payments), Write::Upsert).await?;
 
     let mut shipments =
         order_shipments::find_many(tx, &load(ids(batch.shipments.iter().map(|e| e.0)))).await?;
     earlier.extend(shipments.keys());
     fold_all(&mut shipments, &batch.shipments, order_shipments::evolve);
-    order_shipments::store(tx, changed(&shipments, &batch.shipments)).await?;
+    order_shipments::store(tx, changed(&shipments, &batch.shipments), Write::Upsert).await?;
 
     match mode {
         Mode::Live => order_timeline::store(tx, &batch.timeline).await?,
@@ -151,6 +154,77 @@ pub async fn apply_batch(
     Ok(documents::assemble(
         order_rows, payments, shipments, timelines,
     ))
+}
+
+/// The rows of the order tables as a bulk rebuild has folded them so far.
+/// The rebuild reads the log from its start into tables without keys, so
+/// it cannot read a row back: every row stays here, and each batch appends
+/// the latest version of the rows it changed (see [`Write::Append`]).
+#[derive(Default)]
+pub struct Carry {
+    orders: HashMap<Uuid, OrderRow>,
+    payments: HashMap<Uuid, PaymentRow>,
+    shipments: HashMap<Uuid, ShipmentRow>,
+}
+
+impl Carry {
+    /// How many rows are held (the rebuild bounds it).
+    pub fn rows(&self) -> usize {
+        self.orders.len() + self.payments.len() + self.shipments.len()
+    }
+}
+
+/// What one batch of a bulk rebuild writes: the latest version of each row
+/// its events changed, its timeline entries and its sales.
+#[derive(Default)]
+pub struct Folded {
+    orders: Vec<OrderRow>,
+    payments: Vec<PaymentRow>,
+    shipments: Vec<ShipmentRow>,
+    /// The timeline entries, rendered for `COPY`.
+    timeline: String,
+    sold: Vec<sales::SaleDelta>,
+}
+
+/// The pure part of a bulk batch: folds `events` into the carried rows (the
+/// same folds as [`apply_batch`], in log order) and answers what to write.
+pub fn fold_carried(carry: &mut Carry, events: &[OrderSetEvent]) -> Folded {
+    let batch = Split::of(events);
+    let mut sold = Vec::new();
+    for (key, meta, event) in &batch.orders {
+        sold.extend(sales::delta(carry.orders.get(key), meta, event));
+        fold_into(&mut carry.orders, *key, meta, *event, orders::evolve);
+    }
+    fold_all(&mut carry.payments, &batch.payments, order_payments::evolve);
+    fold_all(
+        &mut carry.shipments,
+        &batch.shipments,
+        order_shipments::evolve,
+    );
+    Folded {
+        orders: owned(changed(&carry.orders, &batch.orders)),
+        payments: owned(changed(&carry.payments, &batch.payments)),
+        shipments: owned(changed(&carry.shipments, &batch.shipments)),
+        timeline: order_timeline::csv(&batch.timeline),
+        sold,
+    }
+}
+
+/// Writes a folded bulk batch: rows appended, the timeline copied, the
+/// sales (a small keyed table) added up.
+pub async fn store_folded(
+    tx: &mut Transaction<'_, Postgres>,
+    folded: Folded,
+) -> Result<(), sqlx::Error> {
+    orders::store(tx, folded.orders.iter().collect(), Write::Append).await?;
+    sales::store(tx, &folded.sold).await?;
+    order_payments::store(tx, folded.payments.iter().collect(), Write::Append).await?;
+    order_shipments::store(tx, folded.shipments.iter().collect(), Write::Append).await?;
+    order_timeline::copy_csv(tx, folded.timeline).await
+}
+
+fn owned<R: Clone>(rows: Vec<&R>) -> Vec<R> {
+    rows.into_iter().cloned().collect()
 }
 
 /// The stored timelines a batch's documents need: those of the orders that

@@ -89,9 +89,29 @@ pub async fn copy(
     tx: &mut Transaction<'_, Postgres>,
     entries: &[TimelineEntry],
 ) -> Result<(), sqlx::Error> {
-    if entries.is_empty() {
+    copy_csv(tx, csv(entries)).await
+}
+
+/// Appends entries rendered by [`csv`] with `COPY`; nothing when empty.
+pub async fn copy_csv(tx: &mut Transaction<'_, Postgres>, csv: String) -> Result<(), sqlx::Error> {
+    if csv.is_empty() {
         return Ok(());
     }
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY order_timeline (order_id, source, sequence, event_type, occurred_at, detail)
+             FROM STDIN (FORMAT csv)",
+        )
+        .await?;
+    copy.send(csv.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// `entries` as the CSV [`copy_csv`] sends (rendered apart from the
+/// transaction, so a bulk rebuild renders the next batch's while the
+/// database takes this one's).
+pub fn csv(entries: &[TimelineEntry]) -> String {
     let mut csv = String::with_capacity(entries.len() * 256);
     for e in entries {
         let detail = serde_json::to_string(&e.detail).unwrap_or_else(|_| "null".to_owned());
@@ -107,15 +127,7 @@ pub async fn copy(
             quoted(&detail)
         ));
     }
-    let mut copy = tx
-        .copy_in_raw(
-            "COPY order_timeline (order_id, source, sequence, event_type, occurred_at, detail)
-             FROM STDIN (FORMAT csv)",
-        )
-        .await?;
-    copy.send(csv.into_bytes()).await?;
-    copy.finish().await?;
-    Ok(())
+    csv
 }
 
 /// A CSV field that always reads back as the text itself.

@@ -1,0 +1,166 @@
+//! The bulk load of a fresh rebuild (view sets with [`ViewSet::bulk`]):
+//! the log is folded in memory and written to tables without keys, with
+//! reading and folding on one task and PostgreSQL on another.
+//!
+//! A fresh shadow has no rows, no positions past the start and no dead
+//! letters, and only this process writes it (`rebuild::Claim`), so the
+//! fold needs nothing from the database: the rows folded so far are
+//! carried in memory ([`Carry`]), held-back keys too, and each batch only
+//! appends, in one transaction with its positions:
+//! - the latest version of every row the batch changed (plain inserts: the
+//!   tables get their keys after the load, keeping each key's newest row);
+//! - its timeline entries (`COPY`) and sales (a small keyed table);
+//! - its dead letters, and the positions past it.
+//!
+//! So a row is written once per batch that changes it instead of being
+//! looked up and upserted, and no index is maintained during the load.
+//! While the writer commits batch *n*, the reader fetches and folds batch
+//! *n + 1* (a channel of [`AHEAD`] batches between them).
+//!
+//! Memory is bounded by the carried rows: past `budget` the load stops at
+//! a batch boundary, and the rebuild adds the keys and goes on through
+//! them (`rebuild::load`), as a resumed rebuild does.
+
+use std::collections::HashMap;
+
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use super::progress::Progress;
+use super::reader::{Reader, Span};
+use super::{Context, ReplayError};
+use crate::dead_letters::DeadLetter;
+use crate::dispatch::{Events, ViewSet};
+use crate::hold::HeldKeys;
+use crate::positions;
+use crate::record::Record;
+use crate::views::order_set::{self, Carry, Folded};
+
+/// Batches folded ahead of the one being written.
+const AHEAD: usize = 2;
+
+/// One batch for the writer: what to write and the records it moves past.
+struct Write {
+    folded: Folded,
+    records: Vec<Record>,
+    letters: Vec<DeadLetter>,
+}
+
+/// How far a bulk load got.
+pub struct Loaded {
+    pub applied: u64,
+    /// False when the carried rows reached the budget before the end.
+    pub complete: bool,
+}
+
+/// Loads `spans` (from their starts: a fresh shadow) into the tables `pool`
+/// resolves to, `batch` records per transaction, carrying at most `budget`
+/// rows in memory.
+pub async fn load(
+    ctx: &Context,
+    set: ViewSet,
+    pool: &PgPool,
+    spans: &[Span],
+    batch: usize,
+    budget: usize,
+    progress: &Progress,
+) -> Result<Loaded, ReplayError> {
+    start_positions(pool, set, spans).await?;
+    let (sender, receiver) = mpsc::channel(AHEAD);
+    let writer = tokio::spawn(write_all(pool.clone(), set.projection(), receiver));
+    let read = read_all(ctx, set, spans, batch, budget, progress, sender).await;
+    // The writer ends when the sender is gone; its error comes first, as
+    // a failed write is why the reader stopped.
+    let written = match writer.await {
+        Ok(written) => written?,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    let complete = read?;
+    Ok(Loaded {
+        applied: written,
+        complete,
+    })
+}
+
+/// Reads, decodes and folds batches and hands them to the writer; answers
+/// whether it reached the end (false: the budget was reached first).
+async fn read_all(
+    ctx: &Context,
+    set: ViewSet,
+    spans: &[Span],
+    batch: usize,
+    budget: usize,
+    progress: &Progress,
+    sender: mpsc::Sender<Write>,
+) -> Result<bool, ReplayError> {
+    let mut reader = Reader::open(ctx.kafka(), spans)?;
+    let mut carry = Carry::default();
+    let mut held = HeldKeys::new();
+    while carry.rows() < budget {
+        let Some(records) = reader.next_batch(batch).await? else {
+            return Ok(true);
+        };
+        let refs: Vec<&Record> = records.iter().collect();
+        let (events, letters) = Events::divert(&ctx.routes, set, &refs, &mut held);
+        let folded = match events {
+            Events::Orders(events) => order_set::fold_carried(&mut carry, &events),
+            // Only the order set is bulk loaded (`ViewSet::bulk`).
+            _ => Folded::default(),
+        };
+        drop(refs);
+        progress.inc(records.len());
+        let write = Write {
+            folded,
+            records,
+            letters,
+        };
+        if sender.send(write).await.is_err() {
+            // The writer failed; its error is the one reported.
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+/// Writes each batch in its own transaction; answers how many records.
+async fn write_all(
+    pool: PgPool,
+    projection: &'static str,
+    mut receiver: mpsc::Receiver<Write>,
+) -> Result<u64, ReplayError> {
+    let mut written = 0;
+    while let Some(write) = receiver.recv().await {
+        let mut tx = pool.begin().await?;
+        order_set::store_folded(&mut tx, write.folded).await?;
+        let moved: Vec<(&'static str, &Record)> =
+            write.records.iter().map(|r| (projection, r)).collect();
+        positions::advance(&mut tx, &moved, &write.letters).await?;
+        tx.commit().await?;
+        written += write.records.len() as u64;
+    }
+    Ok(written)
+}
+
+/// Creates the shadow's position rows at the spans' starts, which
+/// [`positions::advance`] then moves.
+async fn start_positions(pool: &PgPool, set: ViewSet, spans: &[Span]) -> Result<(), sqlx::Error> {
+    let starts: HashMap<(&str, i32), i64> = spans
+        .iter()
+        .map(|s| ((s.topic.as_str(), s.partition), s.start))
+        .collect();
+    let (topics, rest): (Vec<&str>, Vec<(i32, i64)>) =
+        starts.iter().map(|((t, p), o)| (*t, (*p, *o))).unzip();
+    let (partitions, offsets): (Vec<i32>, Vec<i64>) = rest.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO projection_positions (projection, topic, partition, next_offset)
+         SELECT $1, * FROM UNNEST($2::text[], $3::int[], $4::bigint[])
+         ON CONFLICT (projection, topic, partition) DO NOTHING",
+    )
+    .bind(set.projection())
+    .bind(topics)
+    .bind(partitions)
+    .bind(offsets)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
