@@ -38,7 +38,6 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("events/src/kafka.rs", 423),
     ("command/src/processor/store.rs", 416),
     ("events/src/domain/tests/samples.rs", 410),
-    ("projections/src/replay/shadow.rs", 401),
 ];
 
 const CRATES: &[&str] = &[
