@@ -304,6 +304,7 @@ impl<P: PaymentProvider, C: Carrier> Gateway<P, C> {
                     Ok(Capture::Failed { reason }) | Err(Transient(reason)) => {
                         payment(PaymentCommand::RecordCaptureFailed { reason })
                     }
+                    Ok(Capture::NoAnswer) => None,
                 }
             }
             Call::Void { payment: p, record } => {
