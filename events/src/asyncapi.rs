@@ -75,6 +75,8 @@ pub fn document() -> Value {
 
 /// The document as the committed file holds it: pretty JSON and a newline.
 pub fn render() -> String {
+    // A `Value` always serializes (its keys are strings); the unit test that
+    // compares the committed copy would catch an empty one.
     let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
     text.push('\n');
     text

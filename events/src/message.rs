@@ -33,6 +33,28 @@ pub enum DecodeError {
     TypeMismatch { expected: String, actual: String },
 }
 
+/// Why a value could not be written as JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} cannot be encoded as json: {source}")]
+pub struct EncodeError {
+    pub what: &'static str,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// The JSON bytes of `value`: the one way to encode a record's payload, an
+/// outbox row or a stored reply. Our message types are plain data with
+/// string keys, so this fails only on a bug (a map with non-string keys, a
+/// failing hand-written `Serialize`); the caller then refuses to publish or
+/// store anything rather than write an empty record that every reader
+/// would have to dead-letter.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    serde_json::to_vec(value).map_err(|source| EncodeError {
+        what: std::any::type_name::<T>(),
+        source,
+    })
+}
+
 /// An event payload type: one closed enum per aggregate.
 pub trait EventPayload:
     Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + 'static
@@ -197,6 +219,15 @@ mod tests {
             causation_id: id,
             traceparent: None,
         }
+    }
+
+    #[test]
+    fn encoding_fails_loudly_and_names_the_type() {
+        assert_eq!(super::encode(&[1, 2]).unwrap(), b"[1,2]");
+        // JSON object keys must be strings: a map keyed by pairs cannot be written.
+        let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let error = super::encode(&bad).unwrap_err();
+        assert!(error.to_string().contains("BTreeMap"), "{error}");
     }
 
     #[test]

@@ -30,8 +30,14 @@ pub struct OperatorState {
 pub fn router(state: OperatorState) -> Router {
     Router::new()
         .route("/lag", get(lag_report))
-        .route("/dead-letters/{id}/retry", post(retry))
-        .route("/dead-letters/{id}/skip", post(skip))
+        .route(
+            "/dead-letters/{id}/retry",
+            post(|state, id, headers| dead_letter(state, id, headers, Action::Retry)),
+        )
+        .route(
+            "/dead-letters/{id}/skip",
+            post(|state, id, headers| dead_letter(state, id, headers, Action::Skip)),
+        )
         .with_state(state)
 }
 
@@ -58,32 +64,35 @@ async fn lag_report(State(state): State<OperatorState>, headers: HeaderMap) -> R
     Json(json!({ "projections": report })).into_response()
 }
 
-async fn retry(
-    State(state): State<OperatorState>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(problem) = admin(&state, &headers) {
-        return problem.into_response();
-    }
-    match replay::retry_dead_letter(state.target.clone(), id).await {
-        Ok((applied, failing)) => {
-            Json(json!({ "applied": applied, "failing": failing })).into_response()
-        }
-        Err(e) => problem(e).into_response(),
-    }
+/// What an operator asks of a dead letter: apply it again, or drop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Retry,
+    Skip,
 }
 
-async fn skip(
+/// One path for both dead-letter actions: the same authorization, the same
+/// errors, only the replay call and its answer differ.
+async fn dead_letter(
     State(state): State<OperatorState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
+    action: Action,
 ) -> Response {
     if let Err(problem) = admin(&state, &headers) {
         return problem.into_response();
     }
-    match replay::skip_dead_letter(state.target.clone(), id).await {
-        Ok(skipped) => Json(json!({ "skipped": skipped })).into_response(),
+    let target = state.target.clone();
+    let done = match action {
+        Action::Retry => replay::retry_dead_letter(target, id)
+            .await
+            .map(|(applied, failing)| json!({ "applied": applied, "failing": failing })),
+        Action::Skip => replay::skip_dead_letter(target, id)
+            .await
+            .map(|skipped| json!({ "skipped": skipped })),
+    };
+    match done {
+        Ok(body) => Json(body).into_response(),
         Err(e) => problem(e).into_response(),
     }
 }

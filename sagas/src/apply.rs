@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Reply, Role};
 use events::domain::{SagaCommand, SagaEvent, SagaProgress, SagaRejection, SagaStatus};
-use events::message::Rejection;
+use events::message::{EncodeError, Rejection, encode};
 use events::{AggregateType, EventMeta};
 use uuid::Uuid;
 
@@ -41,7 +41,10 @@ impl Cause {
 pub struct Batch {
     pub sagas: HashMap<Uuid, Stored>,
     pub changed: BTreeSet<Uuid>,
-    pub outbox: Vec<OutboxMessage>,
+    outbox: Vec<OutboxMessage>,
+    /// The first message that could not be encoded: the batch must not
+    /// commit (see `take_outbox`).
+    unencodable: Option<EncodeError>,
     pace: Pace,
     now: DateTime<Utc>,
     /// Open sagas per customer at most (0: no cap), and how many each
@@ -56,10 +59,30 @@ impl Batch {
             sagas,
             changed: BTreeSet::new(),
             outbox: Vec::new(),
+            unencodable: None,
             pace,
             now,
             max_open: 0,
             open: HashMap::new(),
+        }
+    }
+
+    /// The messages the batch queued, for the outbox; an error when one of
+    /// them could not be encoded, so the transaction rolls back instead of
+    /// publishing an empty record.
+    pub fn take_outbox(&mut self) -> Result<Vec<OutboxMessage>, EncodeError> {
+        match self.unencodable.take() {
+            Some(error) => Err(error),
+            None => Ok(std::mem::take(&mut self.outbox)),
+        }
+    }
+
+    fn push(&mut self, message: Result<OutboxMessage, EncodeError>) {
+        match message {
+            Ok(message) => self.outbox.push(message),
+            Err(error) => {
+                self.unencodable.get_or_insert(error);
+            }
         }
     }
 
@@ -136,15 +159,16 @@ impl Batch {
             processed_at: self.now,
             issued_by: Some(envelope.issued_by.clone()),
         };
-        self.outbox.push(OutboxMessage {
+        let message = encode(&reply).map(|payload| OutboxMessage {
             message_id: Uuid::new_v5(&NAMESPACE, format!("reply/{}", reply.command_id).as_bytes()),
             order_id,
             stream: AggregateType::Saga,
             kind: Kind::Reply,
             key: envelope.aggregate_id.clone(),
-            payload: serde_json::to_vec(&reply).unwrap_or_default(),
+            payload,
             meta: None,
         });
+        self.push(message);
         reply
     }
 
@@ -217,15 +241,23 @@ impl Batch {
             return;
         }
         self.changed.insert(order_id);
-        for out in outgoing {
-            let message = command_message(order_id, out, cause, self.now);
-            self.outbox.push(message);
-        }
+        let mut messages: Vec<_> = outgoing
+            .into_iter()
+            .map(|out| command_message(order_id, out, cause, self.now))
+            .collect();
         if before.as_ref() != Some(&after) {
             stored.version += 1;
             let event = saga_event(before.as_ref(), &stored.saga);
-            let message = event_message(order_id, stored.version, event, cause, self.now);
-            self.outbox.push(message);
+            messages.push(event_message(
+                order_id,
+                stored.version,
+                event,
+                cause,
+                self.now,
+            ));
+        }
+        for message in messages {
+            self.push(message);
         }
     }
 }
@@ -297,7 +329,7 @@ fn event_message(
     event: SagaEvent,
     cause: &Cause,
     now: DateTime<Utc>,
-) -> OutboxMessage {
+) -> Result<OutboxMessage, EncodeError> {
     let event_id = Uuid::new_v5(
         &NAMESPACE,
         format!("event/{order_id}/{sequence}").as_bytes(),
@@ -315,15 +347,15 @@ fn event_message(
         causation_id: cause.id,
         traceparent: cause.traceparent.clone(),
     };
-    OutboxMessage {
+    Ok(OutboxMessage {
         message_id: event_id,
         order_id,
         stream: AggregateType::Saga,
         kind: Kind::Event,
         key: order_id.to_string(),
-        payload: serde_json::to_vec(&event).unwrap_or_default(),
+        payload: encode(&event)?,
         meta: serde_json::to_value(&meta).ok(),
-    }
+    })
 }
 
 fn command_message(
@@ -331,7 +363,7 @@ fn command_message(
     out: Outgoing,
     cause: &Cause,
     now: DateTime<Utc>,
-) -> OutboxMessage {
+) -> Result<OutboxMessage, EncodeError> {
     let fingerprint = CommandEnvelope::fingerprint_of(&out.aggregate_id, None, &out.command);
     let stream = out.command.aggregate_type();
     let envelope = CommandEnvelope {
@@ -349,13 +381,13 @@ fn command_message(
         },
         command: out.command,
     };
-    OutboxMessage {
+    Ok(OutboxMessage {
         message_id: envelope.command_id,
         order_id,
         stream,
         kind: Kind::Command,
         key: envelope.aggregate_id.clone(),
-        payload: serde_json::to_vec(&envelope).unwrap_or_default(),
+        payload: encode(&envelope)?,
         meta: None,
-    }
+    })
 }

@@ -88,7 +88,10 @@ pub async fn fire_due(
         .filter_map(|id| batch.sagas.get(id).map(|s| (*id, s)))
         .collect();
     store::save(&mut tx, &changed).await?;
-    let outbox = std::mem::take(&mut batch.outbox);
+    // An unencodable message rolls the transaction back (sqlx's encode error).
+    let outbox = batch
+        .take_outbox()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let inserted = store::enqueue(&mut tx, outbox).await?;
     tx.commit().await?;
     handoff.committed(inserted).await;

@@ -174,7 +174,10 @@ pub async fn apply(
         .filter_map(|id| batch.sagas.get(id).map(|s| (*id, s)))
         .collect();
     store::save(&mut tx, &changed).await?;
-    let outbox = std::mem::take(&mut batch.outbox);
+    // An unencodable message rolls the transaction back (sqlx's encode error).
+    let outbox = batch
+        .take_outbox()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let inserted = store::enqueue(&mut tx, outbox).await?;
     store::store_dead_letters(&mut tx, &dead).await?;
     store::advance(&mut tx, &fresh).await?;

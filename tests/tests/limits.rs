@@ -301,3 +301,38 @@ async fn a_customer_with_too_many_open_orders_gets_the_next_one_rejected() {
     .await;
     assert!(item.is_some(), "{}", shop.item("MUG").await);
 }
+
+/// Stock hoarding through one huge order: a line over the per-line quantity
+/// cap, or more lines than an order may have, is refused outright.
+#[tokio::test]
+async fn quantities_and_lines_above_the_caps_are_refused() {
+    use events::domain::order::{MAX_LINE_QUANTITY, MAX_ORDER_LINES};
+    let env = TestEnv::new();
+    let command = env.spawn_command().await;
+    let alice = token(Role::Customer, "alice");
+    let order = |lines: Vec<Value>| {
+        serde_json::json!({"currency": "USD", "lines": lines,
+            "shipping_address": {"name": "Ada", "line1": "1 Loop Rd", "city": "Springfield",
+                                 "postal_code": "12345", "country": "US"},
+            "payment": {"token": "tok_ok"}})
+    };
+    let line = |sku: String, quantity: u32| serde_json::json!({"sku": sku, "quantity": quantity});
+    let hoard = order(vec![line("MUG-1".into(), MAX_LINE_QUANTITY + 1)]);
+    let many = (0..=MAX_ORDER_LINES)
+        .map(|n| line(format!("SKU-{n}"), 1))
+        .collect();
+    for body in [hoard, order(many)] {
+        let response = command
+            .http
+            .post(command.url("/orders"))
+            .bearer_auth(&alice)
+            .header("Idempotency-Key", events::new_id().to_string())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    }
+}

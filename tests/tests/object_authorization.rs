@@ -2,14 +2,14 @@
 //! of one's own (OWASP API1, broken object-level authorization). Command
 //! ids are derived from guessable inputs, so `GET /commands/{id}` answers
 //! only the command's issuer and operators; a carrier acts only on the
-//! shipments booked with it.
+//! shipments booked with it, and only once they are paid for.
 
 use std::time::Duration;
 
 use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::shop::{OrderSpec, Shop, token};
+use tests::shop::{OrderSpec, Shop, terminal_saga, token};
 use tests::{Service, TestEnv};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -70,8 +70,11 @@ async fn a_carrier_dispatches_only_shipments_booked_with_it() {
         country: "US",
     };
     let order_id = shop.place(&spec, "k-1").await;
-    shop.order_until(&order_id, LIMIT, |o| o["status"] == "confirmed")
-        .await;
+    // Released for dispatch once the payment is captured.
+    shop.order_until(&order_id, LIMIT, |o| {
+        o["status"] == "confirmed" && o["shipment_status"] == "released"
+    })
+    .await;
 
     let dispatch = format!("/shipments/{order_id}/dispatch");
     let other = token(Role::Carrier, "globex");
@@ -86,6 +89,56 @@ async fn a_carrier_dispatches_only_shipments_booked_with_it() {
     assert_eq!(status, StatusCode::OK, "{body}");
     shop.order_until(&order_id, LIMIT, |o| o["shipment_status"] == "dispatched")
         .await;
+}
+
+fn mug_order(token: &str) -> OrderSpec<'_> {
+    OrderSpec {
+        customer: "alice",
+        lines: &[("MUG-1", 1)],
+        token,
+        country: "US",
+    }
+}
+
+/// Goods must not leave before the money is taken: while every capture
+/// fails, the booked carrier's dispatch is a 409 and changes nothing (the
+/// saga still cancels the shipment when it gives up); once a payment is
+/// captured, the same carrier dispatches.
+#[tokio::test]
+async fn a_carrier_cannot_dispatch_before_the_payment_is_captured() {
+    let env = TestEnv::new();
+    let shop = Shop::start(&env).await;
+    env.spawn_sagas().await;
+    shop.create_item("MUG-1", 1250, 10).await;
+    let carrier = token(Role::Carrier, "sandbox-carrier");
+
+    let unpaid = shop.place(&mug_order("tok_capture_fail"), "k-1").await;
+    shop.order_until(&unpaid, LIMIT, |o| o["shipment_status"] == "scheduled")
+        .await;
+    let dispatch = format!("/shipments/{unpaid}/dispatch");
+    let (status, body) = post(&shop.command, &dispatch, &carrier).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let kind = body["type"].as_str().unwrap_or_default();
+    assert!(kind.ends_with("/shipment_not_released"), "{body}");
+    // Nothing left: the capture attempts run out and the saga cancels the
+    // shipment, as it could not if the parcel had gone.
+    assert_eq!(terminal_saga(&env, &unpaid, LIMIT).await, "compensated");
+    let order = shop
+        .order_until(&unpaid, LIMIT, |o| o["status"] == "rejected")
+        .await;
+    assert_eq!(order["shipment_status"], "cancelled", "{order}");
+    assert_eq!(order["payment_status"], "voided", "{order}");
+
+    let paid = shop.place(&mug_order("tok_ok"), "k-2").await;
+    shop.order_until(&paid, LIMIT, |o| o["shipment_status"] == "released")
+        .await;
+    let dispatch = format!("/shipments/{paid}/dispatch");
+    let (status, body) = post(&shop.command, &dispatch, &carrier).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    shop.order_until(&paid, LIMIT, |o| {
+        o["status"] == "shipped" && o["shipment_status"] == "dispatched"
+    })
+    .await;
 }
 
 /// Whoever can write to Redis (the cache is derived data, often less

@@ -84,7 +84,8 @@ fn produce_history(kafka: &KafkaConfig) {
         state,
         version: SNAPSHOT_AT,
     })
-    .encode();
+    .encode()
+    .unwrap();
     send(
         &producer,
         BaseRecord::to(&snapshots).key(SKU).payload(&state),
@@ -92,7 +93,8 @@ fn produce_history(kafka: &KafkaConfig) {
     let checkpoint = Checkpoint {
         events_offset: SNAPSHOT_AT as i64,
     }
-    .encode();
+    .encode()
+    .unwrap();
     send(
         &producer,
         BaseRecord::to(&snapshots)

@@ -50,7 +50,8 @@ async fn every_sandbox_path_ends_as_documented() {
                 saga: "completed",
                 order: "confirmed",
                 payment: Some("captured"),
-                shipment: Some("scheduled"),
+                // Released to the carrier once the payment was captured.
+                shipment: Some("released"),
             },
         ),
         (
@@ -60,7 +61,8 @@ async fn every_sandbox_path_ends_as_documented() {
                 saga: "completed",
                 order: "confirmed",
                 payment: Some("captured"),
-                shipment: Some("scheduled"),
+                // Released to the carrier once the payment was captured.
+                shipment: Some("released"),
             },
         ),
         (
@@ -272,23 +274,16 @@ async fn customers_cancel_before_capture_after_capture_and_too_late() {
 }
 
 #[tokio::test]
-async fn a_parcel_dispatched_before_the_capture_parks_the_saga_for_an_operator() {
+async fn an_unanswered_capture_parks_the_saga_for_an_operator() {
     let env = TestEnv::new();
     let shop = Shop::start(&env).await;
     env.spawn_sagas().await;
     shop.create_item("MUG", 1000, 10).await;
-    // Every capture fails; the carrier ships while the saga still retries it.
+    // The provider never answers a capture: whether the money was taken is
+    // unknown, so after its deadlines the saga waits for a person.
     let unpaid = shop
-        .place(&spec(&[("MUG", 1)], "tok_capture_fail", "US"), "p-1")
+        .place(&spec(&[("MUG", 1)], "tok_capture_no_response", "US"), "p-1")
         .await;
-    shop.order_until(&unpaid, LIMIT, |o| {
-        field(o, "shipment_status") == Some("scheduled")
-    })
-    .await;
-    let carrier = token(Role::Carrier, "sandbox-carrier");
-    let path = format!("/shipments/{unpaid}/dispatch");
-    let (status, body) = shop.post(&path, &carrier, "p-1-dispatch", &json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let parked = terminal_saga(&env, &unpaid, LIMIT).await;
     assert_eq!(
         parked,
@@ -305,11 +300,17 @@ async fn a_parcel_dispatched_before_the_capture_parks_the_saga_for_an_operator()
     assert!(
         view["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("dispatched")),
+            .is_some_and(|r| r.contains("capture")),
         "{view}"
     );
+    // Nothing was released: the parcel cannot leave unpaid.
+    let carrier = token(Role::Carrier, "sandbox-carrier");
+    let path = format!("/shipments/{unpaid}/dispatch");
+    let (status, body) = shop.post(&path, &carrier, "p-1-dispatch", &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
-    // A retry finds the parcel still gone and parks again; a resolution settles it.
+    // A retry asks for the capture again, unanswered, and parks again; a
+    // resolution settles it.
     let admin = shop.admin.clone();
     let (status, body) = shop
         .post(

@@ -1,10 +1,12 @@
 //! The Shipment aggregate: one per order, from the saga's request through the
 //! carrier's answer to dispatch and delivery.
 //!
-//! A shipment can be cancelled until it is dispatched. The carrier answers
-//! asynchronously, so its answer may arrive after a cancellation: a late
-//! booking is still recorded, so that the carrier adapter knows which booking
-//! to withdraw.
+//! A shipment can be cancelled until it is dispatched, and dispatched only
+//! once the saga released it after capturing the payment (the pivot): before
+//! that, a customer's cancel must still be able to stop the parcel, and goods
+//! must not leave unpaid. The carrier answers asynchronously, so its answer
+//! may arrive after a cancellation: a late booking is still recorded, so that
+//! the carrier adapter knows which booking to withdraw.
 
 use events::domain::address::Address;
 use events::domain::shipment::{ShipmentCommand, ShipmentEvent, ShipmentRejection, ShipmentStatus};
@@ -109,6 +111,7 @@ impl Requested {
             ShipmentStatus::Refused => Err(ShipmentRejection::Refused),
             ShipmentStatus::Cancelled
             | ShipmentStatus::Scheduled
+            | ShipmentStatus::Released
             | ShipmentStatus::Dispatched
             | ShipmentStatus::Delivered => self.same_booking(tracking_ref),
         }
@@ -121,17 +124,33 @@ impl Requested {
             }]),
             // Nothing was booked, so a refusal after a cancellation changes nothing.
             ShipmentStatus::Refused | ShipmentStatus::Cancelled => Ok(vec![]),
-            ShipmentStatus::Scheduled | ShipmentStatus::Dispatched | ShipmentStatus::Delivered => {
-                Err(ShipmentRejection::AlreadyScheduled {
-                    status: self.status,
-                })
+            ShipmentStatus::Scheduled
+            | ShipmentStatus::Released
+            | ShipmentStatus::Dispatched
+            | ShipmentStatus::Delivered => Err(ShipmentRejection::AlreadyScheduled {
+                status: self.status,
+            }),
+        }
+    }
+
+    /// The saga captured the payment: from now on the carrier may dispatch.
+    fn release(&self) -> Decision {
+        match self.status {
+            ShipmentStatus::Scheduled => Ok(vec![ShipmentEvent::ShipmentReleased]),
+            ShipmentStatus::Released | ShipmentStatus::Dispatched | ShipmentStatus::Delivered => {
+                Ok(vec![])
             }
+            ShipmentStatus::Requested => Err(ShipmentRejection::NotScheduled {
+                status: self.status,
+            }),
+            ShipmentStatus::Refused => Err(ShipmentRejection::Refused),
+            ShipmentStatus::Cancelled => Err(ShipmentRejection::Cancelled),
         }
     }
 
     fn cancel(&self) -> Decision {
         match self.status {
-            ShipmentStatus::Requested | ShipmentStatus::Scheduled => {
+            ShipmentStatus::Requested | ShipmentStatus::Scheduled | ShipmentStatus::Released => {
                 Ok(vec![ShipmentEvent::ShipmentCancelled])
             }
             ShipmentStatus::Cancelled | ShipmentStatus::Refused => Ok(vec![]),
@@ -143,11 +162,16 @@ impl Requested {
         }
     }
 
+    /// Only a released shipment leaves: before the capture the saga may
+    /// still have to cancel it.
     fn dispatch(&self) -> Decision {
         match self.status {
-            ShipmentStatus::Scheduled => Ok(vec![ShipmentEvent::ShipmentDispatched]),
+            ShipmentStatus::Released => Ok(vec![ShipmentEvent::ShipmentDispatched]),
             ShipmentStatus::Dispatched | ShipmentStatus::Delivered => Ok(vec![]),
             ShipmentStatus::Requested => Err(ShipmentRejection::NotScheduled {
+                status: self.status,
+            }),
+            ShipmentStatus::Scheduled => Err(ShipmentRejection::NotReleased {
                 status: self.status,
             }),
             ShipmentStatus::Refused => Err(ShipmentRejection::Refused),
@@ -159,7 +183,7 @@ impl Requested {
         match self.status {
             ShipmentStatus::Dispatched => Ok(vec![ShipmentEvent::ShipmentDelivered]),
             ShipmentStatus::Delivered => Ok(vec![]),
-            ShipmentStatus::Requested | ShipmentStatus::Scheduled => {
+            ShipmentStatus::Requested | ShipmentStatus::Scheduled | ShipmentStatus::Released => {
                 Err(ShipmentRejection::NotDispatched {
                     status: self.status,
                 })
@@ -186,6 +210,11 @@ impl Requested {
             ShipmentEvent::ShipmentRefused { reason } => {
                 self.status = ShipmentStatus::Refused;
                 self.refusal_reason = Some(reason.clone());
+            }
+            ShipmentEvent::ShipmentReleased => {
+                if self.status == ShipmentStatus::Scheduled {
+                    self.status = ShipmentStatus::Released;
+                }
             }
             ShipmentEvent::ShipmentCancelled => self.status = ShipmentStatus::Cancelled,
             ShipmentEvent::ShipmentDispatched => self.status = ShipmentStatus::Dispatched,
@@ -219,6 +248,7 @@ impl Aggregate for Shipment {
                 }
                 self.existing()?.record_refused(reason)
             }
+            ShipmentCommand::Release => self.existing()?.release(),
             ShipmentCommand::Cancel => self.existing()?.cancel(),
             ShipmentCommand::Dispatch => self.existing()?.dispatch(),
             ShipmentCommand::Deliver => self.existing()?.deliver(),

@@ -15,7 +15,8 @@ use super::validate::path_order_id;
 use crate::bus::CommandBus;
 use crate::openapi::{CommandFailed, InvalidRequest, Unauthorized};
 
-/// The parcel left the warehouse.
+/// The parcel left the warehouse. Only once the saga has captured the
+/// payment and released the shipment: before that, 409 `shipment_not_released`.
 #[utoipa::path(
     post,
     path = "/shipments/{order_id}/dispatch",

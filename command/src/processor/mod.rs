@@ -89,6 +89,8 @@ pub enum ProcessorError {
     Store(#[from] StoreError),
     #[error("state directory {0}: {1}")]
     StateDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Encode(#[from] events::message::EncodeError),
 }
 
 /// A running processor: its lanes.
@@ -454,7 +456,7 @@ impl<'a> Session<'a> {
             self.send(record)?;
         }
         let replies_topic = self.config.kafka.replies_topic(aggregate);
-        let reply = serde_json::to_vec(&decision.reply).unwrap_or_default();
+        let reply = events::message::encode(&decision.reply)?;
         let record = BaseRecord::to(&replies_topic)
             .partition(partition)
             .key(decision.reply.aggregate_id.as_str())

@@ -44,15 +44,13 @@ impl Slot {
     }
 
     /// The state and version as JSON: a snapshot record's value.
-    pub fn encode(&self) -> Vec<u8> {
-        // Serializing plain data to JSON cannot fail.
+    pub fn encode(&self) -> Result<Vec<u8>, events::message::EncodeError> {
         match self {
-            Slot::Catalog(v) => serde_json::to_vec(v),
-            Slot::Order(v) => serde_json::to_vec(v),
-            Slot::Payment(v) => serde_json::to_vec(v),
-            Slot::Shipment(v) => serde_json::to_vec(v),
+            Slot::Catalog(v) => events::message::encode(v),
+            Slot::Order(v) => events::message::encode(v),
+            Slot::Payment(v) => events::message::encode(v),
+            Slot::Shipment(v) => events::message::encode(v),
         }
-        .unwrap_or_default()
     }
 
     /// Reads what [`Slot::encode`] wrote for an aggregate of this type.

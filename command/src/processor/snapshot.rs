@@ -34,8 +34,8 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    pub fn encode(self) -> Vec<u8> {
-        serde_json::to_vec(&self).unwrap_or_default()
+    pub fn encode(self) -> Result<Vec<u8>, events::message::EncodeError> {
+        events::message::encode(&self)
     }
 }
 
@@ -80,7 +80,7 @@ pub fn publish(
     if store.checkpoint().is_some_and(|at| at >= end) {
         return Ok(());
     }
-    let value = Checkpoint { events_offset: end }.encode();
+    let value = Checkpoint { events_offset: end }.encode()?;
     let record = BaseRecord::to(&topic)
         .partition(partition)
         .key(CHECKPOINT_KEY)

@@ -73,6 +73,8 @@ pub enum StoreError {
     },
     #[error("event cannot be decoded: {0}")]
     Event(#[from] DecodeError),
+    #[error(transparent)]
+    Encode(#[from] events::message::EncodeError),
 }
 
 /// Where [`PartitionStore::take`] found a slot, so it can be put back there.
@@ -200,7 +202,7 @@ impl PartitionStore {
     /// The snapshot records the open transaction must carry: every aggregate
     /// it changed, plus up to `backfill` aggregates restored from events.
     pub fn snapshots(&mut self, backfill: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.stage();
+        self.stage()?;
         let mut records = Vec::with_capacity(self.staged.len());
         for (id, state) in self.staged.clone() {
             if self.fits(&id, &state) {
@@ -245,7 +247,7 @@ impl PartitionStore {
     /// Writes what changed since the last commit to disk: called once the
     /// Kafka transaction that published it has committed.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        self.stage();
+        self.stage()?;
         let window =
             chrono::Duration::from_std(self.limits.dedup_window).unwrap_or(chrono::Duration::MAX);
         let horizon = Utc::now()
@@ -256,9 +258,9 @@ impl PartitionStore {
             .drain()
             .map(|(id, reply)| {
                 let at = reply.processed_at.timestamp_millis();
-                (id, at, serde_json::to_vec(&reply).unwrap_or_default())
+                Ok((id, at, events::message::encode(&reply)?))
             })
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         self.cold.write(ColdWrite {
             slots: std::mem::take(&mut self.staged),
             outcomes,
@@ -274,15 +276,16 @@ impl PartitionStore {
     /// Encodes the changed aggregates once, for the snapshots and the disk.
     /// Called after the batch's last decision: a slot staged once is not
     /// encoded again before the commit.
-    fn stage(&mut self) {
+    fn stage(&mut self) -> Result<(), StoreError> {
         let staged: HashSet<&str> = self.staged.iter().map(|(id, _)| id.as_str()).collect();
         let fresh: Vec<(String, Vec<u8>)> = self
             .dirty
             .iter()
             .filter(|(id, _)| !staged.contains(id.as_str()))
-            .map(|(id, slot)| (id.clone(), slot.encode()))
-            .collect();
+            .map(|(id, slot)| Ok((id.clone(), slot.encode()?)))
+            .collect::<Result<_, StoreError>>()?;
         self.staged.extend(fresh);
+        Ok(())
     }
 
     /// Takes an aggregate out of the store for a decision, from wherever it

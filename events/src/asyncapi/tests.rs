@@ -25,6 +25,7 @@ fn every_event_type_is_a_message_with_its_schema_and_version() {
         ("OrderPlaced", "orders.events"),
         ("PaymentCaptured", "payments.events"),
         ("ShipmentScheduled", "shipments.events"),
+        ("ShipmentReleased", "shipments.events"),
         ("StockReserved", "catalog.events"),
         ("SagaNeedsAttention", "sagas.events"),
         ("ProbeRecorded", "probes.events"),

@@ -2,8 +2,10 @@
 //! [`OrderId`].
 //!
 //! The saga requests a shipment, the carrier adapter records the carrier's
-//! answer (scheduled or refused), and the carrier's own endpoints dispatch and
-//! deliver it. A shipment can be cancelled only before dispatch.
+//! answer (scheduled or refused), the saga releases it once the payment is
+//! captured, and the carrier's own endpoints dispatch and deliver it. A
+//! shipment can be cancelled only before dispatch, and dispatched only after
+//! its release, so goods never leave before the money is taken.
 //!
 //! [`OrderId`]: crate::domain::ids::OrderId
 
@@ -20,6 +22,8 @@ pub enum ShipmentStatus {
     /// Waiting for the carrier's answer.
     Requested,
     Scheduled,
+    /// The payment is captured: the carrier may dispatch it.
+    Released,
     Refused,
     Cancelled,
     Dispatched,
@@ -31,6 +35,7 @@ impl ShipmentStatus {
         match self {
             Self::Requested => "requested",
             Self::Scheduled => "scheduled",
+            Self::Released => "released",
             Self::Refused => "refused",
             Self::Cancelled => "cancelled",
             Self::Dispatched => "dispatched",
@@ -61,6 +66,8 @@ pub enum ShipmentCommand {
     },
     /// Carrier adapter: the carrier refused it (for example country `ZZ`).
     RecordRefused { reason: String },
+    /// Saga: the payment is captured, the carrier may dispatch.
+    Release,
     /// Saga: cancel before dispatch.
     Cancel,
     /// Carrier: the parcel left the warehouse.
@@ -75,6 +82,7 @@ impl ShipmentCommand {
             Self::RequestShipment { .. } => "RequestShipment",
             Self::RecordScheduled { .. } => "RecordScheduled",
             Self::RecordRefused { .. } => "RecordRefused",
+            Self::Release => "Release",
             Self::Cancel => "Cancel",
             Self::Dispatch => "Dispatch",
             Self::Deliver => "Deliver",
@@ -102,6 +110,8 @@ pub enum ShipmentEvent {
     ShipmentRefused {
         reason: String,
     },
+    /// The payment is captured: the carrier may dispatch the parcel.
+    ShipmentReleased,
     ShipmentCancelled,
     ShipmentDispatched,
     ShipmentDelivered,
@@ -115,6 +125,7 @@ impl ShipmentEvent {
             Self::ShipmentRequested { .. } => "ShipmentRequested",
             Self::ShipmentScheduled { .. } => "ShipmentScheduled",
             Self::ShipmentRefused { .. } => "ShipmentRefused",
+            Self::ShipmentReleased => "ShipmentReleased",
             Self::ShipmentCancelled => "ShipmentCancelled",
             Self::ShipmentDispatched => "ShipmentDispatched",
             Self::ShipmentDelivered => "ShipmentDelivered",
@@ -150,6 +161,8 @@ pub enum ShipmentRejection {
     AlreadyDispatched { status: ShipmentStatus },
     #[error("shipment is {status}, not scheduled")]
     NotScheduled { status: ShipmentStatus },
+    #[error("shipment is {status}: it may be dispatched once the payment is captured")]
+    NotReleased { status: ShipmentStatus },
     #[error("shipment is {status}, not dispatched")]
     NotDispatched { status: ShipmentStatus },
 }
@@ -169,6 +182,7 @@ impl ShipmentRejection {
             Self::Cancelled => "shipment_cancelled",
             Self::AlreadyDispatched { .. } => "shipment_already_dispatched",
             Self::NotScheduled { .. } => "shipment_not_scheduled",
+            Self::NotReleased { .. } => "shipment_not_released",
             Self::NotDispatched { .. } => "shipment_not_dispatched",
         }
     }
@@ -189,6 +203,7 @@ impl ShipmentRejection {
             | Self::Cancelled
             | Self::AlreadyDispatched { .. }
             | Self::NotScheduled { .. }
+            | Self::NotReleased { .. }
             | Self::NotDispatched { .. } => true,
         }
     }

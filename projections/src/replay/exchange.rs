@@ -140,7 +140,7 @@ pub async fn import(ctx: &Context, path: &Path, out: Output) -> Result<u64, Repl
         let topic = ctx
             .kafka()
             .events_topic(stream_of(path, n + 1, &line.stream)?);
-        let payload = serde_json::to_vec(&line.payload).unwrap_or_default();
+        let payload = events::message::encode(&line.payload)?;
         let mut record = FutureRecord::to(&topic)
             .payload(&payload)
             .headers(owned_headers(&line.headers));

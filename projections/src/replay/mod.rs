@@ -82,6 +82,8 @@ pub enum ReplayError {
     KafkaUnreachable { brokers: String, source: KafkaError },
     #[error("kafka failed: {0}")]
     Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Encode(#[from] events::message::EncodeError),
     #[error("the views database is unreachable: {0}")]
     DatabaseUnreachable(sqlx::Error),
     #[error("the views database failed: {0}")]
@@ -168,6 +170,7 @@ impl ReplayError {
             | Stalled { .. }
             | File { .. }
             | BadLine { .. }
+            | Encode(_)
             | Produce { .. } => exit::FAILED,
         }
     }

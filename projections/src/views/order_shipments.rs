@@ -54,6 +54,12 @@ pub fn evolve(
                 ShipmentEvent::ShipmentRefused { .. } => {
                     row.status = status(ShipmentStatus::Refused)
                 }
+                ShipmentEvent::ShipmentReleased => {
+                    // Released only from scheduled, as in the aggregate.
+                    if row.status == ShipmentStatus::Scheduled.as_str() {
+                        row.status = status(ShipmentStatus::Released);
+                    }
+                }
                 ShipmentEvent::ShipmentCancelled => row.status = status(ShipmentStatus::Cancelled),
                 ShipmentEvent::ShipmentDispatched => {
                     row.status = status(ShipmentStatus::Dispatched)
@@ -178,9 +184,12 @@ mod tests {
             ),
             ("scheduled", Some("T-1"), 2)
         );
+        let released = fold(&[requested(), scheduled(), ShipmentEvent::ShipmentReleased]);
+        assert_eq!(released.unwrap().status, "released");
         let delivered = fold(&[
             requested(),
             scheduled(),
+            ShipmentEvent::ShipmentReleased,
             ShipmentEvent::ShipmentDispatched,
             ShipmentEvent::ShipmentDelivered,
         ]);
@@ -194,6 +203,13 @@ mod tests {
             (row.status.as_str(), row.tracking_ref.as_deref()),
             ("cancelled", Some("T-1"))
         );
+        let late_release = fold(&[
+            requested(),
+            scheduled(),
+            ShipmentEvent::ShipmentCancelled,
+            ShipmentEvent::ShipmentReleased,
+        ]);
+        assert_eq!(late_release.unwrap().status, "cancelled");
         let refused = fold(&[
             requested(),
             ShipmentEvent::ShipmentRefused {

@@ -182,25 +182,29 @@ async fn send(
     kafka: &KafkaConfig,
     answers: &[Answer],
 ) -> Result<(), rdkafka::error::KafkaError> {
-    let envelopes: Vec<(String, CommandEnvelope)> = answers
+    // An answer that cannot be encoded is left out, loudly, rather than sent
+    // as an empty record: the saga's deadline asks for the call again.
+    let encoded: Vec<(String, CommandEnvelope, Vec<u8>)> = answers
         .iter()
-        .map(|a| (kafka.commands_topic(a.stream), envelope(a)))
+        .filter_map(|a| {
+            let envelope = envelope(a);
+            match events::message::encode(&envelope) {
+                Ok(payload) => Some((kafka.commands_topic(a.stream), envelope, payload)),
+                Err(error) => {
+                    tracing::error!(order_id = %a.order_id, %error, "gateway answer not sent");
+                    None
+                }
+            }
+        })
         .collect();
-    let payloads: Vec<Vec<u8>> = envelopes
-        .iter()
-        .map(|(_, e)| serde_json::to_vec(e).unwrap_or_default())
-        .collect();
-    let sends = envelopes
-        .iter()
-        .zip(&payloads)
-        .map(|((topic, e), payload)| {
-            let headers = telemetry::kafka_headers(OwnedHeaders::new(), e.traceparent.as_deref());
-            let record = FutureRecord::to(topic)
-                .key(e.aggregate_id.as_str())
-                .payload(payload)
-                .headers(headers);
-            producer.send(record, Duration::from_secs(10))
-        });
+    let sends = encoded.iter().map(|(topic, e, payload)| {
+        let headers = telemetry::kafka_headers(OwnedHeaders::new(), e.traceparent.as_deref());
+        let record = FutureRecord::to(topic)
+            .key(e.aggregate_id.as_str())
+            .payload(payload)
+            .headers(headers);
+        producer.send(record, Duration::from_secs(10))
+    });
     for sent in join_all(sends).await {
         sent.map_err(|(e, _)| e)?;
     }
@@ -304,6 +308,7 @@ impl<P: PaymentProvider, C: Carrier> Gateway<P, C> {
                     Ok(Capture::Failed { reason }) | Err(Transient(reason)) => {
                         payment(PaymentCommand::RecordCaptureFailed { reason })
                     }
+                    Ok(Capture::NoAnswer) => None,
                 }
             }
             Call::Void { payment: p, record } => {

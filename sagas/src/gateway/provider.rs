@@ -50,7 +50,12 @@ pub enum Authorization {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capture {
     Captured,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
+    /// The provider took the request and never answered; the saga's
+    /// deadlines retry the capture and then park for an operator.
+    NoAnswer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

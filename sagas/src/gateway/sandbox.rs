@@ -5,6 +5,9 @@
 //! - `tok_decline`: authorization declined;
 //! - `tok_no_response`: the authorization is never answered;
 //! - `tok_capture_fail`: authorized, every capture fails;
+//! - `tok_capture_no_response`: authorized, no capture is ever answered (the
+//!   saga parks for an operator: only a person can find out whether the
+//!   money was taken);
 //! - `tok_flaky`: the first two tries of each call fail transiently, then
 //!   succeed (judged by the call's attempt number, so the answers are the
 //!   same after a restart);
@@ -23,6 +26,7 @@ use super::provider::{
 pub const TOKEN_DECLINE: &str = "tok_decline";
 pub const TOKEN_NO_RESPONSE: &str = "tok_no_response";
 pub const TOKEN_CAPTURE_FAIL: &str = "tok_capture_fail";
+pub const TOKEN_CAPTURE_NO_RESPONSE: &str = "tok_capture_no_response";
 pub const TOKEN_FLAKY: &str = "tok_flaky";
 pub const REFUSED_COUNTRY: &str = "ZZ";
 
@@ -77,6 +81,7 @@ impl PaymentProvider for Sandbox {
             TOKEN_CAPTURE_FAIL => Capture::Failed {
                 reason: "capture_failed".to_owned(),
             },
+            TOKEN_CAPTURE_NO_RESPONSE => Capture::NoAnswer,
             _ => Capture::Captured,
         })
     }
@@ -173,6 +178,15 @@ mod tests {
         assert_eq!(
             sandbox.capture(&payment("tok_ok"), usd()).await.unwrap(),
             Capture::Captured
+        );
+        let silent = payment(TOKEN_CAPTURE_NO_RESPONSE);
+        assert!(matches!(
+            sandbox.authorize(&silent, usd()).await,
+            Ok(Authorization::Authorized { .. })
+        ));
+        assert_eq!(
+            sandbox.capture(&silent, usd()).await.unwrap(),
+            Capture::NoAnswer
         );
     }
 

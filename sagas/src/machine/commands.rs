@@ -82,6 +82,11 @@ impl Saga {
                     let command = DomainCommand::Order(OrderCommand::ConfirmOrder);
                     planned.push(self.plan("confirm_order", "order", command));
                 }
+                // The money is taken: the carrier may now dispatch.
+                if !self.facts.shipment.released {
+                    let command = DomainCommand::Shipment(ShipmentCommand::Release);
+                    planned.push(self.plan("release_shipment", "shipment", command));
+                }
                 planned
             }
             Phase::Compensating(compensation) => self.compensation_commands(compensation),

@@ -112,10 +112,17 @@ impl Facts {
         match event {
             ShipmentEvent::ShipmentScheduled { .. } => learn(&mut shipment.scheduled),
             ShipmentEvent::ShipmentRefused { .. } => learn(&mut shipment.refused),
+            ShipmentEvent::ShipmentReleased => learn(&mut shipment.released),
             ShipmentEvent::ShipmentCancelled => learn(&mut shipment.cancelled),
-            ShipmentEvent::ShipmentDispatched => learn(&mut shipment.dispatched),
+            // A parcel that left needs no release (logs from before releases
+            // existed may hold a dispatch without one).
+            ShipmentEvent::ShipmentDispatched => {
+                learn(&mut shipment.dispatched) | learn(&mut shipment.released)
+            }
             ShipmentEvent::ShipmentDelivered => {
-                learn(&mut shipment.dispatched) | learn(&mut shipment.delivered)
+                learn(&mut shipment.dispatched)
+                    | learn(&mut shipment.delivered)
+                    | learn(&mut shipment.released)
             }
             ShipmentEvent::ShipmentRequested { .. } => false,
         }

@@ -107,6 +107,10 @@ pub(super) struct ShipmentFacts {
     /// The saga sent RequestShipment, so a shipment may exist.
     pub issued: bool,
     pub scheduled: bool,
+    /// The saga released it for dispatch after the capture (sagas stored
+    /// before releases existed read false and release it on their next step).
+    #[serde(default)]
+    pub released: bool,
     pub refused: bool,
     pub cancelled: bool,
     pub dispatched: bool,
@@ -145,7 +149,8 @@ pub(super) enum Phase {
     CapturingPayment,
     /// The last capture failed; the deadline is when to try again.
     AwaitingCaptureRetry,
-    /// CommitStock for every line and ConfirmOrder in parallel.
+    /// CommitStock for every line, ConfirmOrder and the shipment's Release
+    /// in parallel: all three follow the capture.
     #[serde(alias = "committing_stock", alias = "confirming_order")]
     CommittingAndConfirming,
     Completed {

@@ -65,7 +65,9 @@ impl Saga {
             Phase::CommittingAndConfirming => {
                 let committed =
                     |l: &super::state::LineFacts| l.reservation == Reservation::Committed;
-                let done = facts.lines.iter().all(committed) && facts.order.confirmed;
+                let done = facts.lines.iter().all(committed)
+                    && facts.order.confirmed
+                    && facts.shipment.released;
                 done.then_some(Phase::Completed {
                     cancellation_moot: false,
                 })

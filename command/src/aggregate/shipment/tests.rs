@@ -41,32 +41,40 @@ fn refused() -> E {
 enum Stage {
     Requested,
     Scheduled,
+    /// Scheduled, and released by the saga after the capture.
+    Released,
     Refused,
     CancelledBeforeBooking,
     CancelledAfterBooking,
+    CancelledAfterRelease,
     Dispatched,
     Delivered,
 }
 
-const ALL_STAGES: [Stage; 7] = [
+const ALL_STAGES: [Stage; 9] = [
     Stage::Requested,
     Stage::Scheduled,
+    Stage::Released,
     Stage::Refused,
     Stage::CancelledBeforeBooking,
     Stage::CancelledAfterBooking,
+    Stage::CancelledAfterRelease,
     Stage::Dispatched,
     Stage::Delivered,
 ];
 
 fn history(stage: Stage) -> Vec<E> {
     let booked = vec![requested(), scheduled("trk_1")];
-    let dispatched = [booked.clone(), vec![E::ShipmentDispatched]].concat();
+    let released = [booked.clone(), vec![E::ShipmentReleased]].concat();
+    let dispatched = [released.clone(), vec![E::ShipmentDispatched]].concat();
     match stage {
         Stage::Requested => vec![requested()],
         Stage::Scheduled => booked,
+        Stage::Released => released,
         Stage::Refused => vec![requested(), refused()],
         Stage::CancelledBeforeBooking => vec![requested(), E::ShipmentCancelled],
         Stage::CancelledAfterBooking => [booked, vec![E::ShipmentCancelled]].concat(),
+        Stage::CancelledAfterRelease => [released, vec![E::ShipmentCancelled]].concat(),
         Stage::Dispatched => dispatched,
         Stage::Delivered => [dispatched, vec![E::ShipmentDelivered]].concat(),
     }
@@ -76,8 +84,11 @@ fn status_of(stage: Stage) -> ShipmentStatus {
     match stage {
         Stage::Requested => ShipmentStatus::Requested,
         Stage::Scheduled => ShipmentStatus::Scheduled,
+        Stage::Released => ShipmentStatus::Released,
         Stage::Refused => ShipmentStatus::Refused,
-        Stage::CancelledBeforeBooking | Stage::CancelledAfterBooking => ShipmentStatus::Cancelled,
+        Stage::CancelledBeforeBooking
+        | Stage::CancelledAfterBooking
+        | Stage::CancelledAfterRelease => ShipmentStatus::Cancelled,
         Stage::Dispatched => ShipmentStatus::Dispatched,
         Stage::Delivered => ShipmentStatus::Delivered,
     }
@@ -142,6 +153,7 @@ fn every_other_command_on_a_missing_shipment_is_not_found() {
         C::RecordRefused {
             reason: "no".into(),
         },
+        C::Release,
         C::Cancel,
         C::Dispatch,
         C::Deliver,
@@ -164,7 +176,9 @@ fn record_scheduled_at_every_stage() {
             Stage::Requested | Stage::CancelledBeforeBooking => Ok(vec![scheduled("trk_1")]),
             Stage::Refused => Err(R::Refused),
             Stage::Scheduled
+            | Stage::Released
             | Stage::CancelledAfterBooking
+            | Stage::CancelledAfterRelease
             | Stage::Dispatched
             | Stage::Delivered => Ok(vec![]),
         };
@@ -176,6 +190,7 @@ fn record_scheduled_at_every_stage() {
 fn record_scheduled_under_another_tracking_ref_is_a_conflict() {
     for stage in [
         Stage::Scheduled,
+        Stage::Released,
         Stage::CancelledAfterBooking,
         Stage::Dispatched,
     ] {
@@ -209,12 +224,15 @@ fn record_refused_at_every_stage() {
     for stage in ALL_STAGES {
         let outcome = match stage {
             Stage::Requested => Ok(vec![refused()]),
-            Stage::Refused | Stage::CancelledBeforeBooking | Stage::CancelledAfterBooking => {
-                Ok(vec![])
+            Stage::Refused
+            | Stage::CancelledBeforeBooking
+            | Stage::CancelledAfterBooking
+            | Stage::CancelledAfterRelease => Ok(vec![]),
+            Stage::Scheduled | Stage::Released | Stage::Dispatched | Stage::Delivered => {
+                Err(R::AlreadyScheduled {
+                    status: status_of(stage),
+                })
             }
-            Stage::Scheduled | Stage::Dispatched | Stage::Delivered => Err(R::AlreadyScheduled {
-                status: status_of(stage),
-            }),
         };
         expect(stage, command(), outcome);
     }
@@ -232,10 +250,11 @@ fn a_refused_shipment_keeps_its_reason() {
 fn cancel_at_every_stage() {
     for stage in ALL_STAGES {
         let outcome = match stage {
-            Stage::Requested | Stage::Scheduled => Ok(vec![E::ShipmentCancelled]),
-            Stage::Refused | Stage::CancelledBeforeBooking | Stage::CancelledAfterBooking => {
-                Ok(vec![])
-            }
+            Stage::Requested | Stage::Scheduled | Stage::Released => Ok(vec![E::ShipmentCancelled]),
+            Stage::Refused
+            | Stage::CancelledBeforeBooking
+            | Stage::CancelledAfterBooking
+            | Stage::CancelledAfterRelease => Ok(vec![]),
             Stage::Dispatched | Stage::Delivered => Err(R::AlreadyDispatched {
                 status: status_of(stage),
             }),
@@ -253,19 +272,80 @@ fn cancelling_a_booked_shipment_names_the_booking_to_withdraw() {
 }
 
 #[test]
-fn dispatch_at_every_stage() {
+fn release_at_every_stage() {
     for stage in ALL_STAGES {
         let outcome = match stage {
-            Stage::Scheduled => Ok(vec![E::ShipmentDispatched]),
-            Stage::Dispatched | Stage::Delivered => Ok(vec![]),
+            Stage::Scheduled => Ok(vec![E::ShipmentReleased]),
+            Stage::Released | Stage::Dispatched | Stage::Delivered => Ok(vec![]),
             Stage::Requested => Err(R::NotScheduled {
                 status: ShipmentStatus::Requested,
             }),
             Stage::Refused => Err(R::Refused),
-            Stage::CancelledBeforeBooking | Stage::CancelledAfterBooking => Err(R::Cancelled),
+            Stage::CancelledBeforeBooking
+            | Stage::CancelledAfterBooking
+            | Stage::CancelledAfterRelease => Err(R::Cancelled),
+        };
+        expect(stage, C::Release, outcome);
+    }
+}
+
+#[test]
+fn dispatch_at_every_stage() {
+    for stage in ALL_STAGES {
+        let outcome = match stage {
+            Stage::Released => Ok(vec![E::ShipmentDispatched]),
+            Stage::Dispatched | Stage::Delivered => Ok(vec![]),
+            Stage::Requested => Err(R::NotScheduled {
+                status: ShipmentStatus::Requested,
+            }),
+            Stage::Scheduled => Err(R::NotReleased {
+                status: ShipmentStatus::Scheduled,
+            }),
+            Stage::Refused => Err(R::Refused),
+            Stage::CancelledBeforeBooking
+            | Stage::CancelledAfterBooking
+            | Stage::CancelledAfterRelease => Err(R::Cancelled),
         };
         expect(stage, C::Dispatch, outcome);
     }
+}
+
+#[test]
+fn a_scheduled_shipment_is_not_dispatched_before_the_capture_and_is_after_its_release() {
+    // Booked, payment not captured yet: the carrier is turned away, a 409.
+    let refusal = R::NotReleased {
+        status: ShipmentStatus::Scheduled,
+    };
+    assert!(refusal.is_conflict());
+    assert_eq!(refusal.code(), "shipment_not_released");
+    given(history(Stage::Scheduled))
+        .when(C::Dispatch)
+        .then_rejects(refusal);
+    // The saga captured the payment and released the shipment.
+    given(history(Stage::Scheduled))
+        .when(C::Release)
+        .then_events([E::ShipmentReleased])
+        .then_repeat_is_noop()
+        .then_state(|shipment| {
+            assert_eq!(shipment.status(), Some(ShipmentStatus::Released));
+            assert_eq!(shipment.tracking_ref(), Some("trk_1"));
+        });
+    given(history(Stage::Released))
+        .when(C::Dispatch)
+        .then_events([E::ShipmentDispatched])
+        .then_repeat_is_noop();
+}
+
+#[test]
+fn a_release_does_not_revive_a_cancelled_shipment() {
+    let shipment = Shipment::replay(
+        &[
+            history(Stage::CancelledAfterBooking),
+            vec![E::ShipmentReleased],
+        ]
+        .concat(),
+    );
+    assert_eq!(shipment.status(), Some(ShipmentStatus::Cancelled));
 }
 
 #[test]
@@ -274,11 +354,13 @@ fn deliver_at_every_stage() {
         let outcome = match stage {
             Stage::Dispatched => Ok(vec![E::ShipmentDelivered]),
             Stage::Delivered => Ok(vec![]),
-            Stage::Requested | Stage::Scheduled => Err(R::NotDispatched {
+            Stage::Requested | Stage::Scheduled | Stage::Released => Err(R::NotDispatched {
                 status: status_of(stage),
             }),
             Stage::Refused => Err(R::Refused),
-            Stage::CancelledBeforeBooking | Stage::CancelledAfterBooking => Err(R::Cancelled),
+            Stage::CancelledBeforeBooking
+            | Stage::CancelledAfterBooking
+            | Stage::CancelledAfterRelease => Err(R::Cancelled),
         };
         expect(stage, C::Deliver, outcome);
     }

@@ -389,6 +389,23 @@ fn carriers_act_only_on_shipments_booked_with_them() {
             "{subject}"
         );
     }
+    // Booked with acme, but not paid for yet: a conflict, nothing recorded.
+    let decision = handle(&mut store, &by(Role::Carrier, "acme", C::Dispatch));
+    assert!(
+        matches!(
+            &decision.reply.outcome,
+            Outcome::Rejected { kind: RejectionKind::Conflict, code, .. }
+                if code == "shipment_not_released"
+        ),
+        "{:?}",
+        decision.reply.outcome
+    );
+    assert!(decision.events.is_empty());
+    // Only the saga releases it, never the carrier itself.
+    let decision = handle(&mut store, &by(Role::Carrier, "acme", C::Release));
+    assert!(decision.events.is_empty(), "{:?}", decision.reply.outcome);
+    let decision = handle(&mut store, &by(Role::System, "saga", C::Release));
+    assert_eq!(decision.events.len(), 1, "{:?}", decision.reply.outcome);
     let decision = handle(&mut store, &by(Role::Carrier, "acme", C::Dispatch));
     assert_eq!(decision.events.len(), 1, "{:?}", decision.reply.outcome);
 }

@@ -190,6 +190,7 @@ pub fn shipment_events() -> Vec<ShipmentEvent> {
         ShipmentEvent::ShipmentCancelled,
         ShipmentEvent::ShipmentDispatched,
         ShipmentEvent::ShipmentDelivered,
+        ShipmentEvent::ShipmentReleased,
     ]
 }
 
@@ -202,6 +203,7 @@ pub fn shipment_event_index(event: &ShipmentEvent) -> usize {
         ShipmentEvent::ShipmentCancelled => 3,
         ShipmentEvent::ShipmentDispatched => 4,
         ShipmentEvent::ShipmentDelivered => 5,
+        ShipmentEvent::ShipmentReleased => 6,
     }
 }
 
@@ -291,6 +293,7 @@ pub fn shipment_commands() -> Vec<ShipmentCommand> {
         ShipmentCommand::RecordRefused {
             reason: "country not served".into(),
         },
+        ShipmentCommand::Release,
         ShipmentCommand::Cancel,
         ShipmentCommand::Dispatch,
         ShipmentCommand::Deliver,
@@ -405,6 +408,7 @@ pub fn shipment_rejections() -> Vec<ShipmentRejection> {
         ShipmentRejection::Cancelled,
         ShipmentRejection::AlreadyDispatched { status },
         ShipmentRejection::NotScheduled { status },
+        ShipmentRejection::NotReleased { status },
         ShipmentRejection::NotDispatched { status },
     ]
 }

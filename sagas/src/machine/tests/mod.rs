@@ -136,7 +136,12 @@ pub const AUTHORIZE_AND_SCHEDULE: [&str; 3] = [
 ];
 
 /// What the saga sends once the payment is captured.
-pub const COMMIT_AND_CONFIRM: [&str; 3] = ["CommitStock A", "CommitStock B", "ConfirmOrder order"];
+pub const COMMIT_AND_CONFIRM: [&str; 4] = [
+    "CommitStock A",
+    "CommitStock B",
+    "ConfirmOrder order",
+    "Release shipment",
+];
 
 /// Undoing an authorization that may exist and both reservations.
 pub const VOID_AND_RELEASE: [&str; 3] = ["RequestVoid payment", "ReleaseStock A", "ReleaseStock B"];
@@ -233,6 +238,7 @@ impl Script {
         self.when(committed("A", 2));
         self.when(committed("B", 1));
         self.when(order(OrderEvent::OrderConfirmed));
+        self.when(ship(ShipmentEvent::ShipmentReleased));
         assert_eq!(self.saga.status(), super::SagaStatus::Completed);
     }
 

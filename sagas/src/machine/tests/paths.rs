@@ -51,6 +51,13 @@ fn happy_path_runs_independent_steps_together_and_captures_last() {
         "B is not committed yet"
     );
     assert_eq!(s.when(committed("B", 1)), Vec::<String>::new());
+    assert_eq!(
+        s.saga.status(),
+        SagaStatus::Running,
+        "the shipment is not released yet"
+    );
+    let released = ship(ShipmentEvent::ShipmentReleased);
+    assert_eq!(s.when(released), Vec::<String>::new());
     assert_eq!(s.saga.status(), SagaStatus::Completed);
     assert!(s.saga.is_terminal());
     assert_eq!(s.saga.deadline(), None);
@@ -195,6 +202,26 @@ fn a_flaky_capture_that_succeeds_on_retry_completes() {
     s.when(committed("A", 2));
     s.when(committed("B", 1));
     s.when(order(OrderEvent::OrderConfirmed));
+    s.when(ship(ShipmentEvent::ShipmentReleased));
+    assert_eq!(s.saga.status(), SagaStatus::Completed);
+}
+
+#[test]
+fn the_shipment_is_released_only_after_the_capture_and_until_it_is() {
+    let mut s = Script::start();
+    s.up_to_capture();
+    // Failed captures and their retries never release the parcel.
+    assert_eq!(s.when(capture_failed()), Vec::<String>::new());
+    assert_eq!(s.deadline(), ["RequestCapture payment"]);
+    let captured = pay(PaymentEvent::PaymentCaptured { amount: usd(2_500) });
+    assert_eq!(s.when(captured), COMMIT_AND_CONFIRM);
+    s.when(committed("A", 2));
+    s.when(committed("B", 1));
+    s.when(order(OrderEvent::OrderConfirmed));
+    // No answer to the release: it is asked again, and the saga waits.
+    assert_eq!(s.deadline(), ["Release shipment"]);
+    assert_eq!(s.saga.status(), SagaStatus::Running);
+    s.when(ship(ShipmentEvent::ShipmentReleased));
     assert_eq!(s.saga.status(), SagaStatus::Completed);
 }
 

@@ -4,7 +4,9 @@
 
 use chrono::Duration;
 use events::command::DomainCommand;
-use events::domain::{CatalogEvent, Currency, Money, PaymentCommand, ShipmentEvent};
+use events::domain::{
+    CatalogEvent, Currency, Money, PaymentCommand, ShipmentCommand, ShipmentEvent,
+};
 use proptest::prelude::*;
 
 use super::world::{OrderStatus, Scenario, ShipStatus, Token, World};
@@ -60,6 +62,9 @@ impl Driver {
         let captures = out.iter().filter(|o| is_capture(&o.command));
         if captures.count() > 0 {
             self.check_pivot();
+        }
+        if out.iter().any(|o| is_release(&o.command)) {
+            assert!(self.world.payment.captured, "release before the capture");
         }
         self.world.send(out);
     }
@@ -196,6 +201,10 @@ impl Driver {
     }
 }
 
+fn is_release(command: &DomainCommand) -> bool {
+    matches!(command, DomainCommand::Shipment(ShipmentCommand::Release))
+}
+
 fn is_capture(command: &DomainCommand) -> bool {
     matches!(
         command,
@@ -255,7 +264,8 @@ fn check_outcome(driver: &Driver) {
             assert_eq!(p.amount, saga.total());
             assert_eq!(saga.total(), Some(usd(2_500)));
             assert!(world.items.values().all(|item| item.committed));
-            let shipped = [ShipStatus::Scheduled, ShipStatus::Dispatched];
+            // Released for the carrier, and nothing left before the capture.
+            let shipped = [ShipStatus::Released, ShipStatus::Dispatched];
             assert!(shipped.contains(&world.shipment.expect("a shipment")));
             assert_eq!(world.order.status, OrderStatus::Confirmed);
         }
@@ -278,7 +288,7 @@ fn check_outcome(driver: &Driver) {
             let ship = world.shipment;
             assert!(!matches!(
                 ship,
-                Some(ShipStatus::Scheduled | ShipStatus::Dispatched)
+                Some(ShipStatus::Scheduled | ShipStatus::Released | ShipStatus::Dispatched)
             ));
         }
         other => panic!("unexpected end {other:?}: {:?}", saga.attention_reason()),

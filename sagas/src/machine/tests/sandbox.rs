@@ -6,7 +6,7 @@ use events::domain::{
 };
 
 use super::usd;
-use super::world::{OrderStatus, ShipStatus, Token, World};
+use super::world::{ShipStatus, Token, World};
 use crate::machine::Input;
 
 impl World {
@@ -110,7 +110,14 @@ impl World {
                 self.shipment = Some(ShipStatus::Requested);
                 ShipE::ShipmentRequested { address }
             }
-            (Ship::Cancel, Some(ShipStatus::Requested | ShipStatus::Scheduled)) => {
+            (Ship::Release, Some(ShipStatus::Scheduled)) => {
+                self.shipment = Some(ShipStatus::Released);
+                ShipE::ShipmentReleased
+            }
+            (
+                Ship::Cancel,
+                Some(ShipStatus::Requested | ShipStatus::Scheduled | ShipStatus::Released),
+            ) => {
                 self.shipment = Some(ShipStatus::Cancelled);
                 ShipE::ShipmentCancelled
             }
@@ -143,11 +150,10 @@ impl World {
         self.emit("shipment", Input::Shipment(event));
     }
 
-    /// The warehouse ships confirmed orders.
+    /// The carrier ships as soon as the shipment is released (possibly
+    /// before the order is confirmed), never earlier: the aggregate refuses.
     pub fn can_dispatch(&self) -> bool {
-        self.scenario.carrier_dispatches
-            && self.shipment == Some(ShipStatus::Scheduled)
-            && self.order.status == OrderStatus::Confirmed
+        self.scenario.carrier_dispatches && self.shipment == Some(ShipStatus::Released)
     }
 
     pub fn dispatch(&mut self) {

@@ -66,6 +66,7 @@ pub struct Payment {
 pub enum ShipStatus {
     Requested,
     Scheduled,
+    Released,
     Refused,
     Cancelled,
     Dispatched,
