@@ -73,6 +73,9 @@ pub async fn run(
         .ensure_compacted_topics(&processor::snapshot::topics(&config.kafka))
         .await
         .context("creating the snapshots topics")?;
+    // Temporary switch for the A/B measurement of the reply hand-off.
+    let sink = bus::ReplySink::default();
+    let handoff = std::env::var_os("COMMAND_REPLY_HANDOFF").is_none_or(|v| v != "0");
     let processor = processor::spawn(
         processor::ProcessorConfig {
             kafka: config.kafka.clone(),
@@ -89,6 +92,7 @@ pub async fn run(
             // small hot set serves nearly every command from memory.
             hot_aggregates: 1_000,
             state_dir: config.state_dir.clone(),
+            replies: handoff.then(|| sink.clone()),
         },
         shutdown.clone(),
     )
@@ -111,7 +115,7 @@ pub async fn run(
             }
         });
     tracing::info!(addr = %listener.local_addr()?, "command api listening");
-    let bus = bus::KafkaBus::start(config.kafka.clone(), shutdown.clone())
+    let bus = bus::KafkaBus::with_sink(config.kafka.clone(), sink, shutdown.clone())
         .await
         .context("starting the command bus")?;
     let verifier = Arc::new(verifier);

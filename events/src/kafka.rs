@@ -119,6 +119,7 @@ impl KafkaConfig {
             // these cores, would decompress every batch to validate it.
             .set("compression.type", "none")
             .set("message.timeout.ms", "30000");
+        overrides(&mut config);
         config
     }
 
@@ -135,6 +136,7 @@ impl KafkaConfig {
             .set("transaction.timeout.ms", "30000")
             .set("retry.backoff.ms", "5")
             .set("retry.backoff.max.ms", "100");
+        overrides(&mut config);
         config
     }
 
@@ -158,6 +160,7 @@ impl KafkaConfig {
             .set("fetch.queue.backoff.ms", "5")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000");
+        overrides(&mut config);
         config
     }
 
@@ -218,6 +221,21 @@ impl KafkaConfig {
         })
         .await
         .unwrap_or(Err(KafkaError::Canceled))
+    }
+}
+
+/// librdkafka settings from `KAFKA_CLIENT_OVERRIDES` (`key=value,key=value`),
+/// applied last to every producer and consumer: for measuring a setting
+/// without a rebuild. A key the client type does not know is ignored by
+/// librdkafka with a warning.
+fn overrides(config: &mut ClientConfig) {
+    let Ok(text) = std::env::var("KAFKA_CLIENT_OVERRIDES") else {
+        return;
+    };
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        if let Some((key, value)) = pair.split_once('=') {
+            config.set(key.trim(), value.trim());
+        }
     }
 }
 
