@@ -16,8 +16,25 @@ pub enum Mode {
     Full,
 }
 
+/// Which parts of the benchmark `bench run` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Phases {
+    /// Every baseline and every system figure: the report.
+    All,
+    /// Only `POST /orders` at `--rates`, with where each order's time goes.
+    Commands,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    #[arg(long, value_enum, default_value = "all")]
+    pub phases: Phases,
+    /// Open-loop rates of `--phases commands`, in orders per second.
+    #[arg(long, value_delimiter = ',', default_value = "10,250")]
+    pub rates: Vec<f64>,
+    /// Seconds per rate of `--phases commands`.
+    #[arg(long, default_value_t = 15)]
+    pub rate_seconds: u64,
     #[arg(long, value_enum, default_value = "quick")]
     pub mode: Mode,
     #[arg(long, default_value = "http://127.0.0.1:8080")]

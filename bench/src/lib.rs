@@ -65,6 +65,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
 
 /// Baselines first, then the system, then the report.
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.phases == config::Phases::Commands {
+        return system::commands_only(&args).await;
+    }
     let started = chrono::Utc::now();
     let baselines = baselines::run(&args).await?;
     let system = system::run(&args, &baselines).await?;

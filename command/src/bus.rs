@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use events::command::{CommandEnvelope, Principal, Reply};
 use events::{AggregateType, KafkaConfig, telemetry};
@@ -118,6 +118,31 @@ fn bound<V>(map: &mut HashMap<Uuid, V>, order: &mut VecDeque<Uuid>) {
     }
 }
 
+/// Where a command processor running in the same process hands the replies
+/// of a transaction it has just committed, so a waiting request is answered
+/// without waiting for the commit markers and the replies consumer's fetch.
+/// The replies consumer still delivers every reply (the first one wins), so
+/// a command decided by another instance's processor is answered as before.
+#[derive(Clone, Default)]
+pub struct ReplySink(Arc<Mutex<Replies>>);
+
+impl std::fmt::Debug for ReplySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplySink")
+    }
+}
+
+impl ReplySink {
+    /// Hands over replies whose transaction is committed. Never call it
+    /// before `commit_transaction` has succeeded: a 201 means committed.
+    pub fn committed(&self, replies: impl IntoIterator<Item = Reply>) {
+        let mut state = lock(&self.0);
+        for reply in replies {
+            state.record(reply);
+        }
+    }
+}
+
 /// [`CommandBus`] over Kafka.
 pub struct KafkaBus {
     config: KafkaConfig,
@@ -131,6 +156,16 @@ impl KafkaBus {
         config: KafkaConfig,
         shutdown: CancellationToken,
     ) -> Result<KafkaBus, KafkaError> {
+        KafkaBus::with_sink(config, ReplySink::default(), shutdown).await
+    }
+
+    /// [`KafkaBus::start`], also answering from the replies handed to `sink`
+    /// by the processor lanes of this process.
+    pub async fn with_sink(
+        config: KafkaConfig,
+        sink: ReplySink,
+        shutdown: CancellationToken,
+    ) -> Result<KafkaBus, KafkaError> {
         let mut producer_config = config.producer();
         // Fail fast when Kafka is down: the caller gets a 503 and retries with
         // the same Idempotency-Key, which the processor deduplicates.
@@ -138,7 +173,7 @@ impl KafkaBus {
         let producer: FutureProducer = producer_config.create()?;
         config.ensure_topics(&config.all_topics()).await?;
         let consumer = follow_replies(&config).await?;
-        let replies = Arc::new(Mutex::new(Replies::default()));
+        let replies = sink.0;
         tokio::spawn(read_replies(consumer, replies.clone(), shutdown));
         Ok(KafkaBus {
             config,
@@ -201,7 +236,10 @@ async fn read_replies(
         };
         match message {
             Ok(message) => match message.payload().map(serde_json::from_slice::<Reply>) {
-                Some(Ok(reply)) => lock(&replies).record(reply),
+                Some(Ok(reply)) => {
+                    record_age("command_reply_age_seconds", message.timestamp());
+                    lock(&replies).record(reply)
+                }
                 _ => tracing::warn!(
                     topic = message.topic(),
                     offset = message.offset(),
@@ -216,6 +254,15 @@ async fn read_replies(
     }
 }
 
+/// Records how long ago a record was created (its producer's timestamp,
+/// millisecond precision): one hop of a command's path in `/metrics`.
+pub fn record_age(metric: &'static str, timestamp: rdkafka::Timestamp) {
+    if let Some(created) = timestamp.to_millis() {
+        let now = chrono::Utc::now().timestamp_millis();
+        metrics::histogram!(metric).record((now - created).max(0) as f64 / 1000.0);
+    }
+}
+
 fn lock(replies: &Mutex<Replies>) -> std::sync::MutexGuard<'_, Replies> {
     // A panic while holding this lock cannot leave the maps inconsistent in a
     // way that matters (worst case a reply is missing), so poisoning is ignored.
@@ -224,12 +271,21 @@ fn lock(replies: &Mutex<Replies>) -> std::sync::MutexGuard<'_, Replies> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The command API's share of a dispatch, in
+/// `command_dispatch_phase_seconds{phase}`: `produce` until the command is
+/// acknowledged by Kafka, `reply` from then until the reply (or the wait's end).
+fn dispatch_phase(phase: &'static str, elapsed: Duration) {
+    metrics::histogram!("command_dispatch_phase_seconds", "phase" => phase)
+        .record(elapsed.as_secs_f64());
+}
+
 impl CommandBus for KafkaBus {
     async fn dispatch(
         &self,
         command: CommandEnvelope,
         wait: Duration,
     ) -> Result<Dispatch, BusError> {
+        let started = Instant::now();
         let command_id = command.command_id;
         let topic = self.config.commands_topic(command.command.aggregate_type());
         let span = tracing::info_span!(
@@ -281,7 +337,10 @@ impl CommandBus for KafkaBus {
             }
             replies.sent(command_id, command.issued_by.clone());
         }
+        let acked = Instant::now();
+        dispatch_phase("produce", acked - started);
         let outcome = tokio::time::timeout(wait, rx).await;
+        dispatch_phase("reply", acked.elapsed());
         // A reply that comes later still lands in `recent` for the status URL;
         // the waiter itself is no longer needed.
         lock(&self.replies).waiters.remove(&key);
@@ -304,3 +363,6 @@ impl CommandBus for KafkaBus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -73,6 +73,7 @@ pub async fn run(
         .ensure_compacted_topics(&processor::snapshot::topics(&config.kafka))
         .await
         .context("creating the snapshots topics")?;
+    let sink = bus::ReplySink::default();
     let processor = processor::spawn(
         processor::ProcessorConfig {
             kafka: config.kafka.clone(),
@@ -89,6 +90,7 @@ pub async fn run(
             // small hot set serves nearly every command from memory.
             hot_aggregates: 1_000,
             state_dir: config.state_dir.clone(),
+            replies: Some(sink.clone()),
         },
         shutdown.clone(),
     )
@@ -111,7 +113,7 @@ pub async fn run(
             }
         });
     tracing::info!(addr = %listener.local_addr()?, "command api listening");
-    let bus = bus::KafkaBus::start(config.kafka.clone(), shutdown.clone())
+    let bus = bus::KafkaBus::with_sink(config.kafka.clone(), sink, shutdown.clone())
         .await
         .context("starting the command bus")?;
     let verifier = Arc::new(verifier);

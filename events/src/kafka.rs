@@ -119,6 +119,7 @@ impl KafkaConfig {
             // these cores, would decompress every batch to validate it.
             .set("compression.type", "none")
             .set("message.timeout.ms", "30000");
+        overrides(&mut config);
         config
     }
 
@@ -135,6 +136,7 @@ impl KafkaConfig {
             .set("transaction.timeout.ms", "30000")
             .set("retry.backoff.ms", "5")
             .set("retry.backoff.max.ms", "100");
+        overrides(&mut config);
         config
     }
 
@@ -158,6 +160,7 @@ impl KafkaConfig {
             .set("fetch.queue.backoff.ms", "5")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000");
+        overrides(&mut config);
         config
     }
 
@@ -218,6 +221,21 @@ impl KafkaConfig {
         })
         .await
         .unwrap_or(Err(KafkaError::Canceled))
+    }
+}
+
+/// librdkafka settings from `KAFKA_CLIENT_OVERRIDES` (`key=value,key=value`),
+/// applied last to every producer and consumer: for measuring a setting
+/// without a rebuild. A key the client type does not know is ignored by
+/// librdkafka with a warning.
+fn overrides(config: &mut ClientConfig) {
+    let Ok(text) = std::env::var("KAFKA_CLIENT_OVERRIDES") else {
+        return;
+    };
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        if let Some((key, value)) = pair.split_once('=') {
+            config.set(key.trim(), value.trim());
+        }
     }
 }
 
@@ -333,91 +351,4 @@ pub fn from_headers<H: Headers>(headers: &H) -> Result<EventMeta, HeaderError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::envelope::new_id;
-
-    fn meta() -> EventMeta {
-        EventMeta {
-            event_id: new_id(),
-            event_type: "OrderPlaced".into(),
-            schema_version: 1,
-            aggregate_type: AggregateType::Order,
-            aggregate_id: "0193-order".into(),
-            sequence: 7,
-            occurred_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00.123Z")
-                .unwrap()
-                .with_timezone(&Utc),
-            command_id: new_id(),
-            correlation_id: new_id(),
-            causation_id: new_id(),
-            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
-        }
-    }
-
-    #[test]
-    fn headers_round_trip() {
-        let meta = meta();
-        assert_eq!(from_headers(&to_headers(&meta)), Ok(meta));
-    }
-
-    #[test]
-    fn traceparent_is_optional() {
-        let meta = EventMeta {
-            traceparent: None,
-            ..meta()
-        };
-        assert_eq!(from_headers(&to_headers(&meta)), Ok(meta));
-    }
-
-    #[test]
-    fn missing_and_invalid_headers_are_named() {
-        let headers = OwnedHeaders::new().insert(Header {
-            key: CE_SOURCE,
-            value: Some("/commerce/orders".as_bytes()),
-        });
-        assert_eq!(from_headers(&headers), Err(HeaderError::Missing(CE_ID)));
-        let headers = OwnedHeaders::new().insert(Header {
-            key: CE_SOURCE,
-            value: Some("/elsewhere".as_bytes()),
-        });
-        assert_eq!(from_headers(&headers), Err(HeaderError::Invalid(CE_SOURCE)));
-    }
-
-    #[test]
-    fn only_events_are_kept_forever() {
-        let config = KafkaConfig::new("127.0.0.1:1");
-        assert_eq!(
-            retention_ms(&config.events_topic(AggregateType::Order)),
-            "-1"
-        );
-        assert_eq!(
-            retention_ms(&config.events_topic(AggregateType::Saga)),
-            "-1"
-        );
-        assert_eq!(
-            retention_ms(&config.commands_topic(AggregateType::Order)),
-            "604800000"
-        );
-        assert_eq!(
-            retention_ms(&config.replies_topic(AggregateType::Saga)),
-            "604800000"
-        );
-    }
-
-    #[test]
-    fn topics_carry_the_prefix() {
-        let config = KafkaConfig {
-            topic_prefix: "t1.".into(),
-            ..KafkaConfig::new("127.0.0.1:1")
-        };
-        assert_eq!(
-            config.events_topic(AggregateType::Order),
-            "t1.orders.events"
-        );
-        assert_eq!(
-            config.commands_topic(AggregateType::CatalogItem),
-            "t1.catalog.commands"
-        );
-    }
-}
+mod tests;

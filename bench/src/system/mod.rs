@@ -14,6 +14,7 @@
 
 pub mod commands;
 pub mod end_to_end;
+pub mod latency;
 pub mod metrics;
 pub mod milestones;
 pub mod projection;
@@ -108,14 +109,37 @@ impl Ctx {
     }
 }
 
-pub async fn run(args: &RunArgs, baselines: &Baselines) -> anyhow::Result<System> {
-    let ctx = Arc::new(Ctx {
+fn context(args: &RunArgs) -> anyhow::Result<Arc<Ctx>> {
+    Ok(Arc::new(Ctx {
         args: args.clone(),
         http: load::http_client(args.concurrency * 2),
         tokens: Tokens::mint(&args.jwt_secret)?,
         orders: Mutex::new(Vec::new()),
         statuses: Mutex::new(BTreeMap::new()),
-    });
+    }))
+}
+
+/// `--phases commands`: `POST /orders` at `--rates`, with the hops, printed
+/// and written to `<out_dir>/<date>-commands.md`.
+pub async fn commands_only(args: &RunArgs) -> anyhow::Result<()> {
+    let ctx = context(args)?;
+    progress("seeding the catalog");
+    seed_catalog(&ctx).await?;
+    let phase = Duration::from_secs(args.rate_seconds);
+    let rates = latency::run(&ctx, &args.rates, phase).await?;
+    let text = latency::markdown(&args.invocation, phase, &rates);
+    std::fs::create_dir_all(&args.out_dir)?;
+    let name = format!(
+        "{}-commands.md",
+        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
+    );
+    std::fs::write(args.out_dir.join(name), &text)?;
+    println!("{text}");
+    Ok(())
+}
+
+pub async fn run(args: &RunArgs, baselines: &Baselines) -> anyhow::Result<System> {
+    let ctx = context(args)?;
     progress("seeding the catalog");
     seed_catalog(&ctx).await?;
     let (command_max, command_paced, projection_lag) = commands::run(&ctx, baselines).await?;

@@ -75,6 +75,9 @@ pub struct ProcessorConfig {
     /// Where each lane keeps its partitions' state on disk (a cache of the
     /// snapshots topic, emptied when a lane's session starts).
     pub state_dir: PathBuf,
+    /// The command API of this process, handed each committed transaction's
+    /// replies (see [`crate::bus::ReplySink`]).
+    pub replies: Option<crate::bus::ReplySink>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +278,10 @@ impl<'a> Session<'a> {
         while batch.len() < self.config.max_batch {
             match self.consumer.poll(timeout) {
                 None => break,
-                Some(Ok(message)) => batch.push(message.detach()),
+                Some(Ok(message)) => {
+                    crate::bus::record_age("command_poll_age_seconds", message.timestamp());
+                    batch.push(message.detach())
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "polling commands failed");
                     break;
@@ -359,6 +365,7 @@ impl<'a> Session<'a> {
         let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
         let mut produced = 0usize;
         let mut touched = HashSet::new();
+        let mut replies = Vec::new();
         for message in batch {
             let next = offsets
                 .entry((message.topic(), message.partition()))
@@ -370,6 +377,9 @@ impl<'a> Session<'a> {
             touched.insert((aggregate, message.partition()));
             produced += decision.events.len();
             span.in_scope(|| self.publish(message.partition(), &decision))?;
+            if self.config.replies.is_some() {
+                replies.push(decision.reply);
+            }
             if let Some((traceparent, _)) = telemetry::context_of(&span) {
                 telemetry::link_to(&txn_span, Some(&traceparent));
             }
@@ -392,7 +402,7 @@ impl<'a> Session<'a> {
             .producer
             .send_offsets_to_transaction(&list, &metadata, TXN_TIMEOUT)
             .inspect(|()| phases.mark("offsets"))
-            .and_then(|()| self.producer.context().wait_all(TXN_TIMEOUT))
+            .and_then(|()| txn::wait_acks(&self.producer, TXN_TIMEOUT))
             .inspect(|()| phases.mark("acks"))
             .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT))
             .inspect(|()| phases.mark("commit"));
@@ -402,6 +412,9 @@ impl<'a> Session<'a> {
             // Best effort: the next session's init_transactions aborts it anyway.
             drop(self.producer.abort_transaction(TXN_TIMEOUT));
             return Err(e.into());
+        }
+        if let Some(sink) = &self.config.replies {
+            sink.committed(replies);
         }
         // Only committed state reaches the disk.
         for key in &touched {

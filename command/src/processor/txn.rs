@@ -100,6 +100,28 @@ impl Deliveries {
     }
 }
 
+/// Blocks until every record sent so far is acknowledged, and librdkafka
+/// has released them. The delivery callback runs before librdkafka frees
+/// the report's messages, and `commit_transaction` starts with a flush that,
+/// finding any message still counted, polls for a fixed 100 ms; so after the
+/// last acknowledgement this waits, in 100 µs sleeps, the few microseconds
+/// until the count reaches zero.
+pub fn wait_acks(producer: &TxnProducer, timeout: Duration) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + timeout;
+    producer.context().wait_all(timeout)?;
+    if producer.in_flight_count() == 0 {
+        return Ok(());
+    }
+    metrics::counter!("command_txn_unsettled_total").increment(1);
+    while producer.in_flight_count() > 0 {
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    Ok(())
+}
+
 /// The span of one transaction. It commits commands of many traces, so it
 /// is a root of its own, linked to each command's decide span.
 pub(super) fn span(commands: usize) -> tracing::Span {
