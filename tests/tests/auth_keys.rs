@@ -206,3 +206,76 @@ async fn a_query_api_with_only_the_public_key_verifies_tokens_of_the_private_key
         StatusCode::OK
     );
 }
+
+/// An Ed25519 key and its JWKS (key id `k1`), as an identity provider
+/// publishes them.
+const JWKS_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIN2wNdgp4pbXdZb3Ye8zC+qDaOVSkhwYUKUf8Mmsbk/q
+-----END PRIVATE KEY-----
+";
+const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig",
+    "x":"q_8GGZ1jPd7GKfJULlMi9KrD2WI3R3DJjvqM2R2MHkY"}]}"#;
+
+#[derive(clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    auth: events::auth::AuthArgs,
+}
+
+#[tokio::test]
+async fn a_query_api_fetches_a_jwks_and_verifies_by_key_id() {
+    use clap::Parser;
+    // The identity provider's JWKS endpoint.
+    let provider = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks.json", provider.local_addr().unwrap());
+    let app = axum::Router::new().route("/jwks.json", axum::routing::get(|| async { JWKS }));
+    tokio::spawn(async move { axum::serve(provider, app).await });
+
+    // A service verifying with a JWKS needs its own signing key; the one
+    // the test's projector signs cache entries with is put in its place.
+    let signing_key = "a-signing-key-of-more-than-32-bytes-for-this-test";
+    let flags = Flags::parse_from([
+        "query-api",
+        "--jwt-jwks",
+        &jwks_url,
+        "--signing-key",
+        signing_key,
+    ]);
+    let auth = events::auth::AuthConfig {
+        signing: tests::auth_config().signing,
+        ..flags.auth.config().await.expect("the JWKS is fetched")
+    };
+    let env = TestEnv::new();
+    let _views = env.spawn_projections().await;
+    let query = env
+        .spawn_query_api_with(query_api::Config {
+            auth,
+            ..env.query_api_config()
+        })
+        .await;
+
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({"sub": "ops", "role": "admin", "iss": "commerce",
+        "aud": "commerce-api", "iat": now, "exp": now + 600});
+    let signed = |kid: &str, pem: &str| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        let key = EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    let issued = signed("k1", JWKS_PRIVATE);
+    assert_eq!(
+        get(&query, "/dead-letters", &issued).await.status(),
+        StatusCode::OK
+    );
+    // Another key claiming the published key id, a key id the set does not
+    // hold, and a development-secret token: all refused.
+    for forged in [
+        signed("k1", ED_PRIVATE),
+        signed("k2", JWKS_PRIVATE),
+        tests::shop::token(Role::Admin, "ops"),
+    ] {
+        let answer = get(&query, "/dead-letters", &forged).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{forged}");
+    }
+}

@@ -226,3 +226,33 @@ async fn the_query_api_reads_as_a_role_that_cannot_write() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// Attack: a local process that knows the port reads or poisons the cache.
+/// The stack's Redis asks for the password that only `REDIS_URL` carries.
+#[tokio::test]
+async fn the_stack_redis_refuses_a_client_without_its_password() {
+    let url = tests::redis_url();
+    let (_, address) = url
+        .split_once('@')
+        .expect("the stack's REDIS_URL carries its password");
+    let anonymous = redis::Client::open(format!("redis://{address}")).unwrap();
+    let mut conn = anonymous
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the port is reachable");
+    let refused = redis::cmd("GET")
+        .arg("any-key")
+        .query_async::<Option<String>>(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("NOAUTH"), "{refused}");
+
+    let owner = redis::Client::open(url).unwrap();
+    let mut conn = owner.get_multiplexed_async_connection().await.unwrap();
+    let answer: Option<String> = redis::cmd("GET")
+        .arg("any-key")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(answer, None);
+}

@@ -34,7 +34,7 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("tests/src/lib.rs", 547),
     ("projections/src/cache.rs", 502),
     ("tests/tests/replay.rs", 477),
-    ("command/src/processor/mod.rs", 483),
+    ("command/src/processor/mod.rs", 466),
     ("command/src/processor/store.rs", 419),
     ("command/src/processor/store/tests.rs", 411),
     ("events/src/domain/tests/samples.rs", 414),

@@ -3,8 +3,10 @@
 //! A processor runs several *lanes*. Each lane is a member of the consumer
 //! group over the commands topics with its own transactional id, so each
 //! holds its own subset of the partitions and fences its own zombie. When a
-//! lane is assigned a partition it restores that partition's aggregates from
-//! their snapshots and the events after them ([`restore`]); then it loops:
+//! lane is assigned a partition it waits until the partition's previous
+//! owner has no transaction open (its committed offsets read as stable),
+//! then restores that partition's aggregates from their snapshots and the
+//! events after them ([`restore`]); then it loops:
 //! poll a batch of commands, decide each one against the partition's state
 //! ([`store`]: the hot aggregates in memory, all of them on local disk), and
 //! in one Kafka transaction produce the events, the replies and the changed
@@ -24,6 +26,7 @@
 
 mod cold;
 mod decide;
+mod rebalance;
 mod restore;
 mod slot;
 pub mod snapshot;
@@ -32,15 +35,14 @@ mod txn;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use events::command::CommandEnvelope;
 use events::{AggregateType, KafkaConfig, kafka, telemetry};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{BaseRecord, Producer};
@@ -48,10 +50,14 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use cold::StateFile;
+use rebalance::RebalanceLog;
 use store::{Decision, Limits, PartitionStore, StoreError};
 use txn::{Deliveries, Phases, TxnProducer};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than a transaction may stay open (its timeout plus the broker's
+/// 10 s sweep for expired transactions).
+const STABLE_WITHIN: Duration = Duration::from_secs(90);
 
 /// Settings of one processor instance.
 #[derive(Debug, Clone)]
@@ -163,44 +169,6 @@ fn run(config: ProcessorConfig, shutdown: CancellationToken, ready: Arc<AtomicBo
     }
 }
 
-/// Partitions gained or lost in one rebalance.
-struct PartitionChange {
-    assigned: bool,
-    partitions: Vec<(String, i32)>,
-}
-
-/// Partition changes seen by the consumer, handled between transactions.
-#[derive(Default)]
-struct RebalanceLog {
-    changes: Mutex<Vec<PartitionChange>>,
-}
-
-impl ClientContext for RebalanceLog {}
-
-impl ConsumerContext for RebalanceLog {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        events::record::count_rebalance("command-processor", rebalance);
-        let (assigned, list) = match rebalance {
-            Rebalance::Assign(list) => (true, list),
-            Rebalance::Revoke(list) => (false, list),
-            Rebalance::Error(e) => {
-                tracing::warn!(error = %e, "rebalance error");
-                return;
-            }
-        };
-        let partitions = list
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect();
-        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        changes.push(PartitionChange {
-            assigned,
-            partitions,
-        });
-    }
-}
-
 /// One life of a processor: a consumer, a transactional producer, and the
 /// state of the partitions it owns.
 struct Session<'a> {
@@ -307,6 +275,7 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         let mut assigned: HashMap<AggregateType, Vec<i32>> = HashMap::new();
+        let mut gained = TopicPartitionList::new();
         for change in changes {
             for (topic, partition) in change.partitions {
                 let Some(&aggregate) = self.topics.get(&topic) else {
@@ -316,10 +285,24 @@ impl<'a> Session<'a> {
                 self.stores.remove(&(aggregate, partition));
                 if change.assigned {
                     wanted.push(partition);
+                    gained.add_partition(&topic, partition);
                 } else {
                     wanted.retain(|p| *p != partition);
                 }
             }
+        }
+        // The partitions' previous owner may still have a transaction open
+        // (a paused zombie, or a lane that lost them while committing) that
+        // commits or aborts after this point, and a restore reads only up
+        // to the last stable offset. That transaction holds the commands'
+        // offsets together with the events, and a read_committed consumer
+        // asks for stable offsets only (KIP-447), so once the gained
+        // partitions' committed offsets can be read, it has ended and the
+        // restore sees all it wrote. Without this wait a restore could end
+        // before events whose commands are then skipped, and the next
+        // command would reuse their sequence numbers.
+        if gained.count() > 0 {
+            self.consumer.committed_offsets(gained, STABLE_WITHIN)?;
         }
         let config = self.config;
         let limits = Limits {

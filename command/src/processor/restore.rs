@@ -250,8 +250,10 @@ fn read_to_end(
                 )));
             }
             None => {}
-            // With read_committed the end is the last stable offset: it waits
-            // for transactions still open on the partition to finish.
+            // With read_committed the end is the last stable offset, which
+            // stops before a transaction still open: the session waits for
+            // the previous owner's last transaction to end before restoring
+            // (see `apply_rebalances`), so none of its own remains open.
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 open.remove(&partition);
             }
