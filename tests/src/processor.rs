@@ -60,6 +60,21 @@ pub async fn send(bus: &KafkaBus, command: CommandEnvelope) -> Reply {
     }
 }
 
+/// Sends `command` for aggregate `id` as `by`; answers the version its
+/// events reached (panics on a rejection).
+pub async fn accepted(
+    bus: &KafkaBus,
+    id: &str,
+    by: events::command::Principal,
+    command: events::command::DomainCommand,
+) -> u64 {
+    let reply = send(bus, crate::envelope(id, by, command)).await;
+    match reply.outcome {
+        events::command::Outcome::Accepted { version, .. } => version,
+        events::command::Outcome::Rejected { .. } => panic!("rejected: {reply:?}"),
+    }
+}
+
 /// Produces `commands` without waiting for their replies (all at once, so
 /// the processors find a backlog).
 pub async fn queue(bus: &KafkaBus, commands: &[CommandEnvelope]) {

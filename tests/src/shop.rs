@@ -77,6 +77,13 @@ impl Shop {
 
     /// Places an order and answers its id.
     pub async fn place(&self, spec: &OrderSpec<'_>, key: &str) -> String {
+        let placed = self.place_answer(spec, key).await;
+        placed["order_id"].as_str().expect("an order id").to_owned()
+    }
+
+    /// Places an order and answers the command API's whole answer (order
+    /// and command ids, consistency token).
+    pub async fn place_answer(&self, spec: &OrderSpec<'_>, key: &str) -> Value {
         let lines: Vec<Value> = spec
             .lines
             .iter()
@@ -92,7 +99,7 @@ impl Shop {
         let customer = token(Role::Customer, spec.customer);
         let (status, body) = self.post("/orders", &customer, key, &body).await;
         assert!(status.is_success(), "placing an order: {status} {body}");
-        body["order_id"].as_str().expect("an order id").to_owned()
+        body
     }
 
     pub async fn read(&self, path: &str) -> Option<Value> {

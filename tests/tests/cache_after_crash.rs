@@ -10,8 +10,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use command::bus::{CommandBus, Dispatch, KafkaBus};
-use events::command::{DomainCommand, Outcome, Principal, Role};
+use command::bus::KafkaBus;
+use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
     Address, Currency, CustomerId, OrderCommand, OrderId, OrderLine, ShipmentCommand, Sku,
 };
@@ -69,21 +69,6 @@ fn via(url: &str, addr: SocketAddr) -> String {
     url.set_ip_host(addr.ip()).unwrap();
     url.set_port(Some(addr.port())).unwrap();
     url.to_string()
-}
-
-async fn send(bus: &KafkaBus, id: &str, by: Principal, command: DomainCommand) -> u64 {
-    let envelope = tests::envelope(id, by, command);
-    match bus
-        .dispatch(envelope, Duration::from_secs(30))
-        .await
-        .unwrap()
-    {
-        Dispatch::Completed(reply) => match reply.outcome {
-            Outcome::Accepted { version, .. } => version,
-            Outcome::Rejected { .. } => panic!("rejected: {reply:?}"),
-        },
-        Dispatch::Queued => panic!("no reply within 30s"),
-    }
 }
 
 fn address() -> Address {
@@ -159,7 +144,7 @@ async fn a_cache_write_lost_with_a_killed_projector_is_redone_from_postgres() {
         subject: "alice".into(),
         role: Role::Customer,
     };
-    send(
+    tests::processor::accepted(
         &bus,
         &order_id.to_string(),
         alice,
@@ -173,7 +158,7 @@ async fn a_cache_write_lost_with_a_killed_projector_is_redone_from_postgres() {
     // commits in PostgreSQL, its cache write fails, and the projector dies.
     proxy.cut.cancel();
     let request = ShipmentCommand::RequestShipment { address: address() };
-    send(
+    tests::processor::accepted(
         &bus,
         &order_id.to_string(),
         system(),

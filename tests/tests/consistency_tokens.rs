@@ -10,7 +10,7 @@ use events::AggregateType;
 use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::shop::{Shop, token};
+use tests::shop::{OrderSpec, Shop, token};
 use tests::{Service, TestEnv};
 
 async fn get(
@@ -31,15 +31,13 @@ async fn get(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn order_body() -> Value {
-    serde_json::json!({
-        "currency": "USD",
-        "lines": [{"sku": "MUG-1", "quantity": 1}],
-        "shipping_address": {"name": "Ada", "line1": "1 Loop Rd", "city": "Springfield",
-                             "postal_code": "12345", "country": "US"},
-        "payment": {"token": "tok_ok"}
-    })
-}
+/// Alice's order of one MUG-1, paid with `tok_ok`.
+const ALICE_MUG: OrderSpec<'static> = OrderSpec {
+    customer: "alice",
+    lines: &[("MUG-1", 1)],
+    token: "tok_ok",
+    country: "US",
+};
 
 #[tokio::test]
 async fn foreign_made_up_and_misplaced_tokens_are_refused_without_a_wait() {
@@ -47,8 +45,7 @@ async fn foreign_made_up_and_misplaced_tokens_are_refused_without_a_wait() {
     let shop = Shop::start(&env).await;
     shop.create_item("MUG-1", 1250, 10).await;
     let alice = token(Role::Customer, "alice");
-    let (status, placed) = shop.post("/orders", &alice, "k-1", &order_body()).await;
-    assert!(status.is_success(), "{status} {placed}");
+    let placed = shop.place_answer(&ALICE_MUG, "k-1").await;
     let order_id = placed["order_id"].as_str().unwrap().to_owned();
     let real = placed["consistency_token"].as_str().unwrap().to_owned();
 

@@ -26,24 +26,13 @@ async fn post(service: &Service, path: &str, bearer: &str) -> (StatusCode, Value
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn order_body() -> Value {
-    serde_json::json!({
-        "currency": "USD",
-        "lines": [{"sku": "MUG-1", "quantity": 1}],
-        "shipping_address": {"name": "Ada", "line1": "1 Loop Rd", "city": "Springfield",
-                             "postal_code": "12345", "country": "US"},
-        "payment": {"token": "tok_ok"}
-    })
-}
-
 #[tokio::test]
 async fn only_the_issuer_and_operators_learn_what_became_of_a_command() {
     let env = TestEnv::new();
     let shop = Shop::start(&env).await;
     shop.create_item("MUG-1", 1250, 10).await;
     let alice = token(Role::Customer, "alice");
-    let (status, placed) = shop.post("/orders", &alice, "k-1", &order_body()).await;
-    assert!(status.is_success(), "{status} {placed}");
+    let placed = shop.place_answer(&mug_order("tok_ok"), "k-1").await;
     let path = format!("/commands/{}", placed["command_id"].as_str().unwrap());
 
     for stranger in [
@@ -63,13 +52,7 @@ async fn a_carrier_dispatches_only_shipments_booked_with_it() {
     let shop = Shop::start(&env).await;
     env.spawn_sagas().await;
     shop.create_item("MUG-1", 1250, 10).await;
-    let spec = OrderSpec {
-        customer: "alice",
-        lines: &[("MUG-1", 1)],
-        token: "tok_ok",
-        country: "US",
-    };
-    let order_id = shop.place(&spec, "k-1").await;
+    let order_id = shop.place(&mug_order("tok_ok"), "k-1").await;
     // Released for dispatch once the payment is captured.
     shop.order_until(&order_id, LIMIT, |o| {
         o["status"] == "confirmed" && o["shipment_status"] == "released"
@@ -150,8 +133,7 @@ async fn a_rewritten_cache_owner_grants_nothing() {
     let shop = Shop::start(&env).await;
     shop.create_item("MUG-1", 1250, 10).await;
     let alice = token(Role::Customer, "alice");
-    let (status, placed) = shop.post("/orders", &alice, "k-1", &order_body()).await;
-    assert!(status.is_success(), "{status} {placed}");
+    let placed = shop.place_answer(&mug_order("tok_ok"), "k-1").await;
     let order_id: uuid::Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
     let path = format!("/orders/{order_id}");
     let from_cache = tests::eventually(LIMIT, || async {

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use command::bus::{CommandBus, Dispatch, KafkaBus};
-use events::command::{DomainCommand, Outcome, Principal, Role};
+use command::bus::KafkaBus;
+use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
     Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderId, OrderLine, Sku,
 };
@@ -35,25 +35,9 @@ fn token(principal: &Principal) -> String {
     .unwrap()
 }
 
-/// Sends a command through the command API's bus; answers the new version.
-async fn send(bus: &KafkaBus, id: &str, by: Principal, command: DomainCommand) -> u64 {
-    let envelope = tests::envelope(id, by, command);
-    match bus
-        .dispatch(envelope, Duration::from_secs(30))
-        .await
-        .unwrap()
-    {
-        Dispatch::Completed(reply) => match reply.outcome {
-            Outcome::Accepted { version, .. } => version,
-            Outcome::Rejected { .. } => panic!("rejected: {reply:?}"),
-        },
-        Dispatch::Queued => panic!("no reply within 30s"),
-    }
-}
-
 async fn restock(bus: &KafkaBus, quantity: u32) -> u64 {
     let command = CatalogCommand::Restock { quantity };
-    send(
+    tests::processor::accepted(
         bus,
         "LAMP-1",
         who(Role::Admin, "ops"),
@@ -80,7 +64,7 @@ async fn place(bus: &KafkaBus, customer: &str) -> OrderId {
         },
         payment_token: "tok_ok".into(),
     };
-    send(
+    tests::processor::accepted(
         bus,
         &order_id.to_string(),
         who(Role::Customer, customer),
@@ -163,7 +147,7 @@ async fn reads_survive_a_redis_outage_and_the_cache_catches_up() {
         unit_price: Money::new(5000, Currency::new("USD").unwrap()),
         initial_stock: 10,
     };
-    send(
+    tests::processor::accepted(
         &bus,
         "LAMP-1",
         who(Role::Admin, "ops"),
