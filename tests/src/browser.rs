@@ -105,6 +105,12 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `css` selects, once it is there.
+    pub async fn click(&self, css: &str, limit: Duration) {
+        let element = self.wait_for(css, limit).await;
+        element.click().await.expect("clicking");
+    }
+
     /// Saves a PNG of the page as `<name>.png`; answers its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let dir = std::env::var_os("CONSOLE_SCREENSHOTS")

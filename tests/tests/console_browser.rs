@@ -43,14 +43,15 @@ async fn sign_in(browser: &Browser, bearer: &str) {
     let field = browser.wait_for("#token", UI).await;
     field.clear().await.unwrap();
     field.send_keys(bearer).await.unwrap();
-    browser
-        .client
-        .find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#login", UI).await;
+}
+
+/// Searches the console for an order.
+async fn find_order(browser: &Browser, order_id: &str) {
+    let search = browser.wait_for("#order-id", UI).await;
+    search.clear().await.unwrap();
+    search.send_keys(order_id).await.unwrap();
+    browser.click("#find", UI).await;
 }
 
 #[tokio::test]
@@ -105,16 +106,7 @@ async fn an_admin_finds_an_order_resolves_a_parked_saga_sees_lag_and_skips_a_dea
         .await;
 
     // The demo order: state, saga timeline and the raw events of its streams.
-    let search = browser.wait_for("#order-id", UI).await;
-    search.send_keys(&happy).await.unwrap();
-    browser
-        .client
-        .find(Locator::Id("find"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    find_order(&browser, &happy).await;
     browser
         .wait_for_text("#order-state dd[data-field='order status']", UI, |t| {
             t == "confirmed"
@@ -142,14 +134,7 @@ async fn an_admin_finds_an_order_resolves_a_parked_saga_sees_lag_and_skips_a_dea
     browser.screenshot("console-needs-attention").await;
     let note = browser.wait_for(&format!("{row} input.note"), UI).await;
     note.send_keys("refunded by hand").await.unwrap();
-    browser
-        .client
-        .find(Locator::Css(&format!("{row} button.resolve")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(&format!("{row} button.resolve"), UI).await;
     browser
         .wait_for_text("#attention-panel", LIMIT, |t| !t.contains(&parked))
         .await;
@@ -164,17 +149,7 @@ async fn an_admin_finds_an_order_resolves_a_parked_saga_sees_lag_and_skips_a_dea
     .await
     .expect("the saga view shows the resolution");
     assert_eq!(saga["note"], "refunded by hand");
-    let search = browser.client.find(Locator::Id("order-id")).await.unwrap();
-    search.clear().await.unwrap();
-    search.send_keys(&parked).await.unwrap();
-    browser
-        .client
-        .find(Locator::Id("find"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    find_order(&browser, &parked).await;
     browser
         .wait_for_text("#saga-state dd[data-field='note']", UI, |t| {
             t == "refunded by hand"
@@ -191,12 +166,7 @@ async fn an_admin_finds_an_order_resolves_a_parked_saga_sees_lag_and_skips_a_dea
     producer.send(poison, Duration::from_secs(5)).await.unwrap();
     let letter = "#dead-letters tbody tr[data-id]";
     browser.wait_for(letter, UI).await;
-    browser
-        .wait_for(&format!("{letter} button.skip"), UI)
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click(&format!("{letter} button.skip"), UI).await;
     browser
         .wait_for_text("#dead-letters-empty", UI, |t| t.contains("No dead letters"))
         .await;
