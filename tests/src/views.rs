@@ -13,6 +13,18 @@ use uuid::Uuid;
 
 use crate::{TestEnv, eventually, fold, log};
 
+/// The Redis cache of the test's views, as the query API reads it (its
+/// namespace, and entries checked under the tests' signing key).
+pub fn cache(env: &TestEnv) -> projections::cache::Cache {
+    projections::cache::Cache::new(
+        &env.redis_url,
+        projections::cache::namespace_for(&env.views_db_url),
+        Duration::from_secs(2),
+    )
+    .expect("the test's cache")
+    .with_signing(&crate::auth_config().signing)
+}
+
 /// PostgreSQL keeps microseconds.
 pub fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap()

@@ -15,7 +15,7 @@ use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
     Address, Currency, CustomerId, OrderCommand, OrderId, OrderLine, ShipmentCommand, Sku,
 };
-use projections::cache::{self, Cache};
+use projections::cache::Cache;
 use projections::documents;
 use serde_json::Value;
 use tests::{TestEnv, eventually, spawn_process};
@@ -117,13 +117,7 @@ async fn a_cache_write_lost_with_a_killed_projector_is_redone_from_postgres() {
     let bus = KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
         .await
         .unwrap();
-    let cache = Cache::new(
-        &env.redis_url,
-        cache::namespace_for(&env.views_db_url),
-        Duration::from_secs(2),
-    )
-    .unwrap()
-    .with_signing(&tests::auth_config().signing);
+    let cache = tests::views::cache(&env);
     let pool = projections::db::connect_lazy(&env.views_db_url).unwrap();
     let proxy = Proxy::start(target(&env.redis_url)).await;
     let mut first = projector(&env, &via(&env.redis_url, proxy.addr)).await;

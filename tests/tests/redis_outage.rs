@@ -12,7 +12,6 @@ use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
     Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderId, OrderLine, Sku,
 };
-use projections::cache::{self, Cache};
 use projections::documents;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -106,13 +105,7 @@ async fn served(query: &Service, path: &str, bearer: &str, source: &str, version
 /// The cache's entries for the item and the order equal the documents
 /// PostgreSQL holds.
 async fn cache_agrees(env: &TestEnv, order: OrderId) -> bool {
-    let cache = Cache::new(
-        &env.redis_url,
-        cache::namespace_for(&env.views_db_url),
-        Duration::from_secs(2),
-    )
-    .unwrap()
-    .with_signing(&tests::auth_config().signing);
+    let cache = tests::views::cache(env);
     let pool = projections::db::connect_lazy(&env.views_db_url).unwrap();
     let id = *order.as_uuid();
     let item = documents::items(&pool, &["LAMP-1".to_owned()])
