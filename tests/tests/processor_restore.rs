@@ -4,11 +4,12 @@
 //!
 //! The history is produced directly in the processor's format into a
 //! one-partition topic: one catalog item created and restocked 999,999
-//! times, its snapshot at version 999,000 and a checkpoint at the offset of
-//! the event after it. The first start folds only the last 1,000 events; its
-//! own transactions then write a newer snapshot and checkpoint, so a second
-//! start (after a SIGKILL) folds nothing. Both answer with the version the
-//! whole history gives.
+//! times, its snapshot twice `SNAPSHOT_LAG` events before the end and a
+//! checkpoint at the offset of the event after it. The first start folds
+//! only that tail; the item's first unsnapshotted event is then older than
+//! the lag, so the processor's first transaction writes a newer snapshot and
+//! checkpoint, and a second start (after a SIGKILL) reads only the events
+//! after it. Both answer with the version the whole history gives.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use command::aggregate::{Aggregate, CatalogItem};
 use command::bus::{CommandBus, Dispatch, KafkaBus};
-use command::processor::snapshot::{self, CHECKPOINT_KEY, Checkpoint, Slot};
+use command::processor::snapshot::{self, CHECKPOINT_KEY, Checkpoint, SNAPSHOT_LAG, Slot};
 use command::processor::store::Versioned;
 use events::command::{DomainCommand, Outcome};
 use events::domain::{CatalogCommand, CatalogEvent, Currency, Money};
@@ -29,7 +30,7 @@ use tests::{TestEnv, spawn_process};
 
 const EVENTS: u64 = 1_000_000;
 /// The version the produced snapshot is at; events after it form the tail.
-const SNAPSHOT_AT: u64 = 999_000;
+const SNAPSHOT_AT: u64 = EVENTS - 2 * SNAPSHOT_LAG as u64;
 const SKU: &str = "BIG-1";
 
 fn meta(event: &CatalogEvent, sequence: u64) -> EventMeta {
@@ -223,8 +224,9 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
     );
     assert_eq!(read["command_restore_events_read"], EVENTS - SNAPSHOT_AT);
     assert_eq!(read["command_restore_events_folded"], EVENTS - SNAPSHOT_AT);
-    // The first transaction snapshots the item; the second also writes a
-    // checkpoint past the first one's event.
+    // The first transaction snapshots the item (its tail is older than the
+    // lag) with a checkpoint before its own event; the second's change waits
+    // for the lag.
     assert_eq!(restock(&bus).await, EVENTS + 1);
     assert_eq!(restock(&bus).await, EVENTS + 2);
     kill(child).await;
@@ -235,7 +237,10 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
         read["command_restore_events_read"] <= 2,
         "only the tail after the new checkpoint is read: {read:?}"
     );
-    assert_eq!(read["command_restore_events_folded"], 0, "{read:?}");
+    assert_eq!(
+        read["command_restore_events_folded"], 1,
+        "the snapshot covers the first restock, not the second: {read:?}"
+    );
     assert_eq!(
         restock(&bus).await,
         EVENTS + 3,

@@ -33,7 +33,7 @@ pub mod snapshot;
 pub mod store;
 mod txn;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -347,7 +347,7 @@ impl<'a> Session<'a> {
         phases.mark("begin");
         let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
         let mut produced = 0usize;
-        let mut touched = HashSet::new();
+        let (mut touched, kafka) = (snapshot::Touched::default(), &self.config.kafka);
         let mut replies = Vec::new();
         for message in batch {
             let next = offsets
@@ -357,7 +357,7 @@ impl<'a> Session<'a> {
             let Some((aggregate, decision, span)) = self.decide(message)? else {
                 continue;
             };
-            touched.insert((aggregate, message.partition()));
+            touched.note(&self.producer, kafka, aggregate, message.partition());
             produced += decision.events.len();
             span.in_scope(|| self.publish(message.partition(), &decision))?;
             if self.config.replies.is_some() {
@@ -367,11 +367,7 @@ impl<'a> Session<'a> {
                 telemetry::link_to(&txn_span, Some(&traceparent));
             }
         }
-        for key in &touched {
-            if let Some(store) = self.stores.get_mut(key) {
-                snapshot::publish(&self.producer, &self.config.kafka, key.0, key.1, store)?;
-            }
-        }
+        snapshot::publish(&self.producer, kafka, &touched, &mut self.stores)?;
         phases.mark("produce");
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
@@ -400,7 +396,7 @@ impl<'a> Session<'a> {
             sink.committed(replies);
         }
         // Only committed state reaches the disk.
-        for key in &touched {
+        for key in touched.partitions() {
             if let Some(store) = self.stores.get_mut(key) {
                 store.commit()?;
             }

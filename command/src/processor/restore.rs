@@ -98,7 +98,7 @@ pub fn restore(
         };
         let payload = message.payload().unwrap_or_default();
         let folded = store_of(&mut stores, message.partition())?
-            .restore_event(&meta, payload)
+            .restore_event(message.offset(), &meta, payload)
             .map_err(|e| e.to_string())?;
         let count = counts.entry(message.partition()).or_default();
         count.events_read += 1;

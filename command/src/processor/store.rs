@@ -100,14 +100,17 @@ pub struct PartitionStore {
     outcomes: HashMap<Uuid, Reply>,
     /// Encoded states of `dirty` (and of restored snapshots) to write.
     staged: Vec<(String, Vec<u8>)>,
-    /// Aggregates whose latest state the snapshots topic may lack (folded
-    /// from events at restore); no checkpoint is written until they are.
-    unsnapshotted: HashSet<String>,
-    /// Aggregates whose state exceeds [`MAX_SNAPSHOT_BYTES`]; the checkpoint
-    /// does not advance while there are any.
+    /// Aggregates whose latest committed state the snapshots topic may
+    /// lack, each with an events offset at or before its first event that
+    /// no snapshot covers; the checkpoint never passes the lowest of them.
+    pending: HashMap<String, i64>,
+    /// Aggregates whose state exceeds [`MAX_SNAPSHOT_BYTES`] (they stay
+    /// pending, so they hold the checkpoint back).
     oversized: HashSet<String>,
     /// The events offset of the last checkpoint this store wrote or read.
     checkpoint: Option<i64>,
+    /// One past the last events offset the restore read.
+    restored_end: Option<i64>,
     cold: ColdStore,
 }
 
@@ -127,9 +130,10 @@ impl PartitionStore {
             hot: LruCache::new(limits.hot_aggregates.max(1)),
             outcomes: HashMap::new(),
             staged: Vec::new(),
-            unsnapshotted: HashSet::new(),
+            pending: HashMap::new(),
             oversized: HashSet::new(),
             checkpoint: None,
+            restored_end: None,
             cold: ColdStore::create(file, name)?,
         })
     }
@@ -154,7 +158,13 @@ impl PartitionStore {
 
     /// Folds one committed event into its aggregate unless the aggregate's
     /// snapshot already covers it; answers whether it was folded (restore).
-    pub fn restore_event(&mut self, meta: &EventMeta, payload: &[u8]) -> Result<bool, StoreError> {
+    pub fn restore_event(
+        &mut self,
+        offset: i64,
+        meta: &EventMeta,
+        payload: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.restored_end = self.restored_end.max(Some(offset + 1));
         let id = meta.aggregate_id.as_str();
         let Some((mut slot, origin)) = self.take(id)? else {
             return Ok(false);
@@ -171,8 +181,11 @@ impl PartitionStore {
         };
         self.put_back(id, slot, origin, true);
         folded?;
-        if !self.unsnapshotted.contains(id) {
-            self.unsnapshotted.insert(id.to_owned());
+        // Every event folded here is at or after the checkpoint the
+        // restore started from.
+        let since = self.checkpoint.unwrap_or(0);
+        if !self.pending.contains_key(id) {
+            self.pending.insert(id.to_owned(), since);
         }
         if self.dirty.len() >= RESTORE_FLUSH_EVERY {
             self.commit()?;
@@ -199,49 +212,11 @@ impl PartitionStore {
         self.checkpoint
     }
 
-    /// The snapshot records the open transaction must carry: every aggregate
-    /// it changed, plus up to `backfill` aggregates restored from events.
-    pub fn snapshots(&mut self, backfill: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.stage()?;
-        let mut records = Vec::with_capacity(self.staged.len());
-        for (id, state) in self.staged.clone() {
-            if self.fits(&id, &state) {
-                records.push((id, state));
-            }
-        }
-        let ids: Vec<String> = self.unsnapshotted.iter().take(backfill).cloned().collect();
-        for id in ids {
-            self.unsnapshotted.remove(&id);
-            if self.dirty.contains_key(&id) {
-                continue;
-            }
-            if let Some(state) = self.cold.slot(&id)?
-                && self.fits(&id, &state)
-            {
-                records.push((id, state));
-            }
-        }
-        Ok(records)
-    }
-
-    /// True when the snapshots topic holds every aggregate's latest state,
-    /// so a checkpoint may be written.
-    pub fn fully_snapshotted(&self) -> bool {
-        self.unsnapshotted.is_empty() && self.oversized.is_empty()
-    }
-
-    /// Whether a state is small enough to snapshot; remembers the ones that
-    /// are not until they shrink.
-    fn fits(&mut self, id: &str, state: &[u8]) -> bool {
-        if state.len() <= MAX_SNAPSHOT_BYTES {
-            self.oversized.remove(id);
-            return true;
-        }
-        if !self.oversized.contains(id) {
-            tracing::warn!(aggregate = %self.aggregate, id, bytes = state.len(), "state too large to snapshot; restores fold its events instead");
-            self.oversized.insert(id.to_owned());
-        }
-        false
+    /// Where this store's history ends as far as it knows without having
+    /// written any: past the last event the restore read, else its
+    /// checkpoint.
+    pub fn restored_end(&self) -> i64 {
+        self.restored_end.or(self.checkpoint).unwrap_or(0)
     }
 
     /// Writes what changed since the last commit to disk: called once the
@@ -267,7 +242,13 @@ impl PartitionStore {
             expire_before_ms: horizon.timestamp_millis(),
             outcome_capacity: self.limits.dedup_capacity,
         })?;
+        // A change not yet pending (committed without `snapshots` being
+        // asked) has all its unsnapshotted events after the checkpoint.
+        let since = self.checkpoint.unwrap_or(0);
         for (id, slot) in self.dirty.drain() {
+            if !self.pending.contains_key(&id) {
+                self.pending.insert(id.clone(), since);
+            }
             self.hot.insert(id, slot);
         }
         Ok(())
@@ -415,5 +396,8 @@ impl PartitionStore {
     }
 }
 
+mod pending;
 #[cfg(test)]
 mod tests;
+
+pub use pending::SnapshotPlan;

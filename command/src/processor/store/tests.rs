@@ -9,7 +9,7 @@ use events::message::EventPayload;
 use events::{AggregateType, new_id};
 use uuid::Uuid;
 
-use super::{Decision, Limits, PartitionStore};
+use super::{Decision, Limits, PartitionStore, SnapshotPlan};
 use crate::processor::cold::StateFile;
 
 /// A store whose disk half lives in a fresh temporary file (deleted with it).
@@ -203,8 +203,10 @@ fn restoring_from_events_and_replies_rebuilds_the_same_state() {
         replies.push((command, decision.reply));
     }
     let mut restored = store();
-    for event in &log {
-        restored.restore_event(&event.meta, &event.payload).unwrap();
+    for (offset, event) in (0..).zip(&log) {
+        restored
+            .restore_event(offset, &event.meta, &event.payload)
+            .unwrap();
     }
     for (_, reply) in &replies {
         restored.restore_reply(reply.clone()).unwrap();
@@ -258,7 +260,7 @@ fn a_command_for_an_unknown_aggregate_leaves_nothing_behind() {
         assert!(decision.events.is_empty());
     }
     assert_eq!(store.in_memory(), 0);
-    assert!(store.snapshots(usize::MAX).unwrap().is_empty());
+    assert!(store.snapshots(SnapshotPlan::all(0)).unwrap().is_empty());
     // The rejection is remembered, the aggregate is not: creating it later
     // starts at version 1.
     let created = handle(&mut store, &envelope(create()));
@@ -282,73 +284,6 @@ fn cold_aggregates_are_read_back_from_disk() {
         ..envelope(CatalogCommand::Restock { quantity: 2 })
     };
     assert_eq!(handle(&mut store, &restock).events[0].meta.sequence, 2);
-}
-
-#[test]
-fn a_snapshot_and_the_events_after_it_restore_the_state() {
-    let mut live = store();
-    let mut log = Vec::new();
-    for command in [
-        envelope(create()),
-        envelope(reserve(4)),
-        envelope(reserve(1)),
-    ] {
-        log.extend(handle(&mut live, &command).events);
-    }
-    // The snapshot was taken after the second event; the log has three.
-    let mut at_two = store();
-    for event in &log[..2] {
-        at_two.restore_event(&event.meta, &event.payload).unwrap();
-    }
-    let snapshot = at_two.snapshots(usize::MAX).unwrap();
-    assert_eq!(snapshot.len(), 1);
-    let mut restored = store();
-    restored
-        .restore_snapshot(&snapshot[0].0, &snapshot[0].1)
-        .unwrap();
-    restored.commit().unwrap();
-    let folded: Vec<bool> = log
-        .iter()
-        .map(|e| restored.restore_event(&e.meta, &e.payload).unwrap())
-        .collect();
-    assert_eq!(
-        folded,
-        [false, false, true],
-        "only the event after the snapshot is folded"
-    );
-    let next = restored.handle(&envelope(reserve(1)), Utc::now()).unwrap();
-    assert_eq!(next.events[0].meta.sequence, 4);
-    // Six of ten are reserved, so five more are too many.
-    let too_many = restored.handle(&envelope(reserve(5)), Utc::now()).unwrap();
-    assert_eq!(
-        too_many.events[0].meta.event_type,
-        "StockReservationRejected"
-    );
-}
-
-#[test]
-fn a_state_too_large_to_snapshot_holds_the_checkpoint_back() {
-    let mut store = store();
-    let big = envelope(CatalogCommand::CreateItem {
-        name: "Bolt".into(),
-        unit_price: Money::new(5, Currency::new("USD").unwrap()),
-        initial_stock: 10_000,
-    });
-    handle(&mut store, &big);
-    assert_eq!(
-        store.snapshots(usize::MAX).unwrap().len(),
-        0,
-        "committed already"
-    );
-    for _ in 0..2_000 {
-        store.handle(&envelope(reserve(1)), Utc::now()).unwrap();
-    }
-    assert!(store.snapshots(usize::MAX).unwrap().is_empty());
-    assert!(!store.fully_snapshotted());
-    store.commit().unwrap();
-    // Its state is still on disk and served from there.
-    let next = store.handle(&envelope(reserve(1)), Utc::now()).unwrap();
-    assert_eq!(next.events[0].meta.sequence, 2_002);
 }
 
 #[test]
@@ -409,3 +344,5 @@ fn carriers_act_only_on_shipments_booked_with_them() {
     let decision = handle(&mut store, &by(Role::Carrier, "acme", C::Dispatch));
     assert_eq!(decision.events.len(), 1, "{:?}", decision.reply.outcome);
 }
+
+mod snapshots;
