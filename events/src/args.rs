@@ -6,7 +6,8 @@
 
 /// Where the read models live: the views' PostgreSQL database and the
 /// Redis cache in front of it. The projector writes both and the query API
-/// reads both, so they take the same flags.
+/// reads both, so they take the same flags. Both URLs may carry a password,
+/// so `--help` does not print the variables' values.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ViewsArgs {
     /// The read-model database (the projector creates and migrates it when
@@ -14,11 +15,17 @@ pub struct ViewsArgs {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:15432/commerce"
     )]
     pub database_url: String,
     /// The Redis cache in front of the read-model database.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:16379")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:16379"
+    )]
     pub redis_url: String,
 }
 
@@ -60,6 +67,18 @@ mod tests {
                 redis_url: "redis://cache".into(),
             }
         );
+    }
+
+    #[test]
+    fn help_does_not_print_the_urls_which_may_hold_passwords() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let shown: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_env().is_some() && !arg.is_hide_env_values_set())
+            .map(|arg| arg.get_id().to_string())
+            .collect();
+        assert!(shown.is_empty(), "{shown:?}");
     }
 
     #[test]
