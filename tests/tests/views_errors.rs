@@ -74,6 +74,16 @@ async fn strangers_and_bad_input_get_problem_json() {
         get(&query, &path, Some(&admin), None).await.status(),
         StatusCode::OK
     );
+    // The scheme is case-insensitive (RFC 9110), as on the command API: both
+    // read it through events::auth::bearer_token.
+    let lowercase = query
+        .http
+        .get(query.url(&path))
+        .header("authorization", format!("bearer {owner}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lowercase.status(), StatusCode::OK);
     let history: Value = get(&query, "/customers/owner/orders", Some(&admin), None)
         .await
         .json()
