@@ -3,6 +3,8 @@
 //! Everything that crosses a process boundary is defined here once, so the
 //! command processors, sagas, projectors and tools cannot disagree about it:
 //!
+//! - [`args`]: flags several services share (where the read models live)
+//!   and reading a flag group from the environment alone.
 //! - [`asyncapi`]: the event catalog as an AsyncAPI 3.0 document.
 //! - [`envelope`]: the event envelope ([`EventMeta`], [`Envelope`]) and
 //!   [`AggregateType`], which names the streams and topics.
@@ -26,6 +28,7 @@
 //! - [`service`]: shutdown, metrics, health and problem+json, the
 //!   plumbing of every binary.
 
+pub mod args;
 pub mod asyncapi;
 pub mod auth;
 pub mod command;

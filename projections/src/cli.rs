@@ -16,15 +16,9 @@ struct Args {
     /// Consumer group shared by every projector instance.
     #[arg(long, env = "PROJECTIONS_GROUP_ID", default_value = "projections")]
     group_id: String,
-    /// The read-model database (created and migrated when missing).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:15432/commerce"
-    )]
-    database_url: String,
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:16379")]
-    redis_url: String,
+    /// The read-model database and cache (the query API's flags too).
+    #[command(flatten)]
+    views: events::args::ViewsArgs,
     /// Token keys (the command API's), for the operator endpoints (`/lag`,
     /// dead-letter retry and skip), and the key that signs cached orders.
     #[command(flatten)]
@@ -46,8 +40,8 @@ where
     let config = crate::Config {
         kafka: args.kafka.into(),
         group_id: args.group_id,
-        database_url: args.database_url,
-        redis_url: args.redis_url,
+        database_url: args.views.database_url,
+        redis_url: args.views.redis_url,
         auth,
     };
     crate::run(config, listener, events::service::shutdown_on_signal()).await

@@ -12,15 +12,10 @@ use events::auth::AuthArgs;
 struct Args {
     #[arg(long, env = "QUERY_HTTP_ADDR", default_value = "127.0.0.1:8081")]
     http_addr: String,
-    /// The read-model database the projectors maintain.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:15432/commerce"
-    )]
-    database_url: String,
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:16379")]
-    redis_url: String,
+    /// The read-model database and cache the projectors maintain (their
+    /// flags too).
+    #[command(flatten)]
+    views: events::args::ViewsArgs,
     /// Token keys: the command API's secret, or only its public key or JWKS.
     #[command(flatten)]
     auth: AuthArgs,
@@ -53,7 +48,7 @@ where
         http: args.http.into(),
         command_url: args.command_url,
         projections_url: args.projections_url,
-        ..crate::Config::new(args.database_url, args.redis_url, auth)
+        ..crate::Config::new(args.views.database_url, args.views.redis_url, auth)
     };
     crate::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -1,4 +1,5 @@
-//! The saga worker's command line. `main.rs` only calls [`main`].
+//! The saga worker's command line. `main.rs` only calls [`main`] and
+//! chooses the exit code from its error.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -43,6 +44,12 @@ struct Args {
     kafka: KafkaArgs,
 }
 
+/// A command line the worker refuses to run with (today: no payment
+/// provider chosen); its message is one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(&'static str);
+
 /// Runs the command line `args` (the program name first).
 pub async fn main<I, T>(args: I) -> anyhow::Result<()>
 where
@@ -52,9 +59,7 @@ where
     let _telemetry = events::telemetry::init("sagas");
     let args = Args::parse_from(args);
     if !args.sandbox {
-        // One line, whatever RUST_BACKTRACE says.
-        eprintln!("error: {}", crate::NO_PROVIDER);
-        std::process::exit(2);
+        return Err(Refused(crate::NO_PROVIDER).into());
     }
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
     let config = crate::Config {
@@ -69,4 +74,16 @@ where
         max_open_orders: args.max_open_orders,
     };
     crate::run(config, listener, events::service::shutdown_on_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_command_line_without_a_provider_is_refused_not_exited() {
+        let error = super::main(["sagas", "--sandbox=false"])
+            .await
+            .expect_err("started without a provider");
+        assert!(error.is::<super::Refused>(), "{error:?}");
+        assert!(error.to_string().contains("--sandbox"), "{error}");
+    }
 }

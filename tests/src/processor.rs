@@ -22,10 +22,15 @@ pub fn envelope(sku: &str, command: CatalogCommand) -> CommandEnvelope {
     crate::envelope(sku, crate::operator(), DomainCommand::CatalogItem(command))
 }
 
+/// `minor` cents of US dollars.
+pub fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::new("USD").unwrap())
+}
+
 pub fn create(stock: u32) -> CatalogCommand {
     CatalogCommand::CreateItem {
         name: "Mug".into(),
-        unit_price: Money::new(1250, Currency::new("USD").unwrap()),
+        unit_price: usd(1250),
         initial_stock: stock,
     }
 }

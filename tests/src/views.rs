@@ -1,6 +1,7 @@
 //! The views checked against the log: the catalog, orders, timeline and
 //! sales tables must equal the fold of every event, as the projector's pure
-//! folds compute it. Shared by the crash and replay tests.
+//! folds compute it. Shared by the crash and replay tests; [`query`] reads
+//! them through the query API.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use projections::views::{catalog_items, orders, sales};
 use uuid::Uuid;
 
 use crate::{TestEnv, eventually, fold, log};
+
+pub mod query;
 
 /// The Redis cache of the test's views, as the query API reads it (its
 /// namespace, and entries checked under the tests' signing key).

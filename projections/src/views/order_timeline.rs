@@ -31,6 +31,9 @@ pub struct TimelineEntry {
 /// The timeline entry of one event; `detail` is the payload minus its type
 /// tag and any credential.
 pub fn entry<E: Serialize>(order_id: Uuid, meta: &EventMeta, event: &E) -> TimelineEntry {
+    // The event families are plain data enums with string keys, which
+    // serialize infallibly; `message::encode` would answer bytes, not a
+    // `Value` to strip.
     let mut detail = serde_json::to_value(event).unwrap_or_default();
     if let Some(fields) = detail.as_object_mut() {
         for hidden in HIDDEN_FIELDS {
@@ -114,6 +117,7 @@ pub async fn copy_csv(tx: &mut Transaction<'_, Postgres>, csv: String) -> Result
 pub fn csv(entries: &[TimelineEntry]) -> String {
     let mut csv = String::with_capacity(entries.len() * 256);
     for e in entries {
+        // A `Value` always serializes (its keys are strings).
         let detail = serde_json::to_string(&e.detail).unwrap_or_else(|_| "null".to_owned());
         let at = e
             .occurred_at

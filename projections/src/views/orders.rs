@@ -151,6 +151,7 @@ pub async fn store(
     let times = |f: fn(&OrderRow) -> DateTime<Utc>| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     let lines: Vec<serde_json::Value> = rows
         .iter()
+        // Priced lines are plain data (string keys): serializing cannot fail.
         .map(|r| serde_json::to_value(&r.lines.0).unwrap_or_default())
         .collect();
     sqlx::query(&format!(

@@ -130,6 +130,7 @@ async fn store(
     let numbers = |f: fn(&SagaRow) -> i64| rows.iter().map(f).collect::<Vec<_>>();
     let history: Vec<serde_json::Value> = rows
         .iter()
+        // Step records are plain data (string keys): serializing cannot fail.
         .map(|r| serde_json::to_value(&r.history.0).unwrap_or_default())
         .collect();
     sqlx::query(&format!(

@@ -3,6 +3,8 @@
 //! invariants; exits 1 when a count is not zero. The service binaries are
 //! this program's siblings in the cargo target directory.
 
+use std::process::ExitCode;
+
 use tests::TestEnv;
 use tests::chaos::{self, Binaries, Plan};
 
@@ -16,7 +18,7 @@ fn sibling(name: &str) -> anyhow::Result<&'static str> {
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let binaries = Binaries {
         command: sibling("command-service")?,
         sagas: sibling("sagas-service")?,
@@ -33,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
             "chaos: the run broke invariants; replay it with CHAOS_SEED={}",
             plan.seed
         );
-        std::process::exit(1);
+        return Ok(ExitCode::FAILURE);
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

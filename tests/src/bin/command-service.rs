@@ -4,17 +4,13 @@
 
 use std::time::Duration;
 
-use events::KafkaConfig;
+use events::KafkaArgs;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = events::telemetry::init("command");
     let env = |name: &str| std::env::var(name).unwrap_or_default();
-    let kafka = KafkaConfig {
-        brokers: env("KAFKA_BROKERS"),
-        topic_prefix: env("TOPIC_PREFIX"),
-        partitions: env("KAFKA_PARTITIONS").parse()?,
-    };
+    let kafka = events::args::from_env::<KafkaArgs>()?.into();
     let config = command::Config {
         kafka,
         instance_id: env("INSTANCE_ID"),

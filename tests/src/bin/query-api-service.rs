@@ -1,14 +1,17 @@
-//! The query API as a separate process, configured from the environment, so
-//! the chaos test can SIGKILL and pause it. It prints its HTTP address on
-//! the first line of stdout.
+//! The query API as a separate process, configured from the environment
+//! (the real command line's read-model variables), so the chaos test can
+//! SIGKILL and pause it. It prints its HTTP address on the first line of
+//! stdout.
+
+use events::args::{ViewsArgs, from_env};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = events::telemetry::init("query-api");
-    let env = |name: &str| std::env::var(name).unwrap_or_default();
+    let views: ViewsArgs = from_env()?;
     let config = query_api::Config {
         http: tests::test_http(),
-        ..query_api::Config::new(env("DATABASE_URL"), env("REDIS_URL"), tests::auth_config())
+        ..query_api::Config::new(views.database_url, views.redis_url, tests::auth_config())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
