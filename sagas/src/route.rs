@@ -158,7 +158,11 @@ fn catalog(event: CatalogEvent, meta: EventMeta) -> Result<Routed, String> {
     };
     Ok(Routed::Feed {
         order_id,
-        input: Input::Catalog { sku, event },
+        input: Input::Catalog {
+            sku,
+            event,
+            sequence: meta.sequence,
+        },
         meta,
     })
 }

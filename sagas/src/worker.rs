@@ -269,7 +269,12 @@ async fn feed_step(
             meta,
         } => {
             if let Some(order_id) = restocked_by.get(&command_id) {
-                let input = Input::Catalog { sku, event };
+                let sequence = meta.sequence;
+                let input = Input::Catalog {
+                    sku,
+                    event,
+                    sequence,
+                };
                 batch.feed(*order_id, &input, &Cause::of(&meta));
             }
         }

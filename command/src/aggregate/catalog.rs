@@ -4,8 +4,11 @@
 //! Available stock is `on_hand - reserved` and a reservation is only granted
 //! when it fits, so available never drops below zero however many orders race
 //! for the same item: the single writer per SKU serializes them.
+//!
+//! The item remembers only its most recent committed orders (`recent`), so
+//! its state stays small however many orders it served.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use events::domain::catalog::{
     CatalogCommand, CatalogEvent, CatalogRejection, MAX_ITEM_NAME_CHARS, MAX_UNIT_PRICE_MINOR,
@@ -17,10 +20,15 @@ use events::domain::text::is_valid_text;
 
 use super::Aggregate;
 
+mod recent;
+pub use recent::{HORIZON as COMMITTED_HORIZON, RecentCommits};
+
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_horizon;
 
 /// State of one catalog item, keyed by SKU.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -30,9 +38,11 @@ pub struct CatalogItem {
     /// Cached sum of `reservations`, kept in step by `evolve`.
     reserved: u32,
     reservations: BTreeMap<OrderId, u32>,
-    /// Orders whose stock was committed, remembered so that a repeated
-    /// CommitStock or ReserveStock is recognized as already applied.
-    committed: BTreeSet<OrderId>,
+    /// The most recent orders whose stock was committed, remembered so
+    /// that a repeated CommitStock or ReserveStock inside the horizon is
+    /// recognized as already applied (older ones: see `recent`).
+    #[serde(default)]
+    committed: RecentCommits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -85,8 +95,14 @@ impl CatalogItem {
         self.reservations.iter().map(|(id, qty)| (*id, *qty))
     }
 
+    /// Whether `order_id`'s commit is among the remembered ones.
     pub fn is_committed(&self, order_id: &OrderId) -> bool {
         self.committed.contains(order_id)
+    }
+
+    /// The committed orders remembered, at most `COMMITTED_HORIZON`.
+    pub fn committed(&self) -> &RecentCommits {
+        &self.committed
     }
 
     fn details(&self) -> Result<&ItemDetails, CatalogRejection> {
@@ -267,7 +283,7 @@ impl Aggregate for CatalogItem {
                 self.reservations.remove(order_id);
                 self.reserved = self.reserved.saturating_sub(*quantity);
                 self.on_hand = self.on_hand.saturating_sub(*quantity);
-                self.committed.insert(*order_id);
+                self.committed.remember(*order_id);
             }
         }
         self

@@ -12,6 +12,16 @@
 //! aggregates answer an already-applied command with no events). The one
 //! exception is `Restock`, which adds stock every time it is applied: its
 //! retries reuse attempt 1, so the processor applies it at most once.
+//! `CommitStock` does the same: the catalog remembers only its most recent
+//! commits, and a retry under a new id that arrived after that memory moved
+//! on would commit a stray reservation of the same order a second time. Its
+//! first attempt cannot be refused once the saga saw the reservation, so a
+//! new id would buy nothing.
+//!
+//! The release of a stray reservation (`Saga::stray_release`) is named by
+//! the reservation event's position in its SKU's stream instead of an
+//! attempt: a redelivered event gives the same id, a second stray
+//! reservation a new one.
 
 use events::command::DomainCommand;
 use events::domain::{CatalogCommand, OrderCommand, OrderId, PaymentCommand, ShipmentCommand};
@@ -29,13 +39,21 @@ pub fn command_id(order_id: OrderId, step: &str, attempt: u32, target: &str) -> 
     Uuid::new_v5(&COMMAND_ID_NAMESPACE, name.as_bytes())
 }
 
+/// Deterministic id of the release of the stray reservation that the
+/// event at `sequence` of `sku`'s stream made for `order_id`.
+pub(super) fn stray_release_id(order_id: OrderId, sku: &str, sequence: u64) -> Uuid {
+    let name = format!("{order_id}/release_stray_stock/{sequence}/{sku}");
+    Uuid::new_v5(&COMMAND_ID_NAMESPACE, name.as_bytes())
+}
+
 /// A command a step wants sent in the current attempt.
 pub(super) struct Planned {
     pub step: &'static str,
     pub target: String,
     pub aggregate_id: String,
     pub command: DomainCommand,
-    /// Retries reuse attempt 1 (see the module docs on `Restock`).
+    /// Retries reuse attempt 1 (see the module docs on `Restock` and
+    /// `CommitStock`).
     pub same_id_on_retry: bool,
 }
 
@@ -78,6 +96,9 @@ impl Saga {
                     |line| line.reservation != Reservation::Committed,
                     |_| CatalogCommand::CommitStock { order_id },
                 );
+                for commit in &mut planned {
+                    commit.same_id_on_retry = true;
+                }
                 if !self.facts.order.confirmed {
                     let command = DomainCommand::Order(OrderCommand::ConfirmOrder);
                     planned.push(self.plan("confirm_order", "order", command));

@@ -7,12 +7,17 @@
 //! a capture that succeeded after all) adds the command that undoes it.
 //! The saga never waits for an event that a no-op command would not produce:
 //! it only releases lines it saw reserved, and it does not wait for a void of
-//! a payment that was declined or never authorized.
+//! a payment that was declined or never authorized. A reservation that
+//! arrives after its line is over is released on the spot, in any step
+//! (`stray_release`).
 
 use events::command::DomainCommand;
-use events::domain::{CatalogCommand, OrderCommand, PaymentCommand, ShipmentCommand};
+use events::domain::{
+    CatalogCommand, CatalogEvent, OrderCommand, PaymentCommand, ShipmentCommand, Sku,
+};
 
-use super::commands::Planned;
+use super::Outgoing;
+use super::commands::{Planned, stray_release_id};
 use super::state::{Compensation, CompensationKind, Phase, Reservation, Saga, Stage};
 
 /// What the payment still needs before the saga may close the order.
@@ -159,6 +164,44 @@ impl Saga {
             }
         }
         planned
+    }
+
+    /// The release of a reservation nobody will use: a `StockReserved` of
+    /// this order on a line whose reservation is already over (rejected,
+    /// released or committed), or on any line not held once the saga is
+    /// finished. It comes from a ReserveStock retry that reached the catalog
+    /// late, after the catalog had forgotten the order's commit (it only
+    /// remembers its most recent ones) or, since it never remembers
+    /// releases, after the release. The saga does not wait for the release:
+    /// releasing always succeeds, and the outbox delivers it. A redelivered
+    /// reservation that was already released or committed gets a release
+    /// too, which the catalog answers with nothing.
+    pub(super) fn stray_release(
+        &self,
+        sku: &Sku,
+        event: &CatalogEvent,
+        sequence: u64,
+    ) -> Option<Outgoing> {
+        let CatalogEvent::StockReserved { order_id, .. } = event else {
+            return None;
+        };
+        let line = self.facts.lines.iter().find(|line| line.sku == *sku)?;
+        let finished = matches!(
+            self.phase,
+            Phase::Completed { .. } | Phase::Compensated { .. } | Phase::Resolved { .. }
+        );
+        let stray = match line.reservation {
+            Reservation::Rejected { .. } | Reservation::Released | Reservation::Committed => true,
+            Reservation::Pending => finished,
+            Reservation::Reserved { .. } => false,
+        };
+        (stray && *order_id == self.order.order_id).then(|| Outgoing {
+            command_id: stray_release_id(*order_id, sku.as_str(), sequence),
+            aggregate_id: sku.as_str().to_owned(),
+            command: DomainCommand::CatalogItem(CatalogCommand::ReleaseStock {
+                order_id: *order_id,
+            }),
+        })
     }
 
     fn stock_settled(&self) -> bool {

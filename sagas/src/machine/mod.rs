@@ -87,6 +87,11 @@ pub enum Input {
     Catalog {
         sku: Sku,
         event: CatalogEvent,
+        /// The event's position in the SKU's stream (`EventMeta::sequence`):
+        /// the same for a redelivery, different for another event. It names
+        /// the release of a stray reservation (see `compensation`).
+        #[serde(default)]
+        sequence: u64,
     },
     Order(OrderEvent),
     Payment(PaymentEvent),

@@ -26,8 +26,9 @@ impl Facts {
         let for_us = |id: &events::domain::OrderId| *id == order_id;
         let current = line.reservation;
         // Reservations only move forward: Pending -> Reserved/Rejected ->
-        // Released/Committed. A redelivered StockReserved after the release
-        // must not resurrect the reservation.
+        // Released/Committed. A StockReserved after the release must not
+        // resurrect the reservation; `Saga::stray_release` answered it
+        // before it got here.
         let next = match event {
             CatalogEvent::StockReserved {
                 order_id,

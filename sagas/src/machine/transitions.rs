@@ -21,7 +21,16 @@ impl Saga {
     pub fn handle(&mut self, input: &Input, now: DateTime<Utc>) -> Vec<Outgoing> {
         let order_id = self.order.order_id;
         let learned = match input {
-            Input::Catalog { sku, event } => self.facts.observe_catalog(order_id, sku, event),
+            Input::Catalog {
+                sku,
+                event,
+                sequence,
+            } => {
+                if let Some(release) = self.stray_release(sku, event, *sequence) {
+                    return vec![release];
+                }
+                self.facts.observe_catalog(order_id, sku, event)
+            }
             Input::Order(event) => self.facts.observe_order(event),
             Input::Payment(event) => self.facts.observe_payment(event, self.captures),
             Input::Shipment(event) => self.facts.observe_shipment(event),

@@ -87,16 +87,92 @@ fn every_event_delivered_twice_gives_the_same_commands_once() {
 }
 
 #[test]
-fn a_redelivered_reservation_after_its_release_is_ignored() {
+fn a_reservation_after_its_release_is_released_again_without_resurrecting_it() {
     let mut s = Script::start();
-    s.when(reserved("A", 2, 1_000));
+    s.when(numbered(reserved("A", 2, 1_000), 7));
     s.when(rejected(
         "B",
         1,
         ReservationRejectedReason::InsufficientStock,
     ));
     s.when(released("A", 2));
-    assert_eq!(s.when(reserved("A", 2, 1_000)), none());
+    let before = s.saga.clone();
+    // A redelivery of the first reservation: a release the catalog answers
+    // with nothing, under an id a second redelivery repeats.
+    let redelivered = s.saga.handle(&numbered(reserved("A", 2, 1_000), 7), s.now);
+    assert_eq!(describe(&redelivered), ["ReleaseStock A"]);
+    assert_eq!(s.saga, before, "the facts are unchanged");
+    let again = s.saga.handle(&numbered(reserved("A", 2, 1_000), 7), s.now);
+    assert_eq!(again, redelivered);
+    // A late retry's reservation is another event: another release.
+    let late = s.saga.handle(&numbered(reserved("A", 2, 1_000), 9), s.now);
+    assert_eq!(describe(&late), ["ReleaseStock A"]);
+    assert_ne!(late[0].command_id, redelivered[0].command_id);
+    assert_eq!(s.saga.current_step(), "closing_order");
+}
+
+#[test]
+fn a_reservation_after_the_line_was_rejected_is_released() {
+    let mut s = Script::start();
+    s.when(rejected(
+        "A",
+        2,
+        ReservationRejectedReason::InsufficientStock,
+    ));
+    assert_eq!(
+        s.when(numbered(reserved("A", 2, 1_000), 3)),
+        ["ReleaseStock A"]
+    );
+    assert_eq!(s.when(reserved("B", 1, 500)), ["ReleaseStock B"]);
+    s.when(released("B", 1));
+    assert_eq!(s.saga.current_step(), "closing_order");
+}
+
+#[test]
+fn a_late_reservation_after_the_commit_is_released_and_the_saga_stays_completed() {
+    let mut s = Script::start();
+    s.complete();
+    let out = s.saga.handle(&numbered(reserved("B", 1, 500), 40), s.now);
+    assert_eq!(describe(&out), ["ReleaseStock B"]);
+    assert_eq!(out[0].aggregate_id, "B");
+    assert_eq!(s.saga.status(), SagaStatus::Completed);
+    assert_eq!(s.when(released("B", 1)), none(), "its release is no news");
+    assert_eq!(s.saga.status(), SagaStatus::Completed);
+}
+
+#[test]
+fn a_reservation_reaching_a_saga_resolved_by_hand_is_released() {
+    let mut s = Script::start();
+    for _ in 0..3 {
+        s.deadline();
+    }
+    for _ in 0..5 {
+        s.deadline();
+    }
+    assert_eq!(s.saga.status(), SagaStatus::NeedsAttention);
+    let note = "nothing was reserved".to_owned();
+    s.when(Input::OperatorResolve { note });
+    assert_eq!(s.when(reserved("A", 2, 1_000)), ["ReleaseStock A"]);
+    assert_eq!(s.saga.status(), SagaStatus::ResolvedByOperator);
+}
+
+#[test]
+fn commit_retries_reuse_the_same_id_so_a_late_one_cannot_commit_twice() {
+    let mut s = Script::start();
+    s.up_to_capture();
+    let captured = pay(PaymentEvent::PaymentCaptured { amount: usd(2_500) });
+    let first = s.saga.handle(&captured, s.now);
+    let retry = s
+        .saga
+        .handle(&Input::DeadlineFired, s.saga.deadline().unwrap());
+    let commits = |out: &[Outgoing]| -> Vec<_> {
+        let commits = out
+            .iter()
+            .filter(|o| o.command.command_type() == "CommitStock");
+        commits.map(|o| o.command_id).collect()
+    };
+    assert_eq!(commits(&retry), commits(&first));
+    assert_eq!(commits(&first).len(), 2);
 }
 
 #[test]

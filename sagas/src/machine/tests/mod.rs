@@ -59,6 +59,19 @@ pub fn catalog(sku: &str, event: CatalogEvent) -> Input {
     Input::Catalog {
         sku: Sku::new(sku).unwrap(),
         event,
+        sequence: 0,
+    }
+}
+
+/// `input`, a catalog event, at position `sequence` of its SKU's stream.
+pub fn numbered(input: Input, sequence: u64) -> Input {
+    match input {
+        Input::Catalog { sku, event, .. } => Input::Catalog {
+            sku,
+            event,
+            sequence,
+        },
+        other => other,
     }
 }
 

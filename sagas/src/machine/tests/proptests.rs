@@ -1,6 +1,8 @@
 //! Property: whatever the sandbox does and however events are interleaved,
-//! duplicated or overtaken by deadlines, the saga ends in a terminal state
-//! that matches the world, and never reuses a command id for other content.
+//! duplicated or overtaken by deadlines, and however late a catalog command
+//! reaches the catalog, the saga ends in a terminal state that matches the
+//! world, with nothing left reserved and nothing committed twice, and never
+//! reuses a command id for other content.
 
 use chrono::Duration;
 use events::command::DomainCommand;
@@ -82,7 +84,7 @@ impl Driver {
         assert!(scheduled, "capture before the shipment was scheduled");
         for line in &placed().lines {
             let reserved = delivered.iter().any(|input| {
-                matches!(input, Input::Catalog { sku, event: CatalogEvent::StockReserved { .. } }
+                matches!(input, Input::Catalog { sku, event: CatalogEvent::StockReserved { .. }, .. }
                     if *sku == line.sku)
             });
             assert!(reserved, "capture before {} was reserved", line.sku);
@@ -123,6 +125,16 @@ impl Driver {
             if !self.world.delivered.is_empty() {
                 actions.push(Action::Duplicate(choice as usize));
             }
+            // A held-back command comes late: after whatever the saga did
+            // meanwhile, a ReserveStock often after its retry was committed
+            // or released.
+            if rare {
+                let delayable = self.world.delayable().into_iter();
+                actions.extend(delayable.map(Action::Delay));
+                if !self.world.late.is_empty() {
+                    actions.push(Action::ProcessLate);
+                }
+            }
             match choice % 40 {
                 0 if self.saga.deadline().is_some() => {
                     self.premature_deadlines += 1;
@@ -148,6 +160,9 @@ impl Driver {
             self.run(Action::Dispatch);
             true
         } else if self.fire_deadline() {
+            true
+        } else if !self.world.late.is_empty() {
+            self.run(Action::ProcessLate);
             true
         } else {
             self.operator_retry()
@@ -176,6 +191,8 @@ impl Driver {
     fn run(&mut self, action: Action) {
         match action {
             Action::Process(aggregate) => self.world.process(&aggregate),
+            Action::Delay(aggregate) => self.world.delay(&aggregate),
+            Action::ProcessLate => self.world.process_late(),
             Action::Deliver(stream) => {
                 if let Some(input) = self.world.next_event(&stream) {
                     self.feed(&input);
@@ -215,6 +232,9 @@ fn is_capture(command: &DomainCommand) -> bool {
 #[derive(Debug, Clone)]
 enum Action {
     Process(String),
+    /// Hold the catalog's next command back for later.
+    Delay(String),
+    ProcessLate,
     Deliver(String),
     Duplicate(usize),
     Provider,
@@ -224,7 +244,14 @@ enum Action {
     StaleDeadline,
 }
 
-fn scenario(token: u8, stock: u8, refuse: bool, cancel: bool, dispatch: bool) -> Scenario {
+struct Flags {
+    refuse: bool,
+    cancel: bool,
+    dispatch: bool,
+    remembers: bool,
+}
+
+fn scenario(token: u8, stock: u8, flags: Flags) -> Scenario {
     let token = match token {
         0 => Token::Ok,
         1 => Token::Decline,
@@ -242,9 +269,10 @@ fn scenario(token: u8, stock: u8, refuse: bool, cancel: bool, dispatch: bool) ->
     };
     Scenario {
         token,
-        carrier_refuses: refuse,
-        customer_cancels: cancel,
-        carrier_dispatches: dispatch,
+        carrier_refuses: flags.refuse,
+        customer_cancels: flags.cancel,
+        carrier_dispatches: flags.dispatch,
+        catalog_remembers: flags.remembers,
         items,
     }
 }
@@ -258,12 +286,19 @@ fn check_outcome(driver: &Driver) {
         "captured without authorization"
     );
     assert!(!p.refunded || p.captured, "refunded without capture");
+    for (sku, item) in &world.items {
+        assert_eq!(item.reserved, None, "reservation left on {sku}");
+        assert!(item.commits <= 1, "{sku} committed {} times", item.commits);
+    }
     match saga.status() {
         SagaStatus::Completed => {
             assert!(p.captured && !p.refunded, "{p:?}");
             assert_eq!(p.amount, saga.total());
             assert_eq!(saga.total(), Some(usd(2_500)));
-            assert!(world.items.values().all(|item| item.committed));
+            for line in &placed().lines {
+                let item = &world.items[line.sku.as_str()];
+                assert_eq!(item.on_hand, item.initial - line.quantity, "{}", line.sku);
+            }
             // Released for the carrier, and nothing left before the capture.
             let shipped = [ShipStatus::Released, ShipStatus::Dispatched];
             assert!(shipped.contains(&world.shipment.expect("a shipment")));
@@ -282,7 +317,6 @@ fn check_outcome(driver: &Driver) {
             assert!(!p.captured || p.refunded, "capture left: {p:?}");
             assert!(!p.void_pending || !p.authorized, "{p:?}");
             for (sku, item) in &world.items {
-                assert_eq!(item.reserved, None, "reservation left on {sku}");
                 assert_eq!(item.on_hand, item.initial, "stock of {sku} not restored");
             }
             let ship = world.shipment;
@@ -305,9 +339,11 @@ proptest! {
         refuse in proptest::bool::weighted(0.2),
         cancel in proptest::bool::weighted(0.3),
         dispatch in proptest::bool::weighted(0.5),
+        remembers in proptest::bool::weighted(0.5),
         choices in proptest::collection::vec(any::<u32>(), 0..400),
     ) {
-        let mut driver = Driver::new(scenario(token, stock, refuse, cancel, dispatch));
+        let flags = Flags { refuse, cancel, dispatch, remembers };
+        let mut driver = Driver::new(scenario(token, stock, flags));
         let mut choices = choices.into_iter();
         let mut steps = 0;
         while driver.step(choices.next()) {

@@ -3,7 +3,10 @@
 //! sandbox payment provider and carrier, and a customer.
 //!
 //! Commands queue per aggregate and events per stream, as on Kafka; the
-//! driver in `proptests` decides what happens next.
+//! driver in `proptests` decides what happens next. A catalog command can
+//! also be held back and processed late, after newer commands of its SKU (a
+//! lost hand-off that the outbox relay publishes later), and the catalog may
+//! have forgotten the order's commit by then (it remembers only recent ones).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -34,6 +37,9 @@ pub struct Scenario {
     pub carrier_refuses: bool,
     pub customer_cancels: bool,
     pub carrier_dispatches: bool,
+    /// The catalog still remembers the order's commit when a late
+    /// ReserveStock or CommitStock reaches it (inside its horizon).
+    pub catalog_remembers: bool,
     /// Catalog items: SKU, stock, unit price (absent SKUs are unknown).
     pub items: Vec<(&'static str, u32, Money)>,
 }
@@ -46,6 +52,10 @@ pub struct Item {
     pub initial: u32,
     pub reserved: Option<u32>,
     pub committed: bool,
+    /// StockCommitted events of the order: more than one would have sold
+    /// the goods twice.
+    pub commits: u32,
+    pub remembers_commit: bool,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +106,10 @@ pub struct World {
     pub order: Order,
     pub commands: BTreeMap<String, VecDeque<Outgoing>>,
     pub streams: BTreeMap<String, VecDeque<Input>>,
+    /// Catalog commands held back, with their SKU.
+    pub late: VecDeque<(String, Outgoing)>,
+    /// The last event sequence of each SKU's stream.
+    sequences: BTreeMap<String, u64>,
     pub delivered: Vec<Input>,
     /// Every command id the saga emitted, with the command it named.
     pub emitted: BTreeMap<Uuid, DomainCommand>,
@@ -113,6 +127,7 @@ impl World {
                     price: Some(*price),
                     on_hand: *stock,
                     initial: *stock,
+                    remembers_commit: scenario.catalog_remembers,
                     ..Item::default()
                 };
                 ((*sku).to_owned(), item)
@@ -126,6 +141,8 @@ impl World {
             order: Order::default(),
             commands: BTreeMap::new(),
             streams: BTreeMap::new(),
+            late: VecDeque::new(),
+            sequences: BTreeMap::new(),
             delivered: vec![],
             emitted: BTreeMap::new(),
             processed: BTreeMap::new(),
@@ -152,10 +169,14 @@ impl World {
 
     fn emit_catalog(&mut self, sku: &str, event: CatE) {
         let sku_id = Sku::new(sku).expect("test skus are valid");
-        self.emit(
-            &format!("catalog:{sku}"),
-            Input::Catalog { sku: sku_id, event },
-        );
+        let sequence = self.sequences.entry(sku.to_owned()).or_default();
+        *sequence += 1;
+        let input = Input::Catalog {
+            sku: sku_id,
+            event,
+            sequence: *sequence,
+        };
+        self.emit(&format!("catalog:{sku}"), input);
     }
 
     /// Processes the oldest command for `aggregate`, deduplicating by id.
@@ -167,6 +188,35 @@ impl World {
         else {
             return;
         };
+        self.apply(aggregate, out);
+    }
+
+    /// The catalogs whose next command may be held back.
+    pub fn delayable(&self) -> Vec<String> {
+        let next = self.commands.iter().filter_map(|(aggregate, queue)| {
+            let command = &queue.front()?.command;
+            let catalog = matches!(command, DomainCommand::CatalogItem(_));
+            catalog.then(|| aggregate.clone())
+        });
+        next.collect()
+    }
+
+    /// Holds back the next command of `aggregate`, to be processed late.
+    pub fn delay(&mut self, aggregate: &str) {
+        let queue = self.commands.get_mut(aggregate);
+        if let Some(out) = queue.and_then(VecDeque::pop_front) {
+            self.late.push_back((aggregate.to_owned(), out));
+        }
+    }
+
+    /// Processes the oldest command held back.
+    pub fn process_late(&mut self) {
+        if let Some((aggregate, out)) = self.late.pop_front() {
+            self.apply(&aggregate, out);
+        }
+    }
+
+    fn apply(&mut self, aggregate: &str, out: Outgoing) {
         if self.processed.insert(out.command_id, ()).is_some() {
             return;
         }
@@ -191,13 +241,15 @@ impl World {
                 Some(quantity) => CatE::StockReleased { order_id, quantity },
                 None => return,
             },
+            Cat::CommitStock { .. } if item.committed && item.remembers_commit => return,
             Cat::CommitStock { .. } => match item.reserved.take() {
-                Some(quantity) if !item.committed => {
+                Some(quantity) => {
                     item.committed = true;
+                    item.commits += 1;
                     item.on_hand -= quantity;
                     CatE::StockCommitted { order_id, quantity }
                 }
-                _ => return,
+                None => return,
             },
             Cat::Restock { quantity } => {
                 item.on_hand += quantity;
@@ -277,7 +329,7 @@ fn reserve(item: &mut Item, quantity: u32) -> Option<CatE> {
     if !item.exists {
         return Some(rejected(ReservationRejectedReason::UnknownSku, 0));
     }
-    if item.reserved.is_some() || item.committed {
+    if item.reserved.is_some() || (item.committed && item.remembers_commit) {
         return None;
     }
     if quantity > item.on_hand {
