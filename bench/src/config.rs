@@ -23,6 +23,9 @@ pub enum Phases {
     All,
     /// Only `POST /orders` at `--rates`, with where each order's time goes.
     Commands,
+    /// Only the replay rebuild, beside the raw consume, raw upsert and
+    /// naive replay baselines it is held against (needs no service).
+    Rebuild,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +59,11 @@ pub struct RunArgs {
     /// PostgreSQL server, without a database name.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:15432")]
     pub postgres_url: String,
+    /// The benchmark's own databases are `<db_prefix>_baseline` and
+    /// `<db_prefix>_replay`, dropped and recreated by each run (another
+    /// prefix keeps a run off another's on a shared stack).
+    #[arg(long, default_value = "bench")]
+    pub db_prefix: String,
     /// The views database the projector and the query API were started with.
     #[arg(long, default_value = "bench_views")]
     pub views_db: String,
@@ -102,6 +110,11 @@ impl RunArgs {
 
     pub fn database_url(&self, name: &str) -> String {
         format!("{}/{name}", self.postgres_url)
+    }
+
+    /// The URL of the benchmark's own database `<db_prefix>_<name>`.
+    pub fn own_database_url(&self, name: &str) -> String {
+        self.database_url(&format!("{}_{name}", self.db_prefix))
     }
 
     pub fn quick(&self) -> bool {

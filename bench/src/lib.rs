@@ -65,8 +65,10 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
 
 /// Baselines first, then the system, then the report.
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    if args.phases == config::Phases::Commands {
-        return system::commands_only(&args).await;
+    match args.phases {
+        config::Phases::Commands => return system::commands_only(&args).await,
+        config::Phases::Rebuild => return system::replay::rebuild_only(&args).await,
+        config::Phases::All => {}
     }
     let started = chrono::Utc::now();
     let baselines = baselines::run(&args).await?;

@@ -18,8 +18,9 @@ use crate::config::RunArgs;
 use crate::procstat::watched;
 use crate::stats::Measured;
 
-/// Database of the PostgreSQL baselines (dropped and recreated each run).
-pub const DATABASE: &str = "bench_baseline";
+/// Database of the PostgreSQL baselines (dropped and recreated each run),
+/// after `--db-prefix`.
+pub const DATABASE: &str = "baseline";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baselines {
@@ -59,7 +60,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Baselines> {
     let kafka_consume = watched(kafka::consume(&kafka, &topic, n)).await?;
 
     progress("postgresql batched upsert");
-    let pool = postgres::fresh(&args.database_url(DATABASE)).await?;
+    let pool = postgres::fresh(&args.own_database_url(DATABASE)).await?;
     let ids: Arc<Vec<uuid::Uuid>> = Arc::new((0..n).map(|_| uuid::Uuid::now_v7()).collect());
     let pg_upsert = watched(postgres::upsert(&pool, &ids)).await?;
     progress("postgresql point reads");
@@ -84,6 +85,39 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Baselines> {
         redis_get,
         http_noop,
         json_round_trip,
+        naive_replay,
+    })
+}
+
+/// What the replay rebuild is held against: raw consume, raw batched
+/// upsert and the naive per-event replay, measured as [`run`] does.
+pub struct RebuildCeilings {
+    pub kafka_consume: Measured,
+    pub pg_upsert: Measured,
+    pub naive_replay: Measured,
+}
+
+/// Only the baselines of [`RebuildCeilings`] (`bench run --phases rebuild`).
+pub async fn rebuild_ceilings(args: &RunArgs) -> anyhow::Result<RebuildCeilings> {
+    let kafka = args.kafka();
+    let topic = topic(args);
+    kafka.ensure_topics(std::slice::from_ref(&topic)).await?;
+    let n = args.records();
+    progress("kafka produce (max)");
+    kafka::produce_max(&kafka, &topic, n).await?;
+    progress("kafka consume");
+    let kafka_consume = watched(kafka::consume(&kafka, &topic, n)).await?;
+    progress("postgresql batched upsert");
+    let pool = postgres::fresh(&args.own_database_url(DATABASE)).await?;
+    let ids: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::now_v7()).collect();
+    let pg_upsert = watched(postgres::upsert(&pool, &ids)).await?;
+    progress("naive per-event replay");
+    let events = if args.quick() { 1_000 } else { 3_000 };
+    let naive_replay = watched(naive::replay(&kafka, &topic, &pool, events)).await?;
+    pool.close().await;
+    Ok(RebuildCeilings {
+        kafka_consume,
+        pg_upsert,
         naive_replay,
     })
 }

@@ -1,6 +1,8 @@
 //! Replay rebuild: writes synthetic `OrderPlaced` events (1 M in full mode)
 //! under a topic prefix of their own, and times the replay CLI's
 //! `replay rebuild orders` over them into a fresh views database.
+//! [`rebuild_only`] is `bench run --phases rebuild`: that figure alone,
+//! beside the baselines it is held against, for repeated measurements.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -8,16 +10,19 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures::StreamExt;
 use rdkafka::producer::FutureRecord;
+use sqlx::migrate::MigrateDatabase;
 use tokio::process::Command;
 use tokio::time::Instant;
 
 use super::{Ctx, Outcome};
-use crate::baselines::{kafka, progress};
+use crate::baselines::{self, kafka, progress};
+use crate::config::RunArgs;
 use crate::fixtures;
 use crate::stats::Measured;
 
-/// Database the rebuild writes (dropped by the next run's clean-up).
-pub const REPLAY_DB: &str = "bench_replay";
+/// Database the rebuild writes (dropped by the next run's clean-up), after
+/// `--db-prefix`.
+pub const REPLAY_DB: &str = "replay";
 
 pub async fn run(ctx: &Arc<Ctx>) -> Outcome {
     let binary = ctx.args.bin_dir.join("replay");
@@ -32,7 +37,8 @@ pub async fn run(ctx: &Arc<Ctx>) -> Outcome {
         };
     }
     progress("replay rebuild");
-    match rebuild(ctx).await {
+    // The machine's busy cores say how contended the rebuild was.
+    match crate::procstat::watched(rebuild(ctx)).await {
         Ok(m) => Outcome::Measured(m),
         Err(e) => Outcome::NotAvailable {
             reason: format!("{e:#}"),
@@ -55,8 +61,13 @@ async fn rebuild(ctx: &Ctx) -> anyhow::Result<Measured> {
     kafka.ensure_topics(std::slice::from_ref(&topic)).await?;
     let n = events(ctx);
     write_events(&kafka, &topic, n).await?;
-    // The CLI rebuilds next to live views, so the database must exist.
-    projections::db::connect_and_migrate(&args.database_url(REPLAY_DB))
+    // The CLI rebuilds next to live views, so the database must exist; a
+    // shadow an earlier run left would be resumed, so it starts empty.
+    let url = args.own_database_url(REPLAY_DB);
+    if sqlx::Postgres::database_exists(&url).await? {
+        sqlx::Postgres::force_drop_database(&url).await?;
+    }
+    projections::db::connect_and_migrate(&args.own_database_url(REPLAY_DB))
         .await
         .context("creating the replay database")?
         .close()
@@ -67,7 +78,7 @@ async fn rebuild(ctx: &Ctx) -> anyhow::Result<Measured> {
         .env("KAFKA_BROKERS", &args.kafka_brokers)
         .env("TOPIC_PREFIX", &prefix)
         .env("KAFKA_PARTITIONS", args.partitions.to_string())
-        .env("DATABASE_URL", args.database_url(REPLAY_DB))
+        .env("DATABASE_URL", args.own_database_url(REPLAY_DB))
         .env("REDIS_URL", &args.redis_url)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -83,6 +94,57 @@ async fn rebuild(ctx: &Ctx) -> anyhow::Result<Measured> {
     Ok(Measured::new(n, 0, elapsed, None).with_note(format!(
         "`replay rebuild orders` over {n} OrderPlaced events"
     )))
+}
+
+/// `--phases rebuild`: the raw consume, raw upsert and naive replay
+/// baselines, then the rebuild, printed with its ratios to them and written
+/// to `<out_dir>/<date>-rebuild.md`.
+pub async fn rebuild_only(args: &RunArgs) -> anyhow::Result<()> {
+    let ceilings = baselines::rebuild_ceilings(args).await?;
+    let ctx = super::context(args)?;
+    let rebuild = match run(&ctx).await {
+        Outcome::Measured(m) => m,
+        Outcome::NotAvailable { reason } => anyhow::bail!("replay rebuild: {reason}"),
+    };
+    let text = markdown(&args.invocation, &ceilings, &rebuild);
+    std::fs::create_dir_all(&args.out_dir)?;
+    let name = format!(
+        "{}-rebuild.md",
+        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
+    );
+    std::fs::write(args.out_dir.join(name), &text)?;
+    println!("{text}");
+    Ok(())
+}
+
+fn markdown(invocation: &str, c: &baselines::RebuildCeilings, rebuild: &Measured) -> String {
+    let floor = c.kafka_consume.per_second.min(c.pg_upsert.per_second);
+    let row = |what: &str, m: &Measured| {
+        format!(
+            "| {what} | {:.0} /s | {} in {:.2} s | {} |\n",
+            m.per_second,
+            m.ops,
+            m.seconds,
+            m.machine_cores
+                .map_or("-".to_owned(), |c| format!("{c:.2}"))
+        )
+    };
+    let mut text = format!("# Replay rebuild\n\n`{invocation}`\n\n");
+    text.push_str("| figure | rate | ops | machine busy cores |\n|---|---|---|---|\n");
+    text.push_str(&row("raw consume", &c.kafka_consume));
+    text.push_str(&row("raw batched upsert", &c.pg_upsert));
+    text.push_str(&row("naive per-event replay", &c.naive_replay));
+    text.push_str(&row("replay rebuild orders", rebuild));
+    text.push_str(&format!(
+        "\nrebuild / min(raw consume, raw upsert) = {:.0} / {floor:.0} = **{:.2}** (target 0.7)  \n\
+         rebuild / naive = {:.0} / {:.0} = **{:.1}x** (target 100x)\n",
+        rebuild.per_second,
+        rebuild.per_second / floor.max(1e-9),
+        rebuild.per_second,
+        c.naive_replay.per_second,
+        rebuild.per_second / c.naive_replay.per_second.max(1e-9),
+    ));
+    text
 }
 
 /// `n` distinct orders' `OrderPlaced`, each with its own envelope headers.

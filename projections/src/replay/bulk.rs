@@ -1,6 +1,6 @@
 //! The bulk load of a fresh rebuild (view sets with [`ViewSet::bulk`]):
 //! the log is folded in memory and written to tables without keys, with
-//! reading and folding on one task and PostgreSQL on another.
+//! decoding, folding and PostgreSQL each on a stage of its own.
 //!
 //! A fresh shadow has no rows, no positions past the start and no dead
 //! letters, and only this process writes it (`rebuild::Claim`), so the
@@ -14,12 +14,20 @@
 //!
 //! So a row is written once per batch that changes it instead of being
 //! looked up and upserted, and no index is maintained during the load.
-//! While the writer commits batch *n*, the reader fetches and folds batch
-//! *n + 1* (a channel of [`AHEAD`] batches between them).
 //!
-//! Memory is bounded by the carried rows: past `budget` the load stops at
-//! a batch boundary, and the rebuild adds the keys and goes on through
-//! them (`rebuild::load`), as a resumed rebuild does.
+//! Three stages run at once, each batch passing through them in log order
+//! over channels of [`AHEAD`] batches:
+//! - the reader fetches a batch and decodes it (with the hold-back rules of
+//!   `hold::divert`, which need log order and nothing else);
+//! - the fold (a blocking thread: it is pure CPU) folds the decoded events
+//!   into the carried rows and renders the changed rows and the timeline as
+//!   `COPY` text, without copying a row;
+//! - the writer sends that text and the positions in one transaction.
+//!
+//! Memory is bounded by the carried rows: past `budget` the fold stops at
+//! a batch boundary (what was decoded after it is dropped, unwritten), and
+//! the rebuild adds the keys and goes on through them from the positions
+//! written (`rebuild::load`), as a resumed rebuild does.
 
 use std::collections::HashMap;
 
@@ -36,8 +44,15 @@ use crate::positions;
 use crate::record::Record;
 use crate::views::order_set::{self, Carry, Folded};
 
-/// Batches folded ahead of the one being written.
+/// Batches a stage may run ahead of the next one.
 const AHEAD: usize = 2;
+
+/// One batch, decoded, for the fold.
+struct Decoded {
+    events: Events,
+    records: Vec<Record>,
+    letters: Vec<DeadLetter>,
+}
 
 /// One batch for the writer: what to write and the records it moves past.
 struct Write {
@@ -66,60 +81,86 @@ pub async fn load(
     progress: &Progress,
 ) -> Result<Loaded, ReplayError> {
     start_positions(pool, set, spans).await?;
-    let (sender, receiver) = mpsc::channel(AHEAD);
-    let writer = tokio::spawn(write_all(pool.clone(), set.projection(), receiver));
-    let read = read_all(ctx, set, spans, batch, budget, progress, sender).await;
-    // The writer ends when the sender is gone; its error comes first, as
-    // a failed write is why the reader stopped.
-    let written = match writer.await {
-        Ok(written) => written?,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
-    let complete = read?;
+    let (to_fold, decoded) = mpsc::channel(AHEAD);
+    let (to_write, folded) = mpsc::channel(AHEAD);
+    let writer = tokio::spawn(write_all(
+        pool.clone(),
+        set.projection(),
+        folded,
+        progress.clone(),
+    ));
+    let fold = tokio::task::spawn_blocking(move || fold_all(decoded, to_write, budget));
+    let read = read_all(ctx, set, spans, batch, to_fold).await;
+    // Each stage ends when the one before it is gone. The writer's error
+    // comes first, as a failed write is why the others stopped.
+    let written = joined(writer.await)?;
+    let folded_all = joined(fold.await);
+    let read_all = read?;
     Ok(Loaded {
         applied: written,
-        complete,
+        complete: read_all && folded_all,
     })
 }
 
-/// Reads, decodes and folds batches and hands them to the writer; answers
-/// whether it reached the end (false: the budget was reached first).
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> T {
+    result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// Reads and decodes batches in log order and hands them to the fold;
+/// answers whether it reached the end (false: the fold stopped first).
 async fn read_all(
     ctx: &Context,
     set: ViewSet,
     spans: &[Span],
     batch: usize,
-    budget: usize,
-    progress: &Progress,
-    sender: mpsc::Sender<Write>,
+    sender: mpsc::Sender<Decoded>,
 ) -> Result<bool, ReplayError> {
     let mut reader = Reader::open(ctx.kafka(), spans)?;
-    let mut carry = Carry::default();
     let mut held = HeldKeys::new();
-    while carry.rows() < budget {
-        let Some(records) = reader.next_batch(batch).await? else {
-            return Ok(true);
-        };
+    while let Some(records) = reader.next_batch(batch).await? {
         let refs: Vec<&Record> = records.iter().collect();
         let (events, letters) = Events::divert(&ctx.routes, set, &refs, &mut held);
-        let folded = match events {
-            Events::Orders(events) => order_set::fold_carried(&mut carry, &events),
-            // Only the order set is bulk loaded (`ViewSet::bulk`).
-            _ => Folded::default(),
-        };
         drop(refs);
-        progress.inc(records.len());
-        let write = Write {
-            folded,
+        let decoded = Decoded {
+            events,
             records,
             letters,
         };
-        if sender.send(write).await.is_err() {
-            // The writer failed; its error is the one reported.
+        if sender.send(decoded).await.is_err() {
             return Ok(false);
         }
     }
-    Ok(false)
+    Ok(true)
+}
+
+/// Folds decoded batches into the carried rows until `budget` rows are
+/// carried; answers whether it folded every batch the reader sent.
+fn fold_all(
+    mut receiver: mpsc::Receiver<Decoded>,
+    sender: mpsc::Sender<Write>,
+    budget: usize,
+) -> bool {
+    let mut carry = Carry::default();
+    while carry.rows() < budget {
+        let Some(decoded) = receiver.blocking_recv() else {
+            return true;
+        };
+        let folded = match &decoded.events {
+            Events::Orders(events) => order_set::fold_carried(&mut carry, events),
+            // Only the order set is bulk loaded (`ViewSet::bulk`).
+            _ => Folded::default(),
+        };
+        let write = Write {
+            folded,
+            records: decoded.records,
+            letters: decoded.letters,
+        };
+        if sender.blocking_send(write).is_err() {
+            // The writer failed; its error is the one reported.
+            return false;
+        }
+    }
+    false
 }
 
 /// Writes each batch in its own transaction; answers how many records.
@@ -127,6 +168,7 @@ async fn write_all(
     pool: PgPool,
     projection: &'static str,
     mut receiver: mpsc::Receiver<Write>,
+    progress: Progress,
 ) -> Result<u64, ReplayError> {
     let mut written = 0;
     while let Some(write) = receiver.recv().await {
@@ -137,6 +179,7 @@ async fn write_all(
         positions::advance(&mut tx, &moved, &write.letters).await?;
         tx.commit().await?;
         written += write.records.len() as u64;
+        progress.inc(write.records.len());
     }
     Ok(written)
 }

@@ -68,9 +68,15 @@ impl Reader {
     /// Up to `max` records (each partition's in log order), or `None` once
     /// every partition is done.
     pub async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Record>>, ReplayError> {
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(max.min(100_000));
+        // The positions are looked at when nothing is buffered (asking for
+        // them locks every partition, too dear for each record): records
+        // at or past an end close their partition on arrival.
+        let mut look = true;
         loop {
-            self.close_passed();
+            if look {
+                self.close_passed();
+            }
             if self.open.is_empty() {
                 return Ok((!records.is_empty()).then_some(records));
             }
@@ -82,6 +88,7 @@ impl Reader {
             } else {
                 self.consumer.recv().now_or_never()
             };
+            look = !matches!(next, Some(Ok(_)));
             match next {
                 Some(Ok(message)) => self.take(Record::from_message(&message), &mut records),
                 Some(Err(e)) => return Err(e.into()),

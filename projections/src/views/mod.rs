@@ -21,6 +21,7 @@
 pub mod catalog_items;
 pub mod order_payments;
 pub mod order_set;
+pub mod order_set_csv;
 pub mod order_shipments;
 pub mod order_timeline;
 pub mod orders;

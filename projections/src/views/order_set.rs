@@ -16,7 +16,9 @@ use super::order_payments::PaymentRow;
 use super::order_shipments::ShipmentRow;
 use super::order_timeline::{self, TimelineEntry};
 use super::orders::OrderRow;
-use super::{Write, decode, fold_into, order_payments, order_shipments, orders, sales};
+use super::{
+    Write, decode, fold_into, order_payments, order_set_csv, order_shipments, orders, sales,
+};
 use crate::dispatch::Mode;
 use crate::documents::{self, OrderDocument};
 use crate::record::Record;
@@ -159,7 +161,7 @@ pub async fn apply_batch(
 /// The rows of the order tables as a bulk rebuild has folded them so far.
 /// The rebuild reads the log from its start into tables without keys, so
 /// it cannot read a row back: every row stays here, and each batch appends
-/// the latest version of the rows it changed (see [`Write::Append`]).
+/// the latest version of the rows it changed (see [`Folded`]).
 #[derive(Default)]
 pub struct Carry {
     orders: HashMap<Uuid, OrderRow>,
@@ -174,20 +176,20 @@ impl Carry {
     }
 }
 
-/// What one batch of a bulk rebuild writes: the latest version of each row
-/// its events changed, its timeline entries and its sales.
+/// What one batch of a bulk rebuild writes, rendered for `COPY` by the
+/// fold (see [`order_set_csv`]): the latest version of each row its events
+/// changed, its timeline entries, and its sales.
 #[derive(Default)]
 pub struct Folded {
-    orders: Vec<OrderRow>,
-    payments: Vec<PaymentRow>,
-    shipments: Vec<ShipmentRow>,
-    /// The timeline entries, rendered for `COPY`.
+    orders: String,
+    payments: String,
+    shipments: String,
     timeline: String,
     sold: Vec<sales::SaleDelta>,
 }
 
 /// The pure part of a bulk batch: folds `events` into the carried rows (the
-/// same folds as [`apply_batch`], in log order) and answers what to write.
+/// same folds as [`apply_batch`], in log order) and renders what to write.
 pub fn fold_carried(carry: &mut Carry, events: &[OrderSetEvent]) -> Folded {
     let batch = Split::of(events);
     let mut sold = Vec::new();
@@ -201,30 +203,43 @@ pub fn fold_carried(carry: &mut Carry, events: &[OrderSetEvent]) -> Folded {
         &batch.shipments,
         order_shipments::evolve,
     );
+    let mut timeline = String::with_capacity(batch.timeline.len() * 256);
+    for entry in &batch.timeline {
+        order_set_csv::timeline(&mut timeline, entry);
+    }
     Folded {
-        orders: owned(changed(&carry.orders, &batch.orders)),
-        payments: owned(changed(&carry.payments, &batch.payments)),
-        shipments: owned(changed(&carry.shipments, &batch.shipments)),
-        timeline: order_timeline::csv(&batch.timeline),
+        orders: render(&carry.orders, &batch.orders, order_set_csv::order),
+        payments: render(&carry.payments, &batch.payments, order_set_csv::payment),
+        shipments: render(&carry.shipments, &batch.shipments, order_set_csv::shipment),
+        timeline,
         sold,
     }
 }
 
-/// Writes a folded bulk batch: rows appended, the timeline copied, the
-/// sales (a small keyed table) added up.
+/// Writes a folded bulk batch: rows appended and the timeline copied (the
+/// tables have no keys yet), the sales (a small keyed table) added up.
 pub async fn store_folded(
     tx: &mut Transaction<'_, Postgres>,
     folded: Folded,
 ) -> Result<(), sqlx::Error> {
-    orders::store(tx, folded.orders.iter().collect(), Write::Append).await?;
+    order_set_csv::copy(tx, order_set_csv::ORDERS, folded.orders).await?;
     sales::store(tx, &folded.sold).await?;
-    order_payments::store(tx, folded.payments.iter().collect(), Write::Append).await?;
-    order_shipments::store(tx, folded.shipments.iter().collect(), Write::Append).await?;
-    order_timeline::copy_csv(tx, folded.timeline).await
+    order_set_csv::copy(tx, order_set_csv::PAYMENTS, folded.payments).await?;
+    order_set_csv::copy(tx, order_set_csv::SHIPMENTS, folded.shipments).await?;
+    order_set_csv::copy(tx, order_set_csv::TIMELINE, folded.timeline).await
 }
 
-fn owned<R: Clone>(rows: Vec<&R>) -> Vec<R> {
-    rows.into_iter().cloned().collect()
+/// The rows the batch's events changed, rendered with `row`.
+fn render<R, E>(
+    rows: &HashMap<Uuid, R>,
+    events: &[(Uuid, &EventMeta, &E)],
+    row: fn(&mut String, &R),
+) -> String {
+    let mut out = String::with_capacity(events.len() * 256);
+    for changed in changed(rows, events) {
+        row(&mut out, changed);
+    }
+    out
 }
 
 /// The stored timelines a batch's documents need: those of the orders that

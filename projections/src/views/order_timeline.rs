@@ -31,9 +31,6 @@ pub struct TimelineEntry {
 /// The timeline entry of one event; `detail` is the payload minus its type
 /// tag and any credential.
 pub fn entry<E: Serialize>(order_id: Uuid, meta: &EventMeta, event: &E) -> TimelineEntry {
-    // The event families are plain data enums with string keys, which
-    // serialize infallibly; `message::encode` would answer bytes, not a
-    // `Value` to strip.
     let mut detail = serde_json::to_value(event).unwrap_or_default();
     if let Some(fields) = detail.as_object_mut() {
         for hidden in HIDDEN_FIELDS {
@@ -92,51 +89,11 @@ pub async fn copy(
     tx: &mut Transaction<'_, Postgres>,
     entries: &[TimelineEntry],
 ) -> Result<(), sqlx::Error> {
-    copy_csv(tx, csv(entries)).await
-}
-
-/// Appends entries rendered by [`csv`] with `COPY`; nothing when empty.
-pub async fn copy_csv(tx: &mut Transaction<'_, Postgres>, csv: String) -> Result<(), sqlx::Error> {
-    if csv.is_empty() {
-        return Ok(());
-    }
-    let mut copy = tx
-        .copy_in_raw(
-            "COPY order_timeline (order_id, source, sequence, event_type, occurred_at, detail)
-             FROM STDIN (FORMAT csv)",
-        )
-        .await?;
-    copy.send(csv.into_bytes()).await?;
-    copy.finish().await?;
-    Ok(())
-}
-
-/// `entries` as the CSV [`copy_csv`] sends (rendered apart from the
-/// transaction, so a bulk rebuild renders the next batch's while the
-/// database takes this one's).
-pub fn csv(entries: &[TimelineEntry]) -> String {
     let mut csv = String::with_capacity(entries.len() * 256);
-    for e in entries {
-        // A `Value` always serializes (its keys are strings).
-        let detail = serde_json::to_string(&e.detail).unwrap_or_else(|_| "null".to_owned());
-        let at = e
-            .occurred_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        csv.push_str(&format!(
-            "{},{},{},{},{at},{}\n",
-            e.order_id,
-            quoted(&e.source),
-            e.sequence,
-            quoted(&e.event_type),
-            quoted(&detail)
-        ));
+    for entry in entries {
+        super::order_set_csv::timeline(&mut csv, entry);
     }
-    csv
-}
-
-/// A CSV field that always reads back as the text itself.
-fn quoted(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
+    super::order_set_csv::copy(tx, super::order_set_csv::TIMELINE, csv).await
 }
 
 /// The timeline of an order, oldest first.
@@ -197,14 +154,6 @@ mod tests {
         assert_eq!(
             e.detail,
             serde_json::json!({"amount": {"minor": 500, "currency": "USD"}})
-        );
-    }
-
-    #[test]
-    fn csv_fields_keep_quotes_commas_and_newlines() {
-        assert_eq!(
-            quoted(r#"{"a":"x,\"y\"\n"}"#),
-            r#""{""a"":""x,\""y\""\n""}""#
         );
     }
 }
