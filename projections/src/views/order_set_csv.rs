@@ -50,6 +50,7 @@ pub fn order(out: &mut String, r: &OrderRow) {
     maybe(out, r.status_reason.as_deref());
     maybe(out, r.cancellation_reason.as_deref());
     text(out, &r.currency);
+    // Plain data (string keys, no maps with other keys): serializing cannot fail.
     text(out, &serde_json::to_string(&r.lines.0).unwrap_or_default());
     if let Some(total) = r.total_minor {
         let _ = write!(out, "{total}");
@@ -95,6 +96,7 @@ pub fn timeline(out: &mut String, e: &TimelineEntry) {
     text(out, &e.event_type);
     time(out, e.occurred_at);
     out.push(',');
+    // A `Value` always serializes (its keys are strings).
     quoted(out, &serde_json::to_string(&e.detail).unwrap_or_default());
     out.push('\n');
 }
