@@ -11,15 +11,15 @@ use super::CatalogItem;
 use crate::aggregate::Aggregate;
 use crate::aggregate::testing::{given, given_nothing};
 
-fn usd(minor: i64) -> Money {
+pub(super) fn usd(minor: i64) -> Money {
     Money::new(minor, Currency::new("USD").unwrap())
 }
 
-fn order(n: u128) -> OrderId {
+pub(super) fn order(n: u128) -> OrderId {
     OrderId::from_uuid(Uuid::from_u128(n))
 }
 
-fn created(stock: u32) -> E {
+pub(super) fn created(stock: u32) -> E {
     E::ItemCreated {
         name: "Widget".into(),
         unit_price: usd(1999),

@@ -3,30 +3,12 @@
 //! snapshots written before the horizon still read.
 
 use events::domain::catalog::{CatalogCommand as C, CatalogEvent as E};
-use events::domain::ids::OrderId;
-use events::domain::money::{Currency, Money};
-use uuid::Uuid;
 
+use super::tests::{created, order, usd};
 use super::{COMMITTED_HORIZON, CatalogItem};
 use crate::aggregate::Aggregate;
 use crate::aggregate::testing::given;
 use crate::processor::store::{MAX_SNAPSHOT_BYTES, Slot, Versioned};
-
-fn usd(minor: i64) -> Money {
-    Money::new(minor, Currency::new("USD").unwrap())
-}
-
-fn order(n: u128) -> OrderId {
-    OrderId::from_uuid(Uuid::from_u128(n))
-}
-
-fn created(stock: u32) -> E {
-    E::ItemCreated {
-        name: "Widget".into(),
-        unit_price: usd(1999),
-        initial_stock: stock,
-    }
-}
 
 /// The events of `orders` orders reserving and committing one unit each.
 fn sold(orders: u128) -> Vec<E> {
