@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use command::bus::{CommandBus, Dispatch, KafkaBus};
 use events::command::{CommandEnvelope, DomainCommand, Outcome, Reply};
-use events::domain::{CatalogCommand, CatalogEvent, Currency, Money};
+use events::domain::{Address, CatalogCommand, CatalogEvent, Currency, Money};
 use events::message::EventPayload;
 use events::{AggregateType, EventMeta, kafka};
 use futures::StreamExt;
@@ -25,6 +25,17 @@ pub fn envelope(sku: &str, command: CatalogCommand) -> CommandEnvelope {
 /// `minor` cents of US dollars.
 pub fn usd(minor: i64) -> Money {
     Money::new(minor, Currency::new("USD").unwrap())
+}
+
+/// The shipping address of the tests' orders (a country the carrier serves).
+pub fn address() -> Address {
+    Address {
+        name: "Ada".into(),
+        line1: "1 Main St".into(),
+        city: "Berlin".into(),
+        postal_code: "10115".into(),
+        country: "DE".into(),
+    }
 }
 
 pub fn create(stock: u32) -> CatalogCommand {

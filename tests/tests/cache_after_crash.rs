@@ -13,7 +13,7 @@ use std::time::Duration;
 use command::bus::KafkaBus;
 use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
-    Address, Currency, CustomerId, OrderCommand, OrderId, OrderLine, ShipmentCommand, Sku,
+    Currency, CustomerId, OrderCommand, OrderId, OrderLine, ShipmentCommand, Sku,
 };
 use projections::cache::Cache;
 use projections::documents;
@@ -71,16 +71,6 @@ fn via(url: &str, addr: SocketAddr) -> String {
     url.to_string()
 }
 
-fn address() -> Address {
-    Address {
-        name: "Ada".into(),
-        line1: "1 Main St".into(),
-        city: "Berlin".into(),
-        postal_code: "10115".into(),
-        country: "DE".into(),
-    }
-}
-
 fn system() -> Principal {
     Principal {
         subject: "saga".into(),
@@ -131,7 +121,7 @@ async fn a_cache_write_lost_with_a_killed_projector_is_redone_from_postgres() {
             sku: Sku::new("LAMP-1").unwrap(),
             quantity: 1,
         }],
-        shipping_address: address(),
+        shipping_address: tests::processor::address(),
         payment_token: "tok_ok".into(),
     };
     let alice = Principal {
@@ -151,7 +141,9 @@ async fn a_cache_write_lost_with_a_killed_projector_is_redone_from_postgres() {
     // Redis becomes unreachable for this projector; the shipment's batch
     // commits in PostgreSQL, its cache write fails, and the projector dies.
     proxy.cut.cancel();
-    let request = ShipmentCommand::RequestShipment { address: address() };
+    let request = ShipmentCommand::RequestShipment {
+        address: tests::processor::address(),
+    };
     tests::processor::accepted(
         &bus,
         &order_id.to_string(),

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use events::domain::{Address, Currency, CustomerId, OrderEvent, OrderLine, Sku};
+use events::domain::{Currency, CustomerId, OrderEvent, OrderLine, Sku};
 use events::{AggregateType, EventMeta, kafka, new_id};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tests::{TestEnv, eventually};
@@ -21,13 +21,7 @@ fn placed() -> OrderEvent {
             sku: Sku::new("SKU-1").unwrap(),
             quantity: 1,
         }],
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Main St".into(),
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        },
+        shipping_address: tests::processor::address(),
         payment_token: "tok_ok".into(),
     }
 }

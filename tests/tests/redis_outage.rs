@@ -10,7 +10,7 @@ use std::time::Duration;
 use command::bus::KafkaBus;
 use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
-    Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderId, OrderLine, Sku,
+    CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderId, OrderLine, Sku,
 };
 use projections::documents;
 use reqwest::StatusCode;
@@ -54,13 +54,7 @@ async fn place(bus: &KafkaBus, customer: &str) -> OrderId {
             sku: Sku::new("LAMP-1").unwrap(),
             quantity: 1,
         }],
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Main St".into(),
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        },
+        shipping_address: tests::processor::address(),
         payment_token: "tok_ok".into(),
     };
     tests::processor::accepted(

@@ -12,8 +12,8 @@ use command::bus::{CommandBus, KafkaBus};
 use events::AggregateType;
 use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
-    Address, CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderEvent, OrderId,
-    OrderLine, PricedLine, Sku,
+    CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderEvent, OrderId, OrderLine,
+    PricedLine, Sku,
 };
 use serde_json::Value;
 use tests::views::{assert_views_equal_the_fold, expected_sales};
@@ -69,13 +69,7 @@ async fn one_order(bus: &KafkaBus, n: usize) -> OrderId {
             sku: Sku::new(sku(n)).unwrap(),
             quantity: 1,
         }],
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Main St".into(),
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        },
+        shipping_address: tests::processor::address(),
         payment_token: "tok_ok".into(),
     };
     fire(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use events::command::{Principal, Role};
 use events::domain::{
-    Address, Currency, CustomerId, OrderEvent, OrderLine, SagaEvent, SagaProgress, SagaStatus, Sku,
+    Currency, CustomerId, OrderEvent, OrderLine, SagaEvent, SagaProgress, SagaStatus, Sku,
     StepRecord,
 };
 use events::message::EventPayload;
@@ -95,13 +95,7 @@ fn placed(customer: &str) -> OrderEvent {
             sku: Sku::new("SKU-1").unwrap(),
             quantity: 1,
         }],
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Main St".into(),
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        },
+        shipping_address: tests::processor::address(),
         payment_token: "tok_ok".into(),
     }
 }

@@ -8,8 +8,8 @@ use command::bus::KafkaBus;
 use events::AggregateType;
 use events::command::{DomainCommand, Principal, Role};
 use events::domain::{
-    Address, CatalogCommand, CatalogEvent, OrderCommand, OrderEvent, OrderId, PaymentCommand,
-    PaymentEvent, PricedLine, ShipmentCommand, ShipmentEvent, Sku,
+    CatalogCommand, CatalogEvent, OrderCommand, OrderEvent, OrderId, PaymentCommand, PaymentEvent,
+    PricedLine, ShipmentCommand, ShipmentEvent, Sku,
 };
 use projections::views::{catalog_items, order_payments, order_shipments, orders};
 use serde_json::Value;
@@ -121,13 +121,7 @@ async fn the_views_equal_the_fold_of_the_log() {
         }),
     )
     .await;
-    let address = Address {
-        name: "Ada".into(),
-        line1: "1 Main St".into(),
-        city: "Berlin".into(),
-        postal_code: "10115".into(),
-        country: "DE".into(),
-    };
+    let address = tests::processor::address();
     accepted(
         &bus,
         &id,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use command::bus::KafkaBus;
 use events::command::{DomainCommand, Principal, Role};
-use events::domain::{Address, Currency, CustomerId, OrderCommand, OrderId, OrderLine, Sku};
+use events::domain::{Currency, CustomerId, OrderCommand, OrderId, OrderLine, Sku};
 use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
@@ -45,13 +45,7 @@ pub async fn place(bus: &KafkaBus, customer: &str, skus: &[&str]) -> (OrderId, u
                 quantity: 2,
             })
             .collect(),
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Main St".into(),
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        },
+        shipping_address: crate::processor::address(),
         payment_token: "tok_ok".into(),
     };
     let version = crate::processor::accepted(
