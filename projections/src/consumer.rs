@@ -88,7 +88,8 @@ pub async fn run(
         };
         let durable = last_durable.elapsed() >= DURABLE_EVERY;
         let mut backoff = Duration::from_millis(50);
-        let (applied, guard) = loop {
+        let generation = refresher.generation();
+        let (mut applied, guard) = loop {
             match apply(&pool, &routes, &records, durable).await {
                 Ok(applied) => break applied,
                 Err(e) => {
@@ -108,6 +109,7 @@ pub async fn run(
         } else {
             Hints::default()
         };
+        applied.fresh.generation = generation;
         refresher.refresh(applied.fresh, due, guard).await;
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use projections::cache::{Cache, Entry};
+use projections::cache::{Cache, CacheError, Entry};
 use uuid::Uuid;
 
 fn entry(cache: &Cache, key: &str, order: i64, payment: i64) -> Entry {
@@ -22,23 +22,47 @@ async fn body(cache: &Cache, id: Uuid) -> Option<String> {
     cache.order(id).await.unwrap().map(|c| c.body)
 }
 
+fn namespace() -> String {
+    format!("t{}:", Uuid::new_v4().simple())
+}
+
+fn cache_in(namespace: &str) -> Cache {
+    Cache::new(
+        &tests::redis_url(),
+        namespace.to_owned(),
+        Duration::from_secs(2),
+    )
+    .unwrap()
+    .with_signing(&tests::auth_config().signing)
+}
+
 #[tokio::test]
 async fn older_documents_never_win_and_incomparable_ones_leave_no_body() {
-    let namespace = format!("t{}:", Uuid::new_v4().simple());
-    let cache = Cache::new(&tests::redis_url(), namespace, Duration::from_secs(2))
-        .unwrap()
-        .with_signing(&tests::auth_config().signing);
+    let cache = cache_in(&namespace());
     let id = Uuid::now_v7();
     let key = cache.order_key(id);
+    let generation = cache.learn_generation().await.unwrap();
 
-    assert_eq!(cache.put(&[entry(&cache, &key, 2, 1)]).await.unwrap(), 1);
     assert_eq!(
-        cache.put(&[entry(&cache, &key, 1, 1)]).await.unwrap(),
+        cache
+            .put(generation, &[entry(&cache, &key, 2, 1)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        cache
+            .put(generation, &[entry(&cache, &key, 1, 1)])
+            .await
+            .unwrap(),
         0,
         "older"
     );
     assert_eq!(
-        cache.put(&[entry(&cache, &key, 2, 1)]).await.unwrap(),
+        cache
+            .put(generation, &[entry(&cache, &key, 2, 1)])
+            .await
+            .unwrap(),
         0,
         "the same"
     );
@@ -46,17 +70,41 @@ async fn older_documents_never_win_and_incomparable_ones_leave_no_body() {
 
     // One projector folded order event 3 without payment event 2, another
     // payment event 2 without order event 3.
-    assert_eq!(cache.put(&[entry(&cache, &key, 3, 1)]).await.unwrap(), 1);
-    assert_eq!(cache.put(&[entry(&cache, &key, 2, 2)]).await.unwrap(), 0);
+    assert_eq!(
+        cache
+            .put(generation, &[entry(&cache, &key, 3, 1)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        cache
+            .put(generation, &[entry(&cache, &key, 2, 2)])
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(
         body(&cache, id).await,
         None,
         "neither document is the latest"
     );
-    assert_eq!(cache.put(&[entry(&cache, &key, 3, 1)]).await.unwrap(), 0);
+    assert_eq!(
+        cache
+            .put(generation, &[entry(&cache, &key, 3, 1)])
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(body(&cache, id).await, None, "still not covering payment 2");
 
-    assert_eq!(cache.put(&[entry(&cache, &key, 3, 2)]).await.unwrap(), 1);
+    assert_eq!(
+        cache
+            .put(generation, &[entry(&cache, &key, 3, 2)])
+            .await
+            .unwrap(),
+        1
+    );
     let cached = cache.order(id).await.unwrap().unwrap();
     assert_eq!(cached.body, "3/2");
     assert_eq!(cached.owner.as_deref(), Some("alice"));
@@ -66,4 +114,55 @@ async fn older_documents_never_win_and_incomparable_ones_leave_no_body() {
         "readers see the versions the body reflects"
     );
     cache.delete(vec![key]).await.unwrap();
+}
+
+#[tokio::test]
+async fn documents_built_before_the_cache_was_emptied_are_refused() {
+    let namespace = namespace();
+    let cache = cache_in(&namespace);
+    let id = Uuid::now_v7();
+    let key = cache.order_key(id);
+    let before = cache.learn_generation().await.unwrap();
+    assert_eq!(
+        cache
+            .put(before, &[entry(&cache, &key, 3, 1)])
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Redis restarts empty (its namespace is this test's alone, so dropping
+    // its keys is the same as a FLUSHALL for it).
+    cache
+        .delete(vec![key.clone(), cache.epoch_key()])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            cache.put(before, &[entry(&cache, &key, 2, 1)]).await,
+            Err(CacheError::Stale)
+        ),
+        "a document built before the restart may be older than one the restart lost"
+    );
+    assert_eq!(body(&cache, id).await, None, "nothing was written");
+
+    let after = cache.generation();
+    assert!(after > before, "the writer learned the new epoch");
+    assert_eq!(
+        cache
+            .put(after, &[entry(&cache, &key, 3, 1)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(body(&cache, id).await.as_deref(), Some("3/1"));
+
+    let other = cache_in(&namespace);
+    assert_eq!(
+        other.learn_generation().await.unwrap(),
+        1,
+        "a second writer joins the same epoch"
+    );
+    assert_eq!(other.put(1, &[entry(&other, &key, 4, 1)]).await.unwrap(), 1);
+    cache.delete(vec![key, cache.epoch_key()]).await.unwrap();
 }

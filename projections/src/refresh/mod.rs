@@ -22,12 +22,17 @@
 //! the positions keep them from being applied again, and their keys come
 //! here as [`Fresh::reload`], written from what PostgreSQL holds.
 //!
+//! Documents built before the cache was last emptied (their batch's
+//! generation is older than the cache's, see [`crate::cache`]) are never
+//! written as they are: their keys are written from what PostgreSQL holds,
+//! like those of failed writes.
+//!
 //! Redis trouble never fails or stalls the projector for long: every call is
 //! bounded, the keys of failed writes are remembered (up to a cap) and
 //! written later from what PostgreSQL then holds, and after a failure the
 //! cache is left alone for a moment instead of costing every batch a timeout.
 
-use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
@@ -37,8 +42,13 @@ use uuid::Uuid;
 
 use crate::cache::{Cache, CacheError, Entry};
 use crate::consumer::Hints;
-use crate::documents::{self, ItemDocument, OrderDocument};
+use crate::documents;
 use crate::pause::BatchGuard;
+
+mod batches;
+
+use batches::Merged;
+pub use batches::{Fresh, Touched};
 
 /// Keys remembered for a later write at most; beyond it the oldest failures
 /// are forgotten (the entries' TTL bounds what they can leave behind).
@@ -52,51 +62,6 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// Committed batches waiting for their cache write at most; the batch loop
 /// waits when the cache falls further behind.
 const QUEUE: usize = 2;
-
-/// The documents a committed batch changed, as it left them.
-#[derive(Debug, Default)]
-pub struct Fresh {
-    pub items: Vec<ItemDocument>,
-    pub orders: Vec<OrderDocument>,
-    /// Keys of records the batch skipped as already applied: whoever applied
-    /// them may have died before writing their documents, so these are
-    /// written again from PostgreSQL.
-    pub reload: Touched,
-}
-
-impl Fresh {
-    /// The keys of the documents (and of those to reload).
-    pub fn touched(&self) -> Touched {
-        let mut touched = Touched {
-            items: self.items.iter().map(|i| i.sku.clone()).collect(),
-            orders: self.orders.iter().map(|o| o.order_id).collect(),
-        };
-        touched.merge(self.reload.clone());
-        touched
-    }
-}
-
-/// The keys of cached documents.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Touched {
-    pub items: BTreeSet<String>,
-    pub orders: BTreeSet<Uuid>,
-}
-
-impl Touched {
-    pub fn len(&self) -> usize {
-        self.items.len() + self.orders.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub(crate) fn merge(&mut self, other: Touched) {
-        self.items.extend(other.items);
-        self.orders.extend(other.orders);
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 enum RefreshError {
@@ -122,6 +87,7 @@ pub type CommitHints = Box<dyn FnMut(Hints) + Send + Sync>;
 /// The batch loop's end of the refresher.
 pub struct Refresher {
     jobs: mpsc::Sender<Job>,
+    cache: Arc<Cache>,
 }
 
 impl Refresher {
@@ -130,15 +96,21 @@ impl Refresher {
     /// offset hints of batches whose documents are all written.
     pub fn spawn(cache: Cache, pool: PgPool, commit: CommitHints) -> (Refresher, JoinHandle<()>) {
         let (jobs, queue) = mpsc::channel(QUEUE);
+        let cache = Arc::new(cache);
         let writer = Writer {
-            cache,
+            cache: cache.clone(),
             pool,
             pending: Touched::default(),
             quiet_until: None,
             due: Hints::default(),
             commit,
         };
-        (Refresher { jobs }, tokio::spawn(writer.run(queue)))
+        (Refresher { jobs, cache }, tokio::spawn(writer.run(queue)))
+    }
+
+    /// The cache's generation: a batch takes it before it reads anything.
+    pub fn generation(&self) -> u64 {
+        self.cache.generation()
     }
 
     /// Hands a committed batch over with the offset hint its cache write
@@ -158,48 +130,8 @@ impl Refresher {
     }
 }
 
-/// The newest document of each key among the batches taken together.
-#[derive(Default)]
-struct Merged {
-    items: HashMap<String, ItemDocument>,
-    orders: HashMap<Uuid, OrderDocument>,
-    reload: Touched,
-}
-
-impl Merged {
-    fn add(&mut self, fresh: Fresh) {
-        self.reload.merge(fresh.reload);
-        for item in fresh.items {
-            let newer = self
-                .items
-                .get(&item.sku)
-                .is_none_or(|held| held.version <= item.version);
-            if newer {
-                self.items.insert(item.sku.clone(), item);
-            }
-        }
-        for order in fresh.orders {
-            let sum = |o: &OrderDocument| o.versions().iter().map(|(_, v)| v).sum::<i64>();
-            let newer = self
-                .orders
-                .get(&order.order_id)
-                .is_none_or(|held| sum(held) <= sum(&order));
-            if newer {
-                self.orders.insert(order.order_id, order);
-            }
-        }
-    }
-
-    fn touched(&self) -> Touched {
-        Touched {
-            items: self.items.keys().cloned().collect(),
-            orders: self.orders.keys().copied().collect(),
-        }
-    }
-}
-
 struct Writer {
-    cache: Cache,
+    cache: Arc<Cache>,
     pool: PgPool,
     /// Keys to write from what PostgreSQL holds: failed writes, and records
     /// another instance (or this one before a restart) applied.
@@ -264,31 +196,25 @@ impl Writer {
             self.cap_pending();
             return self.record_pending();
         }
-        let mut entries = Vec::with_capacity(merged.items.len() + merged.orders.len());
         let mut failed = None;
-        for item in merged.items.values() {
-            entries.push(self.cache.item_entry(item));
-        }
-        for order in merged.orders.values() {
-            entries.push(self.cache.order_entry(order));
-        }
-        let entries: Result<Vec<Entry>, _> = entries.into_iter().collect();
-        match entries {
-            Ok(entries) => {
-                for chunk in entries.chunks(CHUNK) {
-                    if let Err(e) = self.put(chunk).await {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            Err(e) => failed = Some(e.into()),
+        match self.write_documents(&merged).await {
+            Ok(()) => {}
+            // Older than what the emptied cache may have lost: written
+            // from PostgreSQL below instead.
+            Err(RefreshError::Cache(CacheError::Stale)) => self.pending.merge(merged.touched()),
+            Err(e) => failed = Some(e),
         }
         if failed.is_none() && !self.pending.is_empty() {
             let retry = std::mem::take(&mut self.pending);
-            if let Err(e) = self.reload(&retry).await {
-                self.pending.merge(retry);
-                failed = Some(e);
+            match self.reload(&retry).await {
+                Ok(()) => {}
+                // Emptied again meanwhile: the next batch (or the idle
+                // retry) writes them under the new generation.
+                Err(RefreshError::Cache(CacheError::Stale)) => self.pending.merge(retry),
+                Err(e) => {
+                    self.pending.merge(retry);
+                    failed = Some(e);
+                }
             }
         }
         if let Some(e) = failed {
@@ -302,8 +228,29 @@ impl Writer {
         self.record_pending();
     }
 
+    /// Writes the documents of `merged` in chunks, under their generation.
+    async fn write_documents(&self, merged: &Merged) -> Result<(), RefreshError> {
+        let Some(generation) = merged.generation else {
+            return Ok(());
+        };
+        let mut entries = Vec::with_capacity(merged.items.len() + merged.orders.len());
+        for item in merged.items.values() {
+            entries.push(self.cache.item_entry(item)?);
+        }
+        for order in merged.orders.values() {
+            entries.push(self.cache.order_entry(order)?);
+        }
+        for chunk in entries.chunks(CHUNK) {
+            self.put(generation, chunk).await?;
+        }
+        Ok(())
+    }
+
     /// Writes the current documents of `keys`, read back from PostgreSQL.
     async fn reload(&self, keys: &Touched) -> Result<(), RefreshError> {
+        // Taken before the reads, so what they miss cannot have been lost
+        // by a cache emptied before the generation began.
+        let generation = self.cache.generation();
         let skus: Vec<String> = keys.items.iter().cloned().collect();
         let ids: Vec<Uuid> = keys.orders.iter().copied().collect();
         for skus in skus.chunks(CHUNK) {
@@ -311,20 +258,20 @@ impl Writer {
             for item in documents::items(&self.pool, skus).await? {
                 entries.push(self.cache.item_entry(&item)?);
             }
-            self.put(&entries).await?;
+            self.put(generation, &entries).await?;
         }
         for ids in ids.chunks(CHUNK) {
             let mut entries = Vec::with_capacity(ids.len());
             for order in documents::orders(&self.pool, ids).await? {
                 entries.push(self.cache.order_entry(&order)?);
             }
-            self.put(&entries).await?;
+            self.put(generation, &entries).await?;
         }
         Ok(())
     }
 
-    async fn put(&self, entries: &[Entry]) -> Result<(), RefreshError> {
-        let written = self.cache.put(entries).await?;
+    async fn put(&self, generation: u64, entries: &[Entry]) -> Result<(), RefreshError> {
+        let written = self.cache.put(generation, entries).await?;
         metrics::counter!("projection_cache_writes_total", "outcome" => "written")
             .increment(written as u64);
         metrics::counter!("projection_cache_writes_total", "outcome" => "superseded")
@@ -349,43 +296,5 @@ impl Writer {
 
     fn record_pending(&self) {
         metrics::gauge!("projection_cache_pending").set(self.pending.len() as f64);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Utc;
-
-    fn item(sku: &str, version: i64) -> ItemDocument {
-        ItemDocument {
-            sku: sku.into(),
-            name: "Mug".into(),
-            unit_price: documents::Price {
-                minor: 100,
-                currency: "USD".into(),
-            },
-            on_hand: version,
-            reserved: 0,
-            available: version,
-            version,
-            updated_at: Utc::now(),
-        }
-    }
-
-    #[test]
-    fn merging_batches_keeps_the_newest_document_of_each_key() {
-        let mut merged = Merged::default();
-        merged.add(Fresh {
-            items: vec![item("A", 2), item("B", 1)],
-            ..Fresh::default()
-        });
-        merged.add(Fresh {
-            items: vec![item("A", 3), item("B", 0)],
-            ..Fresh::default()
-        });
-        assert_eq!(merged.items["A"].version, 3);
-        assert_eq!(merged.items["B"].version, 1);
-        assert_eq!(merged.touched().items.len(), 2);
     }
 }

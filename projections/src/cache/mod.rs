@@ -25,64 +25,46 @@
 //! one, and a body is only ever served with the versions it reflects. `v` is
 //! the sum of the versions, kept for operators.
 //!
+//! The guard remembers only what entries hold, and an emptied cache (a
+//! Redis restart, as it keeps nothing on disk, or a `FLUSHALL`) forgets
+//! it: a document built before that moment and written after it would
+//! stick, older than one another projector wrote and the restart lost. So
+//! the data set carries an epoch, a random id under `<namespace>epoch`
+//! that the first writer to find it missing creates; writes name the epoch
+//! their writer knows and the script refuses every one under another. A
+//! writer that learns a new epoch counts a new [`Cache::generation`]; the
+//! projector tags each batch's documents with the generation current before
+//! the batch read anything, a write of an older generation fails with
+//! [`CacheError::Stale`], and those documents are rebuilt from PostgreSQL,
+//! read after the new epoch was learned. (The guard cannot see an entry
+//! lost alone, e.g. evicted by `maxmemory`; the TTL bounds that.)
+//!
 //! Keys carry a namespace (the views database's name), so deployments and
 //! tests sharing one Redis never see each other's entries. Every call is
 //! bounded by a timeout; a broken connection is dropped and re-established
 //! on the next call.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use events::auth::signing::SigningKey;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use events::AggregateType;
+use events::auth::signing::SigningKey;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script};
+use redis::{Client, ErrorKind, RedisError, Script};
 use uuid::Uuid;
 
-use crate::documents::{ItemDocument, OrderDocument};
+mod connection;
+mod entries;
+
+use entries::{CACHED_STREAMS, cached};
+pub use entries::{Cached, Entry};
 
 /// How long an entry lives without being rewritten; bounds what a lost
 /// write (a timeout the projector could not retry) can leave behind.
 const TTL_SECONDS: u64 = 24 * 60 * 60;
 
-/// Writes the document in ARGV under the componentwise guard (see the
-/// module comment). KEYS[1] is the entry; ARGV[1] the TTL in seconds;
-/// ARGV[2] the number n of streams; ARGV[3 .. 2+2n] stream/version pairs;
-/// the rest the document's field/value pairs. Answers 1 when written, 0
-/// when dropped as not newer, 2 when the entry lost its body.
-const GUARDED_SET: &str = r"
-local n = tonumber(ARGV[2])
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-local has_body = exists and redis.call('HEXISTS', KEYS[1], 'body') == 1
-local newer, older = false, false
-local merged, top_sum, sum = {}, 0, 0
-for i = 0, n - 1 do
-  local stream = ARGV[3 + 2 * i]
-  local version = tonumber(ARGV[4 + 2 * i])
-  local current = tonumber(redis.call('HGET', KEYS[1], stream)) or 0
-  if version > current then newer = true end
-  if version < current then older = true end
-  local top = math.max(version, current)
-  merged[#merged + 1] = stream
-  merged[#merged + 1] = top
-  top_sum = top_sum + top
-  sum = sum + version
-end
-if not exists or (not older and (newer or not has_body)) then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'v', sum, unpack(ARGV, 3))
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  return 1
-end
-if not newer then
-  return 0
-end
-redis.call('HDEL', KEYS[1], 'body', 'owner', 'sig')
-redis.call('HSET', KEYS[1], 'v', top_sum, unpack(merged))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 2
-";
+/// Writes the document in ARGV under the componentwise guard and the
+/// epoch check (see the module comment and the script's own header).
+const GUARDED_SET: &str = include_str!("guard.lua");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -90,36 +72,8 @@ pub enum CacheError {
     Timeout(Duration),
     #[error("redis failed: {0}")]
     Redis(#[from] RedisError),
-}
-
-/// One document ready to be written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub key: String,
-    /// The version of every stream the document reflects.
-    pub versions: Vec<(&'static str, i64)>,
-    pub fields: Vec<(&'static str, String)>,
-}
-
-/// A cached document as a reader sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cached {
-    pub body: String,
-    pub owner: Option<String>,
-    /// The HMAC of key, owner and body (see the module documentation).
-    pub signature: Option<String>,
-    /// The sequence the body reflects of each feeding stream.
-    pub versions: Vec<(AggregateType, i64)>,
-}
-
-impl Cached {
-    /// The sequence of `stream` the body reflects (0 when it has none).
-    pub fn version(&self, stream: AggregateType) -> i64 {
-        self.versions
-            .iter()
-            .find(|(s, _)| *s == stream)
-            .map_or(0, |(_, v)| *v)
-    }
+    #[error("the cache was emptied since the documents were built")]
+    Stale,
 }
 
 /// Key prefix (after the namespace) of order documents.
@@ -143,10 +97,12 @@ pub struct Cache {
     /// Signs owned entries on write and checks them on read; without it,
     /// owned entries are written unsigned and never served.
     signing: Option<SigningKey>,
+    /// The epoch of the cache's data set as this writer last learned it
+    /// (empty until its first write).
+    epoch: std::sync::Mutex<String>,
+    /// How many epochs this writer has learned (see the module comment).
+    generation: AtomicU64,
 }
-
-/// Calls in a row that may time out before the connection is replaced.
-const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 
 /// The namespace of the cache of the views database at `database_url`: its
 /// database name.
@@ -169,6 +125,8 @@ impl Cache {
             connecting: tokio::sync::Mutex::new(()),
             timeouts: AtomicU32::new(0),
             signing: None,
+            epoch: std::sync::Mutex::new(String::new()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -176,36 +134,6 @@ impl Cache {
     pub fn with_signing(mut self, key: &SigningKey) -> Cache {
         self.signing = Some(key.derive("cache entries"));
         self
-    }
-
-    /// The fields of an entry `key` that `owner` may read: body, owner and
-    /// (with a signing key) their signature.
-    pub fn owned_fields(
-        &self,
-        key: &str,
-        body: String,
-        owner: String,
-    ) -> Vec<(&'static str, String)> {
-        let mut fields = Vec::with_capacity(3);
-        if let Some(signing) = &self.signing {
-            let parts: [&[u8]; 3] = [key.as_bytes(), owner.as_bytes(), body.as_bytes()];
-            fields.push(("sig", signing.sign(&parts)));
-        }
-        fields.push(("body", body));
-        fields.push(("owner", owner));
-        fields
-    }
-
-    /// True when the owner of the entry `key` verifies.
-    fn owner_verifies(&self, key: &str, entry: &Cached) -> bool {
-        let (Some(owner), Some(signing)) = (&entry.owner, &self.signing) else {
-            return entry.owner.is_none();
-        };
-        let parts: [&[u8]; 3] = [key.as_bytes(), owner.as_bytes(), entry.body.as_bytes()];
-        entry
-            .signature
-            .as_deref()
-            .is_some_and(|sig| signing.verify(&parts, sig))
     }
 
     pub fn order_key(&self, id: Uuid) -> String {
@@ -283,21 +211,75 @@ impl Cache {
         Ok(cached(values).filter(|entry| self.owner_verifies(&key, entry)))
     }
 
-    /// Writes `entries` in one pipelined round trip (two when Redis does not
-    /// know the script yet), each under the version guard. Answers how many
-    /// replaced what was there.
-    pub async fn put(&self, entries: &[Entry]) -> Result<usize, CacheError> {
+    /// The generation of the epoch this writer knows: documents built from
+    /// reads that start now are written under it. No I/O.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Learns the cache's epoch (creating it when missing) and answers the
+    /// generation documents built from now on are written under.
+    pub async fn learn_generation(&self) -> Result<u64, CacheError> {
+        let key = self.epoch_key();
+        let mine = Uuid::new_v4().to_string();
+        let candidate = &mine;
+        let held: Option<String> = self
+            .bounded(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(candidate)
+                    .arg("NX")
+                    .arg("GET")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let epoch = held.unwrap_or(mine);
+        let mut known = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        if *known != epoch {
+            *known = epoch;
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(self.generation())
+    }
+
+    fn known_epoch(&self) -> String {
+        self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The key of the cache's epoch.
+    pub fn epoch_key(&self) -> String {
+        format!("{}epoch", self.namespace)
+    }
+
+    /// Writes `entries`, built from reads that started under `generation`,
+    /// in one pipelined round trip (two when Redis does not know the script
+    /// yet), each under the version guard. Answers how many replaced what
+    /// was there, or [`CacheError::Stale`] when the cache was emptied since
+    /// `generation` began (then nothing stale was written, and a new
+    /// generation begins).
+    pub async fn put(&self, generation: u64, entries: &[Entry]) -> Result<usize, CacheError> {
         if entries.is_empty() {
             return Ok(0);
         }
+        if self.known_epoch().is_empty() {
+            self.learn_generation().await?;
+        }
+        if generation != self.generation() {
+            return Err(CacheError::Stale);
+        }
+        let epoch = self.known_epoch();
         let mut pipe = redis::pipe();
+        let epoch_key = self.epoch_key();
         for entry in entries {
             let cmd = pipe
                 .cmd("EVALSHA")
                 .arg(self.guarded_set.get_hash())
-                .arg(1)
+                .arg(2)
                 .arg(&entry.key)
+                .arg(&epoch_key)
                 .arg(TTL_SECONDS)
+                .arg(&epoch)
                 .arg(entry.versions.len());
             for (stream, version) in &entry.versions {
                 cmd.arg(*stream).arg(*version);
@@ -320,6 +302,10 @@ impl Cache {
                 }
             })
             .await?;
+        if written.contains(&-1) {
+            self.learn_generation().await?;
+            return Err(CacheError::Stale);
+        }
         Ok(written.into_iter().filter(|w| *w == 1).count())
     }
 
@@ -331,127 +317,6 @@ impl Cache {
         .await
         .map(|_| ())
     }
-
-    pub fn order_entry(&self, document: &OrderDocument) -> Result<Entry, serde_json::Error> {
-        let key = self.order_key(document.order_id);
-        let body = serde_json::to_string(document)?;
-        let fields = self.owned_fields(&key, body, document.customer_id.clone());
-        Ok(Entry {
-            key,
-            versions: document
-                .versions()
-                .iter()
-                .map(|(stream, version)| (stream.as_str(), *version))
-                .collect(),
-            fields,
-        })
-    }
-
-    pub fn item_entry(&self, document: &ItemDocument) -> Result<Entry, serde_json::Error> {
-        Ok(Entry {
-            key: self.item_key(&document.sku),
-            versions: vec![(AggregateType::CatalogItem.as_str(), document.version)],
-            fields: vec![("body", serde_json::to_string(document)?)],
-        })
-    }
-
-    /// Runs `call` on a connection, within the timeout. When the connection
-    /// itself failed it is dropped, so the next call reconnects; a call that
-    /// only ran out of time leaves it alone (the other calls pipelined on
-    /// it are fine, and a reconnect would cost them all) unless several in
-    /// a row did.
-    async fn bounded<T, F, Fut>(&self, call: F) -> Result<T, CacheError>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = Result<T, RedisError>>,
-    {
-        let outcome = tokio::time::timeout(self.timeout, async {
-            let conn = self.connection().await?;
-            call(conn).await
-        })
-        .await;
-        if outcome.is_err() {
-            if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_RECONNECT {
-                self.timeouts.store(0, Ordering::Relaxed);
-                self.forget_connection();
-            }
-        } else if self.timeouts.load(Ordering::Relaxed) != 0 {
-            self.timeouts.store(0, Ordering::Relaxed);
-        }
-        match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                if e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()
-                {
-                    self.forget_connection();
-                }
-                Err(CacheError::Redis(e))
-            }
-            Err(_) => Err(CacheError::Timeout(self.timeout)),
-        }
-    }
-
-    fn shared_connection(&self) -> Option<MultiplexedConnection> {
-        self.connection.lock().ok().and_then(|slot| slot.clone())
-    }
-
-    fn forget_connection(&self) {
-        if let Ok(mut slot) = self.connection.lock() {
-            *slot = None;
-        }
-    }
-
-    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
-        if let Some(conn) = self.shared_connection() {
-            return Ok(conn);
-        }
-        let _one = self.connecting.lock().await;
-        if let Some(conn) = self.shared_connection() {
-            return Ok(conn);
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout);
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        if let Ok(mut slot) = self.connection.lock() {
-            *slot = Some(conn.clone());
-        }
-        Ok(conn)
-    }
-}
-
-/// The streams whose versions entries carry.
-const CACHED_STREAMS: [AggregateType; 4] = [
-    AggregateType::Order,
-    AggregateType::Payment,
-    AggregateType::Shipment,
-    AggregateType::CatalogItem,
-];
-
-/// An entry read back (`body`, `owner`, `sig`, then the [`CACHED_STREAMS`]' versions),
-/// or `None` when absent, without a body, or not written by [`Cache::put`].
-fn cached(values: Vec<Option<String>>) -> Option<Cached> {
-    let mut values = values.into_iter();
-    let body = values.next().flatten()?;
-    let owner = values.next().flatten();
-    let signature = values.next().flatten();
-    let versions = CACHED_STREAMS
-        .iter()
-        .zip(values)
-        .filter_map(|(stream, value)| Some((*stream, value?.parse().ok()?)))
-        .collect();
-    Some(Cached {
-        body,
-        owner,
-        signature,
-        versions,
-    })
 }
 
 #[cfg(test)]
@@ -467,36 +332,6 @@ mod tests {
         assert_eq!(
             namespace_for("postgres://u@h/t1a2b_views?sslmode=disable"),
             "t1a2b_views:"
-        );
-    }
-
-    #[test]
-    fn entries_read_back_with_their_versions_and_owner() {
-        let some = |v: &str| Some(v.to_owned());
-        let values = vec![
-            some("{}"),
-            some("alice"),
-            some("sig"),
-            some("3"),
-            some("2"),
-            None,
-            None,
-        ];
-        let entry = cached(values).unwrap();
-        assert_eq!(entry.owner.as_deref(), Some("alice"));
-        assert_eq!(
-            (
-                entry.version(AggregateType::Order),
-                entry.version(AggregateType::Payment),
-                entry.version(AggregateType::Shipment)
-            ),
-            (3, 2, 0)
-        );
-        assert_eq!(cached(vec![None; 7]), None, "absent");
-        assert_eq!(
-            cached(vec![None, None, None, some("3"), None, None, None]),
-            None,
-            "no body"
         );
     }
 }

@@ -1,0 +1,141 @@
+//! What the refresher is handed: each committed batch's documents, and
+//! the batches waiting together merged into the newest document of each key.
+
+use std::collections::{BTreeSet, HashMap};
+
+use uuid::Uuid;
+
+use crate::documents::{ItemDocument, OrderDocument};
+
+/// The documents a committed batch changed, as it left them.
+#[derive(Debug, Default)]
+pub struct Fresh {
+    pub items: Vec<ItemDocument>,
+    pub orders: Vec<OrderDocument>,
+    /// Keys of records the batch skipped as already applied: whoever applied
+    /// them may have died before writing their documents, so these are
+    /// written again from PostgreSQL.
+    pub reload: Touched,
+    /// The cache's generation when the batch began to read
+    /// ([`Refresher::generation`]).
+    pub generation: u64,
+}
+
+impl Fresh {
+    /// The keys of the documents (and of those to reload).
+    pub fn touched(&self) -> Touched {
+        let mut touched = Touched {
+            items: self.items.iter().map(|i| i.sku.clone()).collect(),
+            orders: self.orders.iter().map(|o| o.order_id).collect(),
+        };
+        touched.merge(self.reload.clone());
+        touched
+    }
+}
+
+/// The keys of cached documents.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub items: BTreeSet<String>,
+    pub orders: BTreeSet<Uuid>,
+}
+
+impl Touched {
+    pub fn len(&self) -> usize {
+        self.items.len() + self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn merge(&mut self, other: Touched) {
+        self.items.extend(other.items);
+        self.orders.extend(other.orders);
+    }
+}
+
+/// The newest document of each key among the batches taken together.
+#[derive(Default)]
+pub(super) struct Merged {
+    pub(super) items: HashMap<String, ItemDocument>,
+    pub(super) orders: HashMap<Uuid, OrderDocument>,
+    pub(super) reload: Touched,
+    /// The oldest generation of the batches.
+    pub(super) generation: Option<u64>,
+}
+
+impl Merged {
+    pub(super) fn add(&mut self, fresh: Fresh) {
+        self.reload.merge(fresh.reload);
+        self.generation = Some(
+            self.generation
+                .map_or(fresh.generation, |g| g.min(fresh.generation)),
+        );
+        for item in fresh.items {
+            let newer = self
+                .items
+                .get(&item.sku)
+                .is_none_or(|held| held.version <= item.version);
+            if newer {
+                self.items.insert(item.sku.clone(), item);
+            }
+        }
+        for order in fresh.orders {
+            let sum = |o: &OrderDocument| o.versions().iter().map(|(_, v)| v).sum::<i64>();
+            let newer = self
+                .orders
+                .get(&order.order_id)
+                .is_none_or(|held| sum(held) <= sum(&order));
+            if newer {
+                self.orders.insert(order.order_id, order);
+            }
+        }
+    }
+
+    pub(super) fn touched(&self) -> Touched {
+        Touched {
+            items: self.items.keys().cloned().collect(),
+            orders: self.orders.keys().copied().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::documents;
+    use chrono::Utc;
+
+    fn item(sku: &str, version: i64) -> ItemDocument {
+        ItemDocument {
+            sku: sku.into(),
+            name: "Mug".into(),
+            unit_price: documents::Price {
+                minor: 100,
+                currency: "USD".into(),
+            },
+            on_hand: version,
+            reserved: 0,
+            available: version,
+            version,
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn merging_batches_keeps_the_newest_document_of_each_key() {
+        let mut merged = Merged::default();
+        merged.add(Fresh {
+            items: vec![item("A", 2), item("B", 1)],
+            ..Fresh::default()
+        });
+        merged.add(Fresh {
+            items: vec![item("A", 3), item("B", 0)],
+            ..Fresh::default()
+        });
+        assert_eq!(merged.items["A"].version, 3);
+        assert_eq!(merged.items["B"].version, 1);
+        assert_eq!(merged.touched().items.len(), 2);
+    }
+}
