@@ -14,10 +14,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod auth;
 pub mod browser;
 pub mod chaos;
 pub mod latency;
 pub mod processor;
+pub mod records;
 pub mod shop;
 pub mod views;
 
@@ -41,14 +43,6 @@ pub fn envelope(
         fingerprint: events::command::CommandEnvelope::fingerprint_of(aggregate_id, None, &command),
         issued_by: by,
         command,
-    }
-}
-
-/// The principal of an operator's commands in tests.
-pub fn operator() -> events::command::Principal {
-    events::command::Principal {
-        subject: "ops".into(),
-        role: events::command::Role::Admin,
     }
 }
 

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use command::bus::{CommandBus, Dispatch, KafkaBus};
 use events::command::{CommandEnvelope, DomainCommand, Outcome, Reply};
-use events::domain::{Address, CatalogCommand, CatalogEvent, Currency, Money};
+use events::domain::{
+    Address, CatalogCommand, CatalogEvent, Currency, CustomerId, Money, OrderCommand, OrderLine,
+    Sku,
+};
 use events::message::EventPayload;
 use events::{AggregateType, EventMeta, kafka};
 use futures::StreamExt;
@@ -19,7 +22,11 @@ use uuid::Uuid;
 use crate::{TestEnv, read_topic, spawn_process};
 
 pub fn envelope(sku: &str, command: CatalogCommand) -> CommandEnvelope {
-    crate::envelope(sku, crate::operator(), DomainCommand::CatalogItem(command))
+    crate::envelope(
+        sku,
+        crate::auth::operator(),
+        DomainCommand::CatalogItem(command),
+    )
 }
 
 /// `minor` cents of US dollars.
@@ -35,6 +42,24 @@ pub fn address() -> Address {
         city: "Berlin".into(),
         postal_code: "10115".into(),
         country: "DE".into(),
+    }
+}
+
+/// `customer`'s order of `lines` (SKU, quantity) in US dollars, shipped to
+/// [`address`] and paid with a token the sandbox provider accepts.
+pub fn place_order(customer: &str, lines: &[(&str, u32)]) -> OrderCommand {
+    OrderCommand::PlaceOrder {
+        customer_id: CustomerId::new(customer).unwrap(),
+        currency: Currency::new("USD").unwrap(),
+        lines: lines
+            .iter()
+            .map(|&(sku, quantity)| OrderLine {
+                sku: Sku::new(sku).unwrap(),
+                quantity,
+            })
+            .collect(),
+        shipping_address: address(),
+        payment_token: "tok_ok".into(),
     }
 }
 

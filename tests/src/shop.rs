@@ -4,20 +4,12 @@
 
 use std::time::Duration;
 
-use events::command::{Principal, Role};
+use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{JWT_SECRET, Service, TestEnv, eventually, spawn_process};
-
-pub fn token(role: Role, subject: &str) -> String {
-    let principal = Principal {
-        subject: subject.into(),
-        role,
-    };
-    events::auth::mint_hs256(JWT_SECRET.as_bytes(), &principal, Duration::from_secs(3600))
-        .expect("minting a token")
-}
+use crate::auth::token;
+use crate::{Service, TestEnv, eventually, spawn_process};
 
 /// The public APIs of a running shop.
 pub struct Shop {

@@ -1,7 +1,8 @@
 //! The views checked against the log: the catalog, orders, timeline and
 //! sales tables must equal the fold of every event, as the projector's pure
-//! folds compute it. Shared by the crash and replay tests; [`query`] reads
-//! them through the query API.
+//! folds compute it. Shared by the crash and replay tests, with the
+//! projector as a process of its own that they can kill; [`traffic`] sends the
+//! orders they fold and [`query`] reads the views through the query API.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 use crate::{TestEnv, eventually, fold, log};
 
 pub mod query;
+pub mod traffic;
 
 /// The Redis cache of the test's views, as the query API reads it (its
 /// namespace, and entries checked under the tests' signing key).
@@ -26,6 +28,26 @@ pub fn cache(env: &TestEnv) -> projections::cache::Cache {
     )
     .expect("the test's cache")
     .with_signing(&crate::auth_config().signing)
+}
+
+/// The projector service (`binary`: the test's
+/// `CARGO_BIN_EXE_projections-service`) in a process of its own, in the
+/// test's consumer group, caching in the Redis at `redis_url`; answers the
+/// process and its HTTP address.
+pub async fn projector_process(
+    binary: &str,
+    env: &TestEnv,
+    redis_url: &str,
+) -> (tokio::process::Child, String) {
+    let vars = [
+        ("KAFKA_BROKERS", env.kafka.brokers.clone()),
+        ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
+        ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
+        ("GROUP_ID", format!("t{}-projections", env.id)),
+        ("DATABASE_URL", env.views_db_url.clone()),
+        ("REDIS_URL", redis_url.to_owned()),
+    ];
+    crate::spawn_process(binary, &vars).await
 }
 
 /// PostgreSQL keeps microseconds.

@@ -194,7 +194,7 @@ async fn a_query_api_with_only_the_public_key_verifies_tokens_of_the_private_key
         sign(&claims(serde_json::json!({"aud": "another-api"}))),
         sign(&claims(serde_json::json!({"iss": "someone-else"}))),
         sign(&claims(serde_json::json!({"exp": now + 365 * 86_400}))),
-        tests::shop::token(Role::Admin, "ops"),
+        tests::auth::token(Role::Admin, "ops"),
     ];
     for attack in attacks {
         let answer = get(&query, "/dead-letters", &attack).await;
@@ -273,7 +273,7 @@ async fn a_query_api_fetches_a_jwks_and_verifies_by_key_id() {
     for forged in [
         signed("k1", ED_PRIVATE),
         signed("k2", JWKS_PRIVATE),
-        tests::shop::token(Role::Admin, "ops"),
+        tests::auth::token(Role::Admin, "ops"),
     ] {
         let answer = get(&query, "/dead-letters", &forged).await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{forged}");

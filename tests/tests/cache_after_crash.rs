@@ -11,14 +11,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use command::bus::KafkaBus;
-use events::command::{DomainCommand, Principal, Role};
-use events::domain::{
-    Currency, CustomerId, OrderCommand, OrderId, OrderLine, ShipmentCommand, Sku,
-};
+use events::command::{DomainCommand, Role};
+use events::domain::{OrderId, ShipmentCommand};
 use projections::cache::Cache;
 use projections::documents;
 use serde_json::Value;
-use tests::{TestEnv, eventually, spawn_process};
+use tests::auth::{system, who};
+use tests::{TestEnv, eventually};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -71,24 +70,10 @@ fn via(url: &str, addr: SocketAddr) -> String {
     url.to_string()
 }
 
-fn system() -> Principal {
-    Principal {
-        subject: "saga".into(),
-        role: Role::System,
-    }
-}
-
 /// A projector process whose cache is `redis_url`.
 async fn projector(env: &TestEnv, redis_url: &str) -> tokio::process::Child {
-    let vars = [
-        ("KAFKA_BROKERS", env.kafka.brokers.clone()),
-        ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
-        ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
-        ("GROUP_ID", format!("t{}-projections", env.id)),
-        ("DATABASE_URL", env.views_db_url.clone()),
-        ("REDIS_URL", redis_url.to_owned()),
-    ];
-    spawn_process(env!("CARGO_BIN_EXE_projections-service"), &vars)
+    let binary = env!("CARGO_BIN_EXE_projections-service");
+    tests::views::projector_process(binary, env, redis_url)
         .await
         .0
 }
@@ -114,20 +99,8 @@ async fn a_cache_write_lost_with_a_killed_projector_is_redone_from_postgres() {
 
     let order_id = OrderId::from(Uuid::now_v7());
     let id = *order_id.as_uuid();
-    let place = OrderCommand::PlaceOrder {
-        customer_id: CustomerId::new("alice").unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: vec![OrderLine {
-            sku: Sku::new("LAMP-1").unwrap(),
-            quantity: 1,
-        }],
-        shipping_address: tests::processor::address(),
-        payment_token: "tok_ok".into(),
-    };
-    let alice = Principal {
-        subject: "alice".into(),
-        role: Role::Customer,
-    };
+    let place = tests::processor::place_order("alice", &[("LAMP-1", 1)]);
+    let alice = who(Role::Customer, "alice");
     tests::processor::accepted(
         &bus,
         &order_id.to_string(),

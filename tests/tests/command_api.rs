@@ -1,21 +1,12 @@
 //! The command HTTP API on the real stack: idempotency keys, optimistic
 //! concurrency, ownership, and bad input that must leave the log untouched.
 
-use std::time::Duration;
-
 use events::AggregateType;
-use events::command::{Principal, Role};
+use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tests::auth::token;
 use tests::{JWT_SECRET, Service, TestEnv, read_topic};
-
-fn token(role: Role, subject: &str) -> String {
-    let principal = Principal {
-        subject: subject.into(),
-        role,
-    };
-    command::auth::mint_hs256(JWT_SECRET.as_bytes(), &principal, Duration::from_secs(600)).unwrap()
-}
 
 async fn post(
     api: &Service,

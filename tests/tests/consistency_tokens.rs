@@ -10,7 +10,8 @@ use events::AggregateType;
 use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::shop::{OrderSpec, Shop, token};
+use tests::auth::token;
+use tests::shop::{OrderSpec, Shop};
 use tests::{Service, TestEnv};
 
 async fn get(

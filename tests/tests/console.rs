@@ -9,7 +9,7 @@ use events::command::Role;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::shop::token;
+use tests::auth::token;
 use tests::{Service, TestEnv, eventually};
 
 const LIMIT: Duration = Duration::from_secs(60);

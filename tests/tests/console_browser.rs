@@ -6,13 +6,14 @@
 
 use std::time::Duration;
 
-use events::AggregateType;
 use events::command::Role;
 use fantoccini::Locator;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use tests::TestEnv;
+use tests::auth::token;
 use tests::browser::Browser;
-use tests::shop::{OrderSpec, Shop, terminal_saga, token};
+use tests::records::poison;
+use tests::shop::{OrderSpec, Shop, terminal_saga};
 
 const LIMIT: Duration = Duration::from_secs(90);
 const UI: Duration = Duration::from_secs(20);
@@ -159,11 +160,7 @@ async fn an_admin_finds_an_order_resolves_a_parked_saga_sees_lag_and_skips_a_dea
 
     // A poison record: its dead letter shows up, and Skip removes it.
     let producer: FutureProducer = env.kafka.producer().create().unwrap();
-    let topic = env.kafka.events_topic(AggregateType::Order);
-    let poison = FutureRecord::<str, [u8]>::to(&topic)
-        .key("poison")
-        .payload(b"{not json");
-    producer.send(poison, Duration::from_secs(5)).await.unwrap();
+    poison(&producer, &env, "poison").await;
     let letter = "#dead-letters tbody tr[data-id]";
     browser.wait_for(letter, UI).await;
     browser.click(&format!("{letter} button.skip"), UI).await;

@@ -7,54 +7,12 @@
 
 use std::time::Duration;
 
-use events::domain::{Currency, CustomerId, OrderEvent, OrderLine, Sku};
-use events::{AggregateType, EventMeta, kafka, new_id};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use events::AggregateType;
+use events::domain::OrderEvent;
+use rdkafka::producer::FutureProducer;
+use tests::records::{append, placed, poison};
 use tests::{TestEnv, eventually};
 use uuid::Uuid;
-
-fn placed() -> OrderEvent {
-    OrderEvent::OrderPlaced {
-        customer_id: CustomerId::new("owner").unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: vec![OrderLine {
-            sku: Sku::new("SKU-1").unwrap(),
-            quantity: 1,
-        }],
-        shipping_address: tests::processor::address(),
-        payment_token: "tok_ok".into(),
-    }
-}
-
-async fn send_event(
-    producer: &FutureProducer,
-    topic: &str,
-    order: Uuid,
-    sequence: u64,
-    event: &OrderEvent,
-) {
-    let id = new_id();
-    let meta = EventMeta {
-        event_id: id,
-        event_type: event.event_type().into(),
-        schema_version: OrderEvent::SCHEMA_VERSION,
-        aggregate_type: AggregateType::Order,
-        aggregate_id: order.to_string(),
-        sequence,
-        occurred_at: chrono::Utc::now(),
-        command_id: id,
-        correlation_id: order,
-        causation_id: id,
-        traceparent: None,
-    };
-    let payload = serde_json::to_vec(event).unwrap();
-    let key = order.to_string();
-    let record = FutureRecord::to(topic)
-        .key(&key)
-        .payload(&payload)
-        .headers(kafka::to_headers(&meta));
-    producer.send(record, Duration::from_secs(5)).await.unwrap();
-}
 
 #[tokio::test]
 async fn later_events_of_a_poisoned_order_are_held_back() {
@@ -65,21 +23,18 @@ async fn later_events_of_a_poisoned_order_are_held_back() {
         .unwrap();
     let _projections = env.spawn_projections().await;
     let producer: FutureProducer = env.kafka.producer().create().unwrap();
-    let topic = env.kafka.events_topic(AggregateType::Order);
+    let orders = AggregateType::Order;
     let (poisoned, healthy) = (Uuid::now_v7(), Uuid::now_v7());
 
-    send_event(&producer, &topic, poisoned, 1, &placed()).await;
+    append(&producer, &env, orders, poisoned, 1, &placed("owner")).await;
     let key = poisoned.to_string();
-    let poison = FutureRecord::<str, [u8]>::to(&topic)
-        .key(&key)
-        .payload(b"{not json");
-    producer.send(poison, Duration::from_secs(5)).await.unwrap();
+    poison(&producer, &env, &key).await;
     let cancel = OrderEvent::OrderCancellationRequested {
         reason: "late".into(),
     };
-    send_event(&producer, &topic, poisoned, 3, &cancel).await;
-    send_event(&producer, &topic, healthy, 1, &placed()).await;
-    send_event(&producer, &topic, healthy, 2, &cancel).await;
+    append(&producer, &env, orders, poisoned, 3, &cancel).await;
+    append(&producer, &env, orders, healthy, 1, &placed("owner")).await;
+    append(&producer, &env, orders, healthy, 2, &cancel).await;
 
     let views = sqlx::PgPool::connect(&env.views_db_url).await.unwrap();
     let version = |id: Uuid| {

@@ -8,24 +8,17 @@
 use std::time::{Duration, Instant};
 
 use events::AggregateType;
-use events::command::{Principal, Role};
+use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::json;
-use tests::{JWT_SECRET, TestEnv, eventually, read_topic};
+use tests::auth::token;
+use tests::{TestEnv, eventually, read_topic};
 
 #[tokio::test]
 async fn kafka_down_fails_fast_and_a_retry_applies_once() {
     let env = TestEnv::new();
     let api = env.spawn_command().await;
-    let admin = command::auth::mint_hs256(
-        JWT_SECRET.as_bytes(),
-        &Principal {
-            subject: "ops".into(),
-            role: Role::Admin,
-        },
-        Duration::from_secs(600),
-    )
-    .unwrap();
+    let admin = token(Role::Admin, "ops");
     let item =
         json!({"sku": "OUT-1", "name": "Lamp", "unit_price": 5000, "currency": "USD", "stock": 1});
     let created = api

@@ -9,7 +9,7 @@ use events::http::{HttpConfig, RateLimit};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tests::TestEnv;
-use tests::shop::token;
+use tests::auth::token;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::shop::{OrderSpec, Shop, terminal_saga, token};
+use tests::auth::token;
+use tests::shop::{OrderSpec, Shop, terminal_saga};
 use tests::{Service, TestEnv};
 
 const LIMIT: Duration = Duration::from_secs(60);

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
+use tests::auth::token;
 use tests::{TestEnv, eventually};
 
 #[tokio::test]
@@ -15,15 +17,7 @@ async fn a_probe_travels_from_command_api_to_query_api() {
     let query = env.spawn_query_api().await;
     let _sagas = env.spawn_sagas().await;
 
-    let admin = command::auth::mint_hs256(
-        tests::JWT_SECRET.as_bytes(),
-        &events::command::Principal {
-            subject: "ops".into(),
-            role: events::command::Role::Admin,
-        },
-        Duration::from_secs(600),
-    )
-    .unwrap();
+    let admin = token(Role::Admin, "ops");
     let response = command
         .http
         .post(command.url("/probes"))

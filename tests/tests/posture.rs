@@ -8,7 +8,7 @@ use events::http::HttpConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::TestEnv;
-use tests::shop::token;
+use tests::auth::token;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]

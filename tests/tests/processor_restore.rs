@@ -21,7 +21,7 @@ use command::bus::{CommandBus, Dispatch, KafkaBus};
 use command::processor::snapshot::{self, CHECKPOINT_KEY, Checkpoint, SNAPSHOT_LAG, Slot};
 use command::processor::store::Versioned;
 use events::command::{DomainCommand, Outcome};
-use events::domain::{CatalogCommand, CatalogEvent, Currency, Money};
+use events::domain::{CatalogCommand, CatalogEvent};
 use events::{AggregateType, EventMeta, KafkaConfig, kafka, new_id};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -60,7 +60,7 @@ fn produce_history(kafka: &KafkaConfig) {
     let topic = kafka.events_topic(AggregateType::CatalogItem);
     let created = CatalogEvent::ItemCreated {
         name: "Bolt".into(),
-        unit_price: Money::new(5, Currency::new("USD").unwrap()),
+        unit_price: tests::processor::usd(5),
         initial_stock: 0,
     };
     let restocked = CatalogEvent::Restocked { quantity: 1 };
@@ -176,7 +176,7 @@ async fn kill(mut child: tokio::process::Child) {
 async fn restock(bus: &KafkaBus) -> u64 {
     let command = tests::envelope(
         SKU,
-        tests::operator(),
+        tests::auth::operator(),
         DomainCommand::CatalogItem(CatalogCommand::Restock { quantity: 1 }),
     );
     match bus

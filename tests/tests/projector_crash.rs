@@ -9,97 +9,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use command::bus::{CommandBus, KafkaBus};
+use command::bus::KafkaBus;
 use events::AggregateType;
-use events::command::{DomainCommand, Principal, Role};
-use events::domain::{
-    CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderEvent, OrderId, OrderLine,
-    PricedLine, Sku,
-};
-use tests::views::{assert_views_equal_the_fold, expected_sales};
-use tests::{TestEnv, eventually, log, spawn_process};
-use uuid::Uuid;
+use events::domain::OrderEvent;
+use tests::views::traffic::{self, create_items};
+use tests::views::{assert_views_equal_the_fold, expected_sales, projector_process};
+use tests::{TestEnv, eventually, log};
 
 const ORDERS: usize = 2000;
 const SKUS: usize = 5;
 const KILLS: usize = 5;
 
-fn usd(minor: i64) -> Money {
-    Money::new(minor, Currency::new("USD").unwrap())
-}
-
-/// Produces a command without waiting for its outcome.
-async fn fire(bus: &KafkaBus, id: &str, role: Role, command: DomainCommand) {
-    fire_as(bus, id, role, "ops", command).await;
-}
-
-/// Produces a command of `subject` without waiting for its outcome.
-async fn fire_as(bus: &KafkaBus, id: &str, role: Role, subject: &str, command: DomainCommand) {
-    bus.dispatch(
-        tests::envelope(
-            id,
-            Principal {
-                subject: subject.into(),
-                role,
-            },
-            command,
-        ),
-        Duration::ZERO,
-    )
-    .await
-    .unwrap();
-}
-
 fn sku(n: usize) -> String {
     format!("CRASH-{}", n % SKUS)
 }
 
-/// The commands of the `n`th order: placed, its stock reserved, priced, and
-/// every other one confirmed (every tenth then cancelled).
+/// The `n`th order: one to three units, forty customers.
 async fn one_order(bus: &KafkaBus, n: usize) {
-    let order_id = OrderId::from(Uuid::now_v7());
-    let id = order_id.to_string();
     let quantity = 1 + (n % 3) as u32;
-    let customer = format!("c{}", n % 40);
-    let place = OrderCommand::PlaceOrder {
-        customer_id: CustomerId::new(customer.clone()).unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: vec![OrderLine {
-            sku: Sku::new(sku(n)).unwrap(),
-            quantity,
-        }],
-        shipping_address: tests::processor::address(),
-        payment_token: "tok_ok".into(),
-    };
-    let place = DomainCommand::Order(place);
-    fire_as(bus, &id, Role::Customer, &customer, place).await;
-    let reserve = CatalogCommand::ReserveStock { order_id, quantity };
-    fire(
-        bus,
-        &sku(n),
-        Role::Admin,
-        DomainCommand::CatalogItem(reserve),
-    )
-    .await;
-    let price = OrderCommand::PriceOrder {
-        lines: vec![PricedLine {
-            sku: Sku::new(sku(n)).unwrap(),
-            quantity,
-            unit_price: usd(100),
-        }],
-        total: usd(100 * i64::from(quantity)),
-    };
-    fire(bus, &id, Role::System, DomainCommand::Order(price)).await;
-    if matches!(n % 2, 0) {
-        let confirm = DomainCommand::Order(OrderCommand::ConfirmOrder);
-        fire(bus, &id, Role::System, confirm).await;
-    }
-    if matches!(n % 10, 0) {
-        let cancel = OrderCommand::CancelOrder {
-            reason: "refunded".into(),
-        };
-        fire(bus, &id, Role::System, DomainCommand::Order(cancel)).await;
-    }
+    traffic::one_order(bus, n, &format!("c{}", n % 40), &sku(n), quantity).await;
 }
 
 /// The projector in a process of its own.
@@ -110,15 +38,8 @@ struct Projector {
 
 impl Projector {
     async fn start(env: &TestEnv) -> Projector {
-        let vars = [
-            ("KAFKA_BROKERS", env.kafka.brokers.clone()),
-            ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
-            ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
-            ("GROUP_ID", format!("t{}-projections", env.id)),
-            ("DATABASE_URL", env.views_db_url.clone()),
-            ("REDIS_URL", env.redis_url.clone()),
-        ];
-        let (process, addr) = spawn_process(env!("CARGO_BIN_EXE_projections-service"), &vars).await;
+        let binary = env!("CARGO_BIN_EXE_projections-service");
+        let (process, addr) = projector_process(binary, env, &env.redis_url).await;
         Projector { process, addr }
     }
 
@@ -137,20 +58,7 @@ async fn a_projector_killed_five_times_still_equals_the_fold() {
             .await
             .unwrap(),
     );
-    for n in 0..SKUS {
-        let create = CatalogCommand::CreateItem {
-            name: "Mug".into(),
-            unit_price: usd(100),
-            initial_stock: 1_000_000,
-        };
-        fire(
-            &bus,
-            &sku(n),
-            Role::Admin,
-            DomainCommand::CatalogItem(create),
-        )
-        .await;
-    }
+    create_items(&bus, &(0..SKUS).map(sku).collect::<Vec<_>>()).await;
     let mut projector = Projector::start(&env).await;
 
     // Forty clients, each sending its share of the orders.

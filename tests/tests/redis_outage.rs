@@ -8,38 +8,22 @@
 use std::time::Duration;
 
 use command::bus::KafkaBus;
-use events::command::{DomainCommand, Principal, Role};
-use events::domain::{
-    CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderId, OrderLine, Sku,
-};
+use events::command::{DomainCommand, Role};
+use events::domain::{CatalogCommand, OrderId};
 use projections::documents;
 use reqwest::StatusCode;
 use serde_json::Value;
+use tests::auth::{operator, token, who};
+use tests::processor::usd;
 use tests::{Service, TestEnv, eventually};
 use uuid::Uuid;
-
-fn who(role: Role, subject: &str) -> Principal {
-    Principal {
-        subject: subject.into(),
-        role,
-    }
-}
-
-fn token(principal: &Principal) -> String {
-    command::auth::mint_hs256(
-        tests::JWT_SECRET.as_bytes(),
-        principal,
-        Duration::from_secs(600),
-    )
-    .unwrap()
-}
 
 async fn restock(bus: &KafkaBus, quantity: u32) -> u64 {
     let command = CatalogCommand::Restock { quantity };
     tests::processor::accepted(
         bus,
         "LAMP-1",
-        who(Role::Admin, "ops"),
+        operator(),
         DomainCommand::CatalogItem(command),
     )
     .await
@@ -47,16 +31,7 @@ async fn restock(bus: &KafkaBus, quantity: u32) -> u64 {
 
 async fn place(bus: &KafkaBus, customer: &str) -> OrderId {
     let order_id = OrderId::from(Uuid::now_v7());
-    let command = OrderCommand::PlaceOrder {
-        customer_id: CustomerId::new(customer).unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: vec![OrderLine {
-            sku: Sku::new("LAMP-1").unwrap(),
-            quantity: 1,
-        }],
-        shipping_address: tests::processor::address(),
-        payment_token: "tok_ok".into(),
-    };
+    let command = tests::processor::place_order(customer, &[("LAMP-1", 1)]);
     tests::processor::accepted(
         bus,
         &order_id.to_string(),
@@ -125,19 +100,19 @@ async fn reads_survive_a_redis_outage_and_the_cache_catches_up() {
     let bus = KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
         .await
         .unwrap();
-    let admin = token(&who(Role::Admin, "ops"));
-    let alice = token(&who(Role::Customer, "alice"));
-    let bob = token(&who(Role::Customer, "bob"));
+    let admin = token(Role::Admin, "ops");
+    let alice = token(Role::Customer, "alice");
+    let bob = token(Role::Customer, "bob");
 
     let create = CatalogCommand::CreateItem {
         name: "Lamp".into(),
-        unit_price: Money::new(5000, Currency::new("USD").unwrap()),
+        unit_price: usd(5000),
         initial_stock: 10,
     };
     tests::processor::accepted(
         &bus,
         "LAMP-1",
-        who(Role::Admin, "ops"),
+        operator(),
         DomainCommand::CatalogItem(create),
     )
     .await;

@@ -8,110 +8,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use command::bus::{CommandBus, KafkaBus};
+use command::bus::KafkaBus;
 use events::AggregateType;
-use events::command::{DomainCommand, Principal, Role};
-use events::domain::{
-    CatalogCommand, Currency, CustomerId, Money, OrderCommand, OrderEvent, OrderId, OrderLine,
-    PricedLine, Sku,
-};
+use events::domain::{OrderEvent, OrderId};
 use serde_json::Value;
-use tests::views::{assert_views_equal_the_fold, expected_sales};
+use tests::views::{assert_views_equal_the_fold, expected_sales, traffic};
 use tests::{TestEnv, eventually, log};
-use uuid::Uuid;
 
 const SKUS: usize = 4;
-
-fn usd(minor: i64) -> Money {
-    Money::new(minor, Currency::new("USD").unwrap())
-}
 
 fn sku(n: usize) -> String {
     format!("RP-{}", n % SKUS)
 }
 
-async fn fire(bus: &KafkaBus, id: &str, role: Role, subject: &str, command: DomainCommand) {
-    let by = Principal {
-        subject: subject.into(),
-        role,
-    };
-    let envelope = tests::envelope(id, by, command);
-    bus.dispatch(envelope, Duration::ZERO).await.unwrap();
-}
-
 async fn create_items(bus: &KafkaBus) {
-    for n in 0..SKUS {
-        let create = CatalogCommand::CreateItem {
-            name: "Mug".into(),
-            unit_price: usd(100),
-            initial_stock: 1_000_000,
-        };
-        fire(
-            bus,
-            &sku(n),
-            Role::Admin,
-            "ops",
-            DomainCommand::CatalogItem(create),
-        )
-        .await;
-    }
+    traffic::create_items(bus, &(0..SKUS).map(sku).collect::<Vec<_>>()).await;
 }
 
-/// Placed, reserved, priced; every other order confirmed, every tenth cancelled.
+/// The `n`th order: one unit, ten customers.
 async fn one_order(bus: &KafkaBus, n: usize) -> OrderId {
-    let order_id = OrderId::from(Uuid::now_v7());
-    let id = order_id.to_string();
-    let customer = format!("c{}", n % 10);
-    let place = OrderCommand::PlaceOrder {
-        customer_id: CustomerId::new(customer.clone()).unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: vec![OrderLine {
-            sku: Sku::new(sku(n)).unwrap(),
-            quantity: 1,
-        }],
-        shipping_address: tests::processor::address(),
-        payment_token: "tok_ok".into(),
-    };
-    fire(
-        bus,
-        &id,
-        Role::Customer,
-        &customer,
-        DomainCommand::Order(place),
-    )
-    .await;
-    let reserve = CatalogCommand::ReserveStock {
-        order_id,
-        quantity: 1,
-    };
-    fire(
-        bus,
-        &sku(n),
-        Role::Admin,
-        "ops",
-        DomainCommand::CatalogItem(reserve),
-    )
-    .await;
-    let price = OrderCommand::PriceOrder {
-        lines: vec![PricedLine {
-            sku: Sku::new(sku(n)).unwrap(),
-            quantity: 1,
-            unit_price: usd(100),
-        }],
-        total: usd(100),
-    };
-    fire(bus, &id, Role::System, "saga", DomainCommand::Order(price)).await;
-    if n.is_multiple_of(2) {
-        let confirm = DomainCommand::Order(OrderCommand::ConfirmOrder);
-        fire(bus, &id, Role::System, "saga", confirm).await;
-    }
-    if n.is_multiple_of(10) {
-        let cancel = OrderCommand::CancelOrder {
-            reason: "refunded".into(),
-        };
-        fire(bus, &id, Role::System, "saga", DomainCommand::Order(cancel)).await;
-    }
-    order_id
+    traffic::one_order(bus, n, &format!("c{}", n % 10), &sku(n), 1).await
 }
 
 /// Sends orders `range` from `clients` concurrent clients.

@@ -8,7 +8,8 @@ use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::TestEnv;
-use tests::shop::{OrderSpec, Shop, saga_state, terminal_saga, token};
+use tests::auth::token;
+use tests::shop::{OrderSpec, Shop, saga_state, terminal_saga};
 
 const LIMIT: Duration = Duration::from_secs(90);
 

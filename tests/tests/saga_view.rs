@@ -8,52 +8,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use events::command::{Principal, Role};
-use events::domain::{
-    Currency, CustomerId, OrderEvent, OrderLine, SagaEvent, SagaProgress, SagaStatus, Sku,
-    StepRecord,
-};
-use events::message::EventPayload;
-use events::{AggregateType, EventMeta, kafka, new_id};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use events::AggregateType;
+use events::command::Role;
+use events::domain::{CustomerId, SagaEvent, SagaProgress, SagaStatus, StepRecord};
+use rdkafka::producer::FutureProducer;
 use reqwest::StatusCode;
 use serde_json::Value;
+use tests::auth::token;
+use tests::records::{append, placed};
 use tests::{Service, TestEnv, eventually};
 use uuid::Uuid;
-
-/// Appends `event` as the `sequence`th of `order`'s `stream`; answers where it landed.
-async fn append<E: EventPayload>(
-    producer: &FutureProducer,
-    env: &TestEnv,
-    stream: AggregateType,
-    order: Uuid,
-    sequence: u64,
-    event: &E,
-) -> (i32, i64) {
-    let id = new_id();
-    let meta = EventMeta {
-        event_id: id,
-        event_type: event.event_type().into(),
-        schema_version: E::SCHEMA_VERSION,
-        aggregate_type: stream,
-        aggregate_id: order.to_string(),
-        sequence,
-        occurred_at: Utc::now(),
-        command_id: id,
-        correlation_id: order,
-        causation_id: id,
-        traceparent: None,
-    };
-    let payload = serde_json::to_vec(event).unwrap();
-    let key = order.to_string();
-    let topic = env.kafka.events_topic(stream);
-    let record = FutureRecord::to(&topic)
-        .key(&key)
-        .payload(&payload)
-        .headers(kafka::to_headers(&meta));
-    let delivery = producer.send(record, Duration::from_secs(5)).await.unwrap();
-    (delivery.partition, delivery.offset)
-}
 
 fn step(name: &str, started_at: DateTime<Utc>, outcome: Option<&str>) -> StepRecord {
     StepRecord {
@@ -85,32 +49,6 @@ fn progress(customer: &str, status: SagaStatus, steps: usize) -> SagaProgress {
         last_error: (steps == 3).then(|| "provider timed out".to_owned()),
         history,
     }
-}
-
-fn placed(customer: &str) -> OrderEvent {
-    OrderEvent::OrderPlaced {
-        customer_id: CustomerId::new(customer).unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: vec![OrderLine {
-            sku: Sku::new("SKU-1").unwrap(),
-            quantity: 1,
-        }],
-        shipping_address: tests::processor::address(),
-        payment_token: "tok_ok".into(),
-    }
-}
-
-fn bearer(role: Role, subject: &str) -> String {
-    let principal = Principal {
-        subject: subject.into(),
-        role,
-    };
-    command::auth::mint_hs256(
-        tests::JWT_SECRET.as_bytes(),
-        &principal,
-        Duration::from_secs(600),
-    )
-    .unwrap()
 }
 
 async fn get(
@@ -216,7 +154,7 @@ async fn write_sagas(env: &TestEnv) -> Sagas {
 /// Strangers, carriers, bad ids, unknown sagas and tokens the view has not
 /// reached get problems.
 async fn refusals(query: &Service, sagas: &Sagas) {
-    let admin = bearer(Role::Admin, "ops");
+    let admin = token(Role::Admin, "ops");
     let path = format!("/sagas/{}", sagas.parked);
     let unknown = format!("/sagas/{}", Uuid::now_v7());
     let parked = sagas.parked.to_string();
@@ -224,14 +162,14 @@ async fn refusals(query: &Service, sagas: &Sagas) {
     let cases = [
         (
             &path,
-            bearer(Role::Customer, "bob"),
+            token(Role::Customer, "bob"),
             None,
             StatusCode::NOT_FOUND,
             "not_found",
         ),
         (
             &path,
-            bearer(Role::Carrier, "dhl"),
+            token(Role::Carrier, "dhl"),
             None,
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -273,8 +211,8 @@ async fn the_saga_view_shows_the_latest_progress_to_whom_it_may() {
     let projections = env.spawn_projections().await;
     let query = env.spawn_query_api().await;
     let sagas = write_sagas(&env).await;
-    let admin = bearer(Role::Admin, "ops");
-    let alice = bearer(Role::Customer, "alice");
+    let admin = token(Role::Admin, "ops");
+    let alice = token(Role::Customer, "alice");
     let path = format!("/sagas/{}", sagas.parked);
 
     let body = ok(get(&query, &path, &admin, None).await).await;
@@ -311,7 +249,7 @@ async fn the_saga_view_shows_the_latest_progress_to_whom_it_may() {
     refusals(&query, &sagas).await;
 
     // Bob's own saga is his.
-    let bob = bearer(Role::Customer, "bob");
+    let bob = token(Role::Customer, "bob");
     let bobs = ok(get(&query, &format!("/sagas/{}", sagas.running), &bob, None).await).await;
     assert_eq!(bobs["status"], "running");
 
@@ -334,7 +272,7 @@ async fn operators_list_sagas_by_status_in_pages() {
     env.spawn_projections().await;
     let query = env.spawn_query_api().await;
     let sagas = write_sagas(&env).await;
-    let admin = bearer(Role::Admin, "ops");
+    let admin = token(Role::Admin, "ops");
     let ids = |page: &Value| -> Vec<String> {
         page["sagas"]
             .as_array()
@@ -369,7 +307,7 @@ async fn operators_list_sagas_by_status_in_pages() {
 
     let bad = get(&query, "/sagas?status=parked", &admin, None).await;
     problem(bad, StatusCode::BAD_REQUEST, "invalid_status").await;
-    let alice = bearer(Role::Customer, "alice");
+    let alice = token(Role::Customer, "alice");
     problem(
         get(&query, "/sagas", &alice, None).await,
         StatusCode::FORBIDDEN,

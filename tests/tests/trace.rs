@@ -12,7 +12,7 @@ use std::time::Duration;
 use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::shop::token;
+use tests::auth::token;
 use tests::{TestEnv, eventually, spawn_process};
 use uuid::Uuid;
 

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use events::AggregateType;
 use events::command::Role;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::shop::token;
-use tests::views::query::{get, place, problem, start, wait_for_version, who};
+use tests::auth::{operator, token};
+use tests::records::poison;
+use tests::views::query::{get, place, problem, start, wait_for_version};
 use tests::{TestEnv, eventually};
 use uuid::Uuid;
 
@@ -23,11 +23,7 @@ async fn strangers_and_bad_input_get_problem_json() {
     let admin = token(Role::Admin, "ops");
     // A poison record ahead of the order: dead-lettered, and the rest flows on.
     let producer: FutureProducer = env.kafka.producer().create().unwrap();
-    let topic = env.kafka.events_topic(AggregateType::Order);
-    let poison = FutureRecord::<str, [u8]>::to(&topic)
-        .key("poison")
-        .payload(b"{not json");
-    producer.send(poison, Duration::from_secs(5)).await.unwrap();
+    poison(&producer, &env, "poison").await;
     let (order, _) = place(&bus, "owner", &["SKU-Y"]).await;
     let path = format!("/orders/{order}");
     wait_for_version(&query, &path, Some(&owner), 1).await;
@@ -93,7 +89,7 @@ async fn strangers_and_bad_input_get_problem_json() {
 
     let forged = command::auth::mint_hs256(
         b"another-secret-of-thirty-two-byt",
-        &who(Role::Admin, "ops"),
+        &operator(),
         Duration::from_secs(60),
     );
     let forged = forged.unwrap();

@@ -6,7 +6,7 @@
 use chrono::Utc;
 use command::bus::KafkaBus;
 use events::AggregateType;
-use events::command::{DomainCommand, Principal, Role};
+use events::command::{DomainCommand, Role};
 use events::domain::{
     CatalogCommand, CatalogEvent, OrderCommand, OrderEvent, OrderId, PaymentCommand, PaymentEvent,
     PricedLine, ShipmentCommand, ShipmentEvent, Sku,
@@ -14,24 +14,14 @@ use events::domain::{
 use projections::views::{catalog_items, order_payments, order_shipments, orders};
 use serde_json::Value;
 use std::time::Duration;
+use tests::auth::{operator, system, token};
 use tests::processor::{accepted, usd};
-use tests::shop::token;
-use tests::views::query::{get, place, start, wait_for_version, who};
+use tests::views::query::{get, place, start, wait_for_version};
 use tests::{TestEnv, eventually, fold, log};
 use uuid::Uuid;
 
 async fn admin_catalog(bus: &KafkaBus, sku: &str, command: CatalogCommand) -> u64 {
-    accepted(
-        bus,
-        sku,
-        who(Role::Admin, "ops"),
-        DomainCommand::CatalogItem(command),
-    )
-    .await
-}
-
-fn system() -> Principal {
-    who(Role::System, "saga")
+    accepted(bus, sku, operator(), DomainCommand::CatalogItem(command)).await
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tests::TestEnv;
-use tests::shop::token;
+use tests::auth::token;
 use tests::views::query::{get, place, problem, start, wait_for_version};
 
 #[tokio::test]

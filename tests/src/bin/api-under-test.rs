@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use events::command::Role;
 use tests::TestEnv;
-use tests::shop::token;
+use tests::auth::token;
 use tokio::io::AsyncReadExt;
 
 #[tokio::main]

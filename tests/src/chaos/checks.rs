@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::clients::{Placed, SCARCE, SCARCE_STOCK};
 use super::cluster::{Cluster, Kind};
 use super::nemesis::Outage;
-use crate::shop::token;
+use crate::auth::token;
 use crate::views::views_equal_the_fold;
 use crate::{TestEnv, eventually, log};
 

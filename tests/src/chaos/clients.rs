@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::cluster::{Cluster, Kind};
-use crate::shop::token;
+use crate::auth::token;
 
 /// The SKU every seventh order competes for.
 pub const SCARCE: &str = "SCARCE";

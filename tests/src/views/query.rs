@@ -7,20 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command::bus::KafkaBus;
-use events::command::{DomainCommand, Principal, Role};
-use events::domain::{Currency, CustomerId, OrderCommand, OrderId, OrderLine, Sku};
+use events::command::{DomainCommand, Role};
+use events::domain::OrderId;
 use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::auth::who;
 use crate::{Service, TestEnv, eventually};
-
-pub fn who(role: Role, subject: &str) -> Principal {
-    Principal {
-        subject: subject.into(),
-        role,
-    }
-}
 
 /// Starts the command processor, the projector and the query API; answers
 /// a bus to send commands on and the query API.
@@ -35,19 +29,8 @@ pub async fn start(env: &TestEnv) -> (Arc<KafkaBus>, Service) {
 /// answers its id and version.
 pub async fn place(bus: &KafkaBus, customer: &str, skus: &[&str]) -> (OrderId, u64) {
     let order_id = OrderId::from(Uuid::now_v7());
-    let command = OrderCommand::PlaceOrder {
-        customer_id: CustomerId::new(customer).unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: skus
-            .iter()
-            .map(|s| OrderLine {
-                sku: Sku::new(*s).unwrap(),
-                quantity: 2,
-            })
-            .collect(),
-        shipping_address: crate::processor::address(),
-        payment_token: "tok_ok".into(),
-    };
+    let lines: Vec<(&str, u32)> = skus.iter().map(|sku| (*sku, 2)).collect();
+    let command = crate::processor::place_order(customer, &lines);
     let version = crate::processor::accepted(
         bus,
         &order_id.to_string(),

@@ -1,0 +1,73 @@
+//! Records written straight to the event topics, with the envelope headers
+//! the command processors and the saga worker put on theirs, for the tests
+//! in which the projector is what is under test: out-of-order, duplicate
+//! and undecodable records that the writers would never produce.
+
+use std::time::Duration;
+
+use events::domain::{Currency, CustomerId, OrderEvent, OrderLine, Sku};
+use events::message::EventPayload;
+use events::{AggregateType, EventMeta, kafka, new_id};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use uuid::Uuid;
+
+use crate::TestEnv;
+
+/// Appends `event` as the `sequence`th of `aggregate`'s `stream`; answers
+/// the partition and offset it landed at.
+pub async fn append<E: EventPayload>(
+    producer: &FutureProducer,
+    env: &TestEnv,
+    stream: AggregateType,
+    aggregate: Uuid,
+    sequence: u64,
+    event: &E,
+) -> (i32, i64) {
+    let id = new_id();
+    let meta = EventMeta {
+        event_id: id,
+        event_type: event.event_type().into(),
+        schema_version: E::SCHEMA_VERSION,
+        aggregate_type: stream,
+        aggregate_id: aggregate.to_string(),
+        sequence,
+        occurred_at: chrono::Utc::now(),
+        command_id: id,
+        correlation_id: aggregate,
+        causation_id: id,
+        traceparent: None,
+    };
+    let payload = serde_json::to_vec(event).unwrap();
+    let key = aggregate.to_string();
+    let topic = env.kafka.events_topic(stream);
+    let record = FutureRecord::to(&topic)
+        .key(&key)
+        .payload(&payload)
+        .headers(kafka::to_headers(&meta));
+    let delivery = producer.send(record, Duration::from_secs(5)).await.unwrap();
+    (delivery.partition, delivery.offset)
+}
+
+/// Writes a record under `key` to the orders topic that no projection can
+/// decode: no envelope headers, and a payload that is not JSON.
+pub async fn poison(producer: &FutureProducer, env: &TestEnv, key: &str) {
+    let topic = env.kafka.events_topic(AggregateType::Order);
+    let poison = FutureRecord::<str, [u8]>::to(&topic)
+        .key(key)
+        .payload(b"{not json");
+    producer.send(poison, Duration::from_secs(5)).await.unwrap();
+}
+
+/// `customer`'s order of one `SKU-1`, as placed.
+pub fn placed(customer: &str) -> OrderEvent {
+    OrderEvent::OrderPlaced {
+        customer_id: CustomerId::new(customer).unwrap(),
+        currency: Currency::new("USD").unwrap(),
+        lines: vec![OrderLine {
+            sku: Sku::new("SKU-1").unwrap(),
+            quantity: 1,
+        }],
+        shipping_address: crate::processor::address(),
+        payment_token: "tok_ok".into(),
+    }
+}
