@@ -30,7 +30,7 @@ const FILE_LINES: usize = 400;
 /// Files allowed past `FILE_LINES`, each with the length it may not exceed.
 /// Shrink a file under the limit and its entry must go.
 const LONG_FILES: &[(&str, usize)] = &[
-    ("tests/src/lib.rs", 547),
+    ("tests/src/lib.rs", 541),
     ("command/src/processor/mod.rs", 462),
     ("command/src/processor/store.rs", 403),
     ("events/src/domain/tests/samples.rs", 414),
