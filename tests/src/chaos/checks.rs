@@ -281,14 +281,21 @@ async fn views_differ(env: &TestEnv) -> usize {
 }
 
 /// Orders whose cached document differs from the one built from
-/// PostgreSQL: each is read, its cache entry dropped, and read again.
+/// PostgreSQL: each is read, its cache entry dropped, and read again. The
+/// cache is written after each commit, so right after the views caught up
+/// it may still be a write behind: each entry gets a while to reflect the
+/// versions PostgreSQL holds first.
 async fn cache_differs(env: &TestEnv, cluster: &Cluster, orders: &[Placed]) -> usize {
     let cache = Cache::new(
         &env.redis_url,
         namespace_for(&env.views_db_url),
         Duration::from_secs(2),
     )
-    .expect("the cache");
+    .expect("the cache")
+    .with_signing(&crate::auth_config().signing);
+    let pool = sqlx::PgPool::connect(&env.views_db_url)
+        .await
+        .expect("the views");
     let query = cluster.addrs(Kind::Query)[0].clone();
     let http = reqwest::Client::new();
     let admin = token(Role::Admin, "ops");
@@ -309,13 +316,14 @@ async fn cache_differs(env: &TestEnv, cluster: &Cluster, orders: &[Placed]) -> u
     };
     let mut differs = 0;
     for order in orders {
+        let id = order.order_id.parse().expect("an order id");
+        caught_up(&cache, &pool, id).await;
         let Some((source, cached)) = read(&order.order_id).await else {
             continue;
         };
         if source != "cache" {
             continue;
         }
-        let id = order.order_id.parse().expect("an order id");
         cache
             .delete(vec![cache.order_key(id)])
             .await
@@ -327,6 +335,23 @@ async fn cache_differs(env: &TestEnv, cluster: &Cluster, orders: &[Placed]) -> u
         }
     }
     differs
+}
+
+/// Waits (30 s at most) until the cache entry of order `id` is absent,
+/// without a body, or reflects every stream version PostgreSQL holds.
+async fn caught_up(cache: &Cache, pool: &sqlx::PgPool, id: uuid::Uuid) {
+    eventually(Duration::from_secs(30), || async {
+        let Some(cached) = cache.order(id).await.ok()? else {
+            return Some(());
+        };
+        let documents = projections::documents::orders(pool, &[id]).await.ok()?;
+        let versions = documents.first()?.versions();
+        versions
+            .iter()
+            .all(|(stream, version)| cached.version(*stream) == *version)
+            .then_some(())
+    })
+    .await;
 }
 
 #[cfg(test)]
