@@ -95,13 +95,9 @@ pub async fn run(
         shutdown.clone(),
     )
     .context("starting the command processor")?;
-    let kafka = config.kafka.clone();
     let processor_ready = processor.is_ready();
     let health = Health::new()
-        .check("kafka", move || {
-            let kafka = kafka.clone();
-            async move { kafka.check().await }
-        })
+        .kafka(config.kafka.clone())
         .check("processor", move || {
             let ready = processor_ready();
             async move {

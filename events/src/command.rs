@@ -97,8 +97,8 @@ impl CommandEnvelope {
             command,
         };
         // Plain data with string keys: serializing cannot fail.
-        let bytes = serde_json::to_vec(&request).unwrap_or_default();
-        Uuid::new_v5(&FINGERPRINT_NAMESPACE, &bytes).to_string()
+        let text = crate::message::encode_plain(&request);
+        Uuid::new_v5(&FINGERPRINT_NAMESPACE, text.as_bytes()).to_string()
     }
 }
 

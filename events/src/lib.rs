@@ -22,7 +22,8 @@
 //! - [`message`]: the [`message::EventPayload`] and [`message::Rejection`] traits
 //!   every event family and rejection implements, and upcasting on read.
 //! - [`probe`]: the synthetic pipeline-probe event.
-//! - [`record`]: a consumed Kafka record detached from its consumer.
+//! - [`record`]: a consumed Kafka record detached from its consumer, and
+//!   the batch, retry and offset-hint pieces every consumer loop shares.
 //! - [`telemetry`]: logs and OpenTelemetry traces, and the W3C trace context
 //!   carried in HTTP and Kafka headers.
 //! - [`service`]: shutdown, metrics, health and problem+json, the

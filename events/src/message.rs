@@ -55,6 +55,27 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> 
     })
 }
 
+/// The JSON text of a value whose encoding cannot fail: plain data with
+/// derived `Serialize` (or one writing a string, as `Currency` does) and no
+/// map with non-string keys, such as a `serde_json::Value`, a command or an
+/// event payload (the wire-format tests in `domain` encode every variant).
+/// A failure is therefore a bug in the type, and this panics naming it,
+/// where `to_vec(..).unwrap_or_default()` hashed, stored or published an
+/// empty text as if it were the value. Whatever can fail goes through
+/// [`encode`] and its error instead.
+pub fn encode_plain<T: Serialize + ?Sized>(value: &T) -> String {
+    match serde_json::to_string(value) {
+        Ok(text) => text,
+        Err(source) => panic!(
+            "{}",
+            EncodeError {
+                what: std::any::type_name::<T>(),
+                source,
+            }
+        ),
+    }
+}
+
 /// An event payload type: one closed enum per aggregate.
 pub trait EventPayload:
     Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + 'static

@@ -1,9 +1,15 @@
 //! A consumed Kafka record, detached from the consumer so a batch can be
-//! retried against PostgreSQL without fetching it again.
+//! retried against PostgreSQL without fetching it again, and the pieces
+//! every consumer loop shares (the saga worker, the provider gateway, the
+//! projector): take a batch, retry its effect until it is durable, commit
+//! the offset hint.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, OwnedHeaders};
+use tokio_util::sync::CancellationToken;
 
 use crate::EventMeta;
 use crate::kafka::{self, HeaderError};
@@ -65,6 +71,59 @@ pub async fn next_batch<C: rdkafka::consumer::ConsumerContext + 'static>(
         }
     }
     Ok(records)
+}
+
+/// The next batch ([`next_batch`]), or `None` once `shutdown` is cancelled.
+/// A Kafka error is logged and followed by a 200 ms pause before the next
+/// try, so a consumer loop only ever sees records.
+pub async fn next_batch_or_wait<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    max: usize,
+    shutdown: &CancellationToken,
+) -> Option<Vec<Record>> {
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            // Only the wait for a first record is cancelled here, which loses nothing.
+            batch = next_batch(consumer, max) => batch,
+        };
+        match batch {
+            Ok(records) => return Some(records),
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka consume failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, waiting 50 ms after the first failure
+/// and twice as long after each next one, up to 5 s; every failure is
+/// logged as `{what} failed, retrying`. `None` once `shutdown` is cancelled
+/// during a wait. For a consumer loop's batch, which is retried, never
+/// skipped: the loop must not move past a batch whose effect is not durable.
+pub async fn retry_until<T, E, F, Fut>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Ok(done) => return Some(done),
+            Err(e) => tracing::warn!(error = %e, "{what} failed, retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// Commits the offsets after `records` to Kafka asynchronously. Consumers

@@ -106,6 +106,15 @@ impl Health {
         self
     }
 
+    /// Adds the `kafka` check: the cluster answers a metadata request
+    /// ([`KafkaConfig::check`]).
+    pub fn kafka(self, kafka: crate::KafkaConfig) -> Health {
+        self.check("kafka", move || {
+            let kafka = kafka.clone();
+            async move { kafka.check().await }
+        })
+    }
+
     /// Adds a `details` object to the readiness answer (a projector's lag,
     /// say); it is informational and never makes the service unready.
     pub fn details<F>(mut self, details: F) -> Health

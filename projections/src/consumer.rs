@@ -68,18 +68,8 @@ pub async fn run(
     let mut last_durable = Instant::now();
     let mut max = MIN_BATCH;
     loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            // Only the wait for a first record is cancelled here, which loses nothing.
-            batch = record::next_batch(&consumer, max) => batch,
-        };
-        let records = match batch {
-            Ok(records) => records,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka consume failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
+        let Some(records) = record::next_batch_or_wait(&consumer, max, &shutdown).await else {
+            return;
         };
         max = if records.len() >= max {
             (max * 2).min(MAX_BATCH)
@@ -87,20 +77,12 @@ pub async fn run(
             MIN_BATCH
         };
         let durable = last_durable.elapsed() >= DURABLE_EVERY;
-        let mut backoff = Duration::from_millis(50);
         let generation = refresher.generation();
-        let (mut applied, guard) = loop {
-            match apply(&pool, &routes, &records, durable).await {
-                Ok(applied) => break applied,
-                Err(e) => {
-                    tracing::warn!(error = %e, "applying a batch failed, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
+        let applied = record::retry_until(&shutdown, "applying a batch", || {
+            apply(&pool, &routes, &records, durable)
+        });
+        let Some((mut applied, guard)) = applied.await else {
+            return;
         };
         hints.extend(&records);
         let due = if durable {

@@ -132,13 +132,9 @@ pub async fn run(
             redis_url: config.redis_url.clone(),
         },
     });
-    let kafka = config.kafka.clone();
     let check_pool = pool.clone();
     let health = Health::new()
-        .check("kafka", move || {
-            let kafka = kafka.clone();
-            async move { kafka.check().await }
-        })
+        .kafka(config.kafka.clone())
         .check("postgres", move || {
             let pool = check_pool.clone();
             async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::apply::{Batch, Cause};
 use crate::machine::{Input, Pace};
 use crate::publish::Handoff;
-use crate::{store, watermark};
+use crate::{store, watermark, worker};
 
 /// Sagas fired per transaction.
 const PER_ROUND: i64 = 200;
@@ -82,17 +82,7 @@ pub async fn fire_due(
         // A deadline that changed nothing must not fire again and again.
         batch.changed.insert(order_id);
     }
-    let changed: Vec<(Uuid, &store::Stored)> = batch
-        .changed
-        .iter()
-        .filter_map(|id| batch.sagas.get(id).map(|s| (*id, s)))
-        .collect();
-    store::save(&mut tx, &changed).await?;
-    // An unencodable message rolls the transaction back (sqlx's encode error).
-    let outbox = batch
-        .take_outbox()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let inserted = store::enqueue(&mut tx, outbox).await?;
+    let inserted = worker::save(&mut tx, &mut batch).await?;
     tx.commit().await?;
     handoff.committed(inserted).await;
     metrics::counter!("saga_deadlines_fired_total").increment(fired as u64);

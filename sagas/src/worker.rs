@@ -62,8 +62,7 @@ pub async fn run(
     loop {
         consumer.context().waiting_after(busy_since.elapsed());
         let batch = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            batch = record::next_batch(&*consumer, MAX_BATCH) => batch,
+            batch = record::next_batch_or_wait(&*consumer, MAX_BATCH, &shutdown) => batch,
             () = tokio::time::sleep(idle) => {
                 busy_since = Instant::now();
                 if let Err(e) = watermark::mark_idle(&pool, &consumer).await {
@@ -73,47 +72,20 @@ pub async fn run(
             }
         };
         busy_since = Instant::now();
-        let records = match batch {
-            Ok(records) => records,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka consume failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
+        let Some(records) = batch else {
+            return;
         };
         // Observed after the batch was delivered: once the batch commits,
         // everything up to these ends has been applied.
         let ends = watermark::observe(&consumer);
-        let applied = applied(&pool, &topics, pace, max_open, &records, &ends, &shutdown);
+        let applied = record::retry_until(&shutdown, "applying a saga batch", || {
+            apply(&pool, &topics, pace, max_open, records.to_vec(), &ends)
+        });
         let Some(committed) = applied.await else {
             return;
         };
         handoff.committed(committed).await;
         record::commit_hint(&consumer, &records);
-    }
-}
-
-/// Applies the batch, retrying until it commits; `None` on shutdown.
-async fn applied(
-    pool: &PgPool,
-    topics: &Topics,
-    pace: Pace,
-    max_open: u32,
-    records: &[Record],
-    ends: &Ends,
-    shutdown: &CancellationToken,
-) -> Option<Vec<(i64, store::OutboxMessage)>> {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match apply(pool, topics, pace, max_open, records.to_vec(), ends).await {
-            Ok(committed) => return Some(committed),
-            Err(e) => tracing::warn!(error = %e, "applying a saga batch failed, retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -168,23 +140,33 @@ pub async fn apply(
     for r in routed {
         feed(&mut tx, &mut batch, r, &restocked_by).await?;
     }
-    let changed: Vec<(Uuid, &store::Stored)> = batch
-        .changed
-        .iter()
-        .filter_map(|id| batch.sagas.get(id).map(|s| (*id, s)))
-        .collect();
-    store::save(&mut tx, &changed).await?;
-    // An unencodable message rolls the transaction back (sqlx's encode error).
-    let outbox = batch
-        .take_outbox()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let inserted = store::enqueue(&mut tx, outbox).await?;
+    let inserted = save(&mut tx, &mut batch).await?;
     store::store_dead_letters(&mut tx, &dead).await?;
     store::advance(&mut tx, &fresh).await?;
     watermark::mark(&mut tx, ends).await?;
     tx.commit().await?;
     metrics::counter!("saga_events_consumed_total").increment(fresh.len() as u64);
     Ok(inserted)
+}
+
+/// Stores the batch's changed sagas and enqueues the messages they caused,
+/// in the transaction of the worker's batch or of the timer's round.
+/// Answers the outbox rows it inserted, for the publisher.
+pub(crate) async fn save(
+    tx: &mut store::Tx<'_>,
+    batch: &mut Batch,
+) -> Result<Vec<(i64, store::OutboxMessage)>, sqlx::Error> {
+    let changed: Vec<(Uuid, &store::Stored)> = batch
+        .changed
+        .iter()
+        .filter_map(|id| batch.sagas.get(id).map(|s| (*id, s)))
+        .collect();
+    store::save(tx, &changed).await?;
+    // An unencodable message rolls the transaction back (sqlx's encode error).
+    let outbox = batch
+        .take_outbox()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    store::enqueue(tx, outbox).await
 }
 
 /// Reads every record; the unreadable ones become dead letters.

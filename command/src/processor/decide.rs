@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use events::command::{CommandEnvelope, DomainCommand, Outcome, RejectionKind, Role, codes};
 use events::domain::{OrderCommand, ShipmentCommand};
-use events::message::{DecodeError, EventPayload, Rejection};
+use events::message::{DecodeError, EventPayload, Rejection, encode_plain};
 use events::{AggregateType, EventMeta, new_id, telemetry};
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
@@ -102,7 +102,7 @@ impl Stamp<'_> {
                 traceparent: telemetry::current_traceparent(self.envelope.traceparent.as_ref()),
             };
             // Serializing plain data enums to JSON cannot fail.
-            let payload = serde_json::to_vec(&event).unwrap_or_default();
+            let payload = encode_plain(&event).into_bytes();
             types.push(meta.event_type.clone());
             slot.state = std::mem::take(&mut slot.state).evolve(&event);
             published.push(NewEvent { meta, payload });

@@ -51,7 +51,7 @@ pub fn order(out: &mut String, r: &OrderRow) {
     maybe(out, r.cancellation_reason.as_deref());
     text(out, &r.currency);
     // Plain data (string keys, no maps with other keys): serializing cannot fail.
-    text(out, &serde_json::to_string(&r.lines.0).unwrap_or_default());
+    text(out, &events::message::encode_plain(&r.lines.0));
     if let Some(total) = r.total_minor {
         let _ = write!(out, "{total}");
     }
@@ -97,7 +97,7 @@ pub fn timeline(out: &mut String, e: &TimelineEntry) {
     time(out, e.occurred_at);
     out.push(',');
     // A `Value` always serializes (its keys are strings).
-    quoted(out, &serde_json::to_string(&e.detail).unwrap_or_default());
+    quoted(out, &events::message::encode_plain(&e.detail));
     out.push('\n');
 }
 

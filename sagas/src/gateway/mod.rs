@@ -112,16 +112,15 @@ pub async fn run<P: PaymentProvider, C: Carrier>(
                     record::commit_hint(&consumer, &records);
                 }
             }
-            batch = record::next_batch(&consumer, MAX_BATCH), if room => {
-                let records = match batch {
-                    Ok(records) => records,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "gateway consume failed");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
+            batch = record::next_batch_or_wait(&consumer, MAX_BATCH, &shutdown), if room => {
+                let Some(records) = batch else {
+                    return Ok(());
                 };
-                let Some(requests) = planned(&gateway.pool, &records, &shutdown).await else {
+                let pool = &gateway.pool;
+                let planned = record::retry_until(&shutdown, "reading a gateway batch", || {
+                    plan::plan(pool, &records)
+                });
+                let Some(requests) = planned.await else {
                     return Ok(());
                 };
                 let (gateway, producer) = (gateway.clone(), producer.clone());
@@ -137,27 +136,6 @@ pub async fn run<P: PaymentProvider, C: Carrier>(
     }
 }
 
-/// The batch's requests, retrying the transaction until it commits;
-/// `None` on shutdown.
-async fn planned(
-    pool: &PgPool,
-    records: &[Record],
-    shutdown: &CancellationToken,
-) -> Option<Vec<Request>> {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match plan::plan(pool, records).await {
-            Ok(requests) => return Some(requests),
-            Err(e) => tracing::warn!(error = %e, "reading a gateway batch failed, retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
 /// Sends the answers until the broker acknowledged them; false on shutdown.
 async fn sent(
     producer: &FutureProducer,
@@ -165,16 +143,11 @@ async fn sent(
     answers: &[Answer],
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut backoff = Duration::from_millis(50);
-    while let Err(e) = send(producer, kafka, answers).await {
-        tracing::warn!(error = %e, "sending provider answers failed, retrying");
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-    true
+    record::retry_until(shutdown, "sending provider answers", || {
+        send(producer, kafka, answers)
+    })
+    .await
+    .is_some()
 }
 
 async fn send(
