@@ -65,6 +65,25 @@ pub struct Config {
     pub auth: events::auth::AuthConfig,
 }
 
+impl Config {
+    /// The configuration the command line's flags describe; the binary and
+    /// the tests' processes both build it here.
+    pub fn new(
+        kafka: KafkaConfig,
+        group_id: impl Into<String>,
+        views: events::args::ViewsArgs,
+        auth: events::auth::AuthConfig,
+    ) -> Config {
+        Config {
+            kafka,
+            group_id: group_id.into(),
+            database_url: views.database_url,
+            redis_url: views.redis_url,
+            auth,
+        }
+    }
+}
+
 /// Longest one cache call of the projector may take.
 const CACHE_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -61,15 +61,13 @@ impl Config {
     /// The default cache timeout.
     pub const DEFAULT_CACHE_TIMEOUT: Duration = Duration::from_millis(50);
 
-    /// A configuration with the default consistency wait.
-    pub fn new(
-        database_url: impl Into<String>,
-        redis_url: impl Into<String>,
-        auth: events::auth::AuthConfig,
-    ) -> Config {
+    /// The configuration of the read models' flags (`views`) and the token
+    /// keys, with the defaults for everything else; the binary and the
+    /// tests' processes both start from it.
+    pub fn new(views: events::args::ViewsArgs, auth: events::auth::AuthConfig) -> Config {
         Config {
-            database_url: database_url.into(),
-            redis_url: redis_url.into(),
+            database_url: views.database_url,
+            redis_url: views.redis_url,
             auth,
             consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
             cache_timeout: Config::DEFAULT_CACHE_TIMEOUT,
