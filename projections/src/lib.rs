@@ -16,6 +16,8 @@
 //! - [`probes`]: the pipeline-probe view.
 //! - [`db`]: the views database and its migrations (`migrations/`).
 //! - `pause`: the lock that pauses projectors between batches for a swap.
+//! - [`read`]: the read side the query API uses (rows, documents, read
+//!   queries, cache lookups), re-exported with no writer among them.
 //! - [`replay`]: the replay CLI (rebuild, verify, swap, history, tail,
 //!   export/import, dead letters); `src/bin/replay.rs` is its shim.
 //!
@@ -35,6 +37,7 @@ mod operator;
 mod pause;
 mod positions;
 pub mod probes;
+pub mod read;
 mod record;
 mod refresh;
 pub mod replay;
