@@ -1,5 +1,7 @@
 //! The command service's command line: `serve` (the default) and
-//! `mint-token`. `main.rs` only calls [`main`].
+//! `mint-token`. `main.rs` only calls [`main`]. [`ServeArgs::config`] is the
+//! one conversion from `serve`'s flags to a [`crate::Config`]; the tests'
+//! command process reads the same flags from the environment.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -31,8 +33,9 @@ enum Command {
     MintToken(MintArgs),
 }
 
+/// `serve`'s flags.
 #[derive(Args)]
-struct ServeArgs {
+pub struct ServeArgs {
     /// Address of the command HTTP API.
     #[arg(long, env = "COMMAND_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: String,
@@ -60,6 +63,23 @@ struct ServeArgs {
     kafka: KafkaArgs,
     #[command(flatten)]
     http: events::http::HttpArgs,
+}
+
+impl ServeArgs {
+    /// The service's configuration these flags describe, with the token
+    /// keys `auth` that [`ServeArgs`]'s key flags were resolved to.
+    pub fn config(self, auth: events::auth::AuthConfig) -> crate::Config {
+        crate::Config {
+            kafka: self.kafka.into(),
+            instance_id: self.instance_id,
+            auth,
+            query_api_url: self.query_api_url,
+            reply_wait: Duration::from_millis(self.reply_wait_ms),
+            lanes: self.processor_lanes,
+            state_dir: self.state_dir.unwrap_or_else(crate::default_state_dir),
+            http: self.http.into(),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -126,15 +146,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _telemetry = events::telemetry::init("command");
     let auth = args.auth.config().await.context("token keys")?;
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
-    let config = crate::Config {
-        kafka: args.kafka.into(),
-        instance_id: args.instance_id,
-        auth,
-        query_api_url: args.query_api_url,
-        reply_wait: Duration::from_millis(args.reply_wait_ms),
-        lanes: args.processor_lanes,
-        state_dir: args.state_dir.unwrap_or_else(crate::default_state_dir),
-        http: args.http.into(),
-    };
+    let config = args.config(auth);
     crate::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -37,12 +37,6 @@ where
     let args = Args::parse_from(args);
     let auth = args.auth.config().await.context("token keys")?;
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
-    let config = crate::Config {
-        kafka: args.kafka.into(),
-        group_id: args.group_id,
-        database_url: args.views.database_url,
-        redis_url: args.views.redis_url,
-        auth,
-    };
+    let config = crate::Config::new(args.kafka.into(), args.group_id, args.views, auth);
     crate::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -16,6 +16,8 @@
 //! - [`probes`]: the pipeline-probe view.
 //! - [`db`]: the views database and its migrations (`migrations/`).
 //! - `pause`: the lock that pauses projectors between batches for a swap.
+//! - [`read`]: the read side the query API uses (rows, documents, read
+//!   queries, cache lookups), re-exported with no writer among them.
 //! - [`replay`]: the replay CLI (rebuild, verify, swap, history, tail,
 //!   export/import, dead letters); `src/bin/replay.rs` is its shim.
 //!
@@ -35,6 +37,7 @@ mod operator;
 mod pause;
 mod positions;
 pub mod probes;
+pub mod read;
 mod record;
 mod refresh;
 pub mod replay;
@@ -63,6 +66,25 @@ pub struct Config {
     /// Token keys (for the operator endpoints) and the key that signs the
     /// order entries of the cache (the query API checks them).
     pub auth: events::auth::AuthConfig,
+}
+
+impl Config {
+    /// The configuration the command line's flags describe; the binary and
+    /// the tests' processes both build it here.
+    pub fn new(
+        kafka: KafkaConfig,
+        group_id: impl Into<String>,
+        views: events::args::ViewsArgs,
+        auth: events::auth::AuthConfig,
+    ) -> Config {
+        Config {
+            kafka,
+            group_id: group_id.into(),
+            database_url: views.database_url,
+            redis_url: views.redis_url,
+            auth,
+        }
+    }
 }
 
 /// Longest one cache call of the projector may take.

@@ -48,7 +48,7 @@ where
         http: args.http.into(),
         command_url: args.command_url,
         projections_url: args.projections_url,
-        ..crate::Config::new(args.views.database_url, args.views.redis_url, auth)
+        ..crate::Config::new(args.views, auth)
     };
     crate::run(config, listener, events::service::shutdown_on_signal()).await
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use events::AggregateType;
 use events::auth::signing::SigningKey;
 use events::consistency::ConsistencyToken;
-use projections::views::{catalog_items, order_payments, order_shipments, orders, saga_timelines};
+use projections::read::{catalog_items, order_payments, order_shipments, orders, saga_timelines};
 use sqlx::PgPool;
 use uuid::Uuid;
 

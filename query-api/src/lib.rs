@@ -1,5 +1,6 @@
 //! The query API: serves the read models the projectors maintain, over HTTP
-//! with problem+json errors. It only reads the views database.
+//! with problem+json errors. It only reads the views database, and uses the
+//! projector's crate only through its read side, `projections::read`.
 //!
 //! - `http`: routes, handlers and [`http::QueryError`].
 //! - `console`: the operator console (`GET /console`, admins) and its
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use events::service::{self, Health};
-use projections::cache::{self, Cache};
+use projections::read::{self, Cache};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -61,15 +62,13 @@ impl Config {
     /// The default cache timeout.
     pub const DEFAULT_CACHE_TIMEOUT: Duration = Duration::from_millis(50);
 
-    /// A configuration with the default consistency wait.
-    pub fn new(
-        database_url: impl Into<String>,
-        redis_url: impl Into<String>,
-        auth: events::auth::AuthConfig,
-    ) -> Config {
+    /// The configuration of the read models' flags (`views`) and the token
+    /// keys, with the defaults for everything else; the binary and the
+    /// tests' processes both start from it.
+    pub fn new(views: events::args::ViewsArgs, auth: events::auth::AuthConfig) -> Config {
         Config {
-            database_url: database_url.into(),
-            redis_url: redis_url.into(),
+            database_url: views.database_url,
+            redis_url: views.redis_url,
             auth,
             consistency_wait: Config::DEFAULT_CONSISTENCY_WAIT,
             cache_timeout: Config::DEFAULT_CACHE_TIMEOUT,
@@ -90,13 +89,12 @@ pub async fn run(
     // Refuses to start without a usable key (a short secret, a bad key file).
     let verifier =
         events::auth::JwtVerifier::new(&config.auth).context("loading the token keys")?;
-    let pool =
-        projections::db::connect_lazy(&config.database_url).context("parsing the database url")?;
+    let pool = read::connect_lazy(&config.database_url).context("parsing the database url")?;
     // The cache's keys are named after the views database, as the projector names them.
     let cache = Arc::new(
         Cache::new(
             &config.redis_url,
-            cache::namespace_for(&config.database_url),
+            read::namespace_for(&config.database_url),
             config.cache_timeout,
         )
         .context("parsing the redis url")?

@@ -1,5 +1,7 @@
 //! The saga worker's command line. `main.rs` only calls [`main`] and
-//! chooses the exit code from its error.
+//! chooses the exit code from its error. [`WorkerArgs::config`] is the one
+//! conversion from its flags to a [`crate::Config`]; the tests' saga process
+//! reads the same flags from the environment.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -15,6 +17,13 @@ struct Args {
     /// Address of the health and metrics endpoints.
     #[arg(long, env = "SAGAS_HTTP_ADDR", default_value = "127.0.0.1:8082")]
     http_addr: String,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+/// The worker's flags other than its listener's address.
+#[derive(clap::Args)]
+pub struct WorkerArgs {
     /// The saga database (created when missing).
     #[arg(
         long,
@@ -44,6 +53,23 @@ struct Args {
     kafka: KafkaArgs,
 }
 
+impl WorkerArgs {
+    /// The worker's configuration these flags describe.
+    pub fn config(self) -> crate::Config {
+        crate::Config {
+            kafka: self.kafka.into(),
+            database_url: self.database_url,
+            group_id: self.group_id,
+            pace: crate::Pace {
+                millis_per_second: self.pace_ms.max(1),
+            },
+            sandbox: self.sandbox,
+            sandbox_latency: Duration::from_millis(self.sandbox_latency_ms),
+            max_open_orders: self.max_open_orders,
+        }
+    }
+}
+
 /// A command line the worker refuses to run with (today: no payment
 /// provider chosen); its message is one line.
 #[derive(Debug, thiserror::Error)]
@@ -58,21 +84,11 @@ where
 {
     let _telemetry = events::telemetry::init("sagas");
     let args = Args::parse_from(args);
-    if !args.sandbox {
+    let config = args.worker.config();
+    if !config.sandbox {
         return Err(Refused(crate::NO_PROVIDER).into());
     }
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
-    let config = crate::Config {
-        kafka: args.kafka.into(),
-        database_url: args.database_url,
-        group_id: args.group_id,
-        pace: crate::Pace {
-            millis_per_second: args.pace_ms.max(1),
-        },
-        sandbox: args.sandbox,
-        sandbox_latency: Duration::from_millis(args.sandbox_latency_ms),
-        max_open_orders: args.max_open_orders,
-    };
     crate::run(config, listener, events::service::shutdown_on_signal()).await
 }
 

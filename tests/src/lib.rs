@@ -153,14 +153,18 @@ impl TestEnv {
         self.spawn(move |listener, shutdown| command::run(config, listener, shutdown))
     }
 
-    pub fn spawn_projections(&self) -> impl Future<Output = Service> + '_ {
-        let config = projections::Config {
-            kafka: self.kafka.clone(),
-            group_id: format!("t{}-projections", self.id),
+    /// The read models' flags as this test's slice of the stack sets them.
+    pub fn views(&self) -> events::args::ViewsArgs {
+        events::args::ViewsArgs {
             database_url: self.views_db_url.clone(),
             redis_url: self.redis_url.clone(),
-            auth: auth_config(),
-        };
+        }
+    }
+
+    pub fn spawn_projections(&self) -> impl Future<Output = Service> + '_ {
+        let group = format!("t{}-projections", self.id);
+        let config =
+            projections::Config::new(self.kafka.clone(), group, self.views(), auth_config());
         self.spawn(move |listener, shutdown| projections::run(config, listener, shutdown))
     }
 
@@ -172,11 +176,7 @@ impl TestEnv {
     pub fn query_api_config(&self) -> query_api::Config {
         query_api::Config {
             http: test_http(),
-            ..query_api::Config::new(
-                self.views_db_url.clone(),
-                self.redis_url.clone(),
-                auth_config(),
-            )
+            ..query_api::Config::new(self.views(), auth_config())
         }
     }
 

@@ -195,9 +195,9 @@ pub async fn start_sagas_process(
         ("KAFKA_BROKERS", env.kafka.brokers.clone()),
         ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
         ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
-        ("GROUP_ID", format!("t{}-sagas", env.id)),
-        ("DATABASE_URL", env.sagas_db_url.clone()),
-        ("PACE_MS", pace_ms.to_string()),
+        ("SAGAS_GROUP_ID", format!("t{}-sagas", env.id)),
+        ("SAGAS_DATABASE_URL", env.sagas_db_url.clone()),
+        ("SAGAS_PACE_MS", pace_ms.to_string()),
     ];
     spawn_process(binary, &vars).await.0
 }

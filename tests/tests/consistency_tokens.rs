@@ -99,11 +99,7 @@ async fn concurrent_waits_are_capped() {
     env.spawn_projections().await;
     let config = query_api::Config {
         max_waits: 2,
-        ..query_api::Config::new(
-            env.views_db_url.clone(),
-            env.redis_url.clone(),
-            tests::auth_config(),
-        )
+        ..query_api::Config::new(env.views(), tests::auth_config())
     };
     let query = env
         .spawn(move |listener, shutdown| query_api::run(config, listener, shutdown))

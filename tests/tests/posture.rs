@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use events::args::ViewsArgs;
 use events::command::Role;
 use events::http::HttpConfig;
 use reqwest::StatusCode;
@@ -93,8 +94,10 @@ async fn a_failing_dependency_is_never_described_to_the_caller() {
     let config = query_api::Config {
         http: tests::test_http(),
         ..query_api::Config::new(
-            "postgres://secret_user@127.0.0.1:1/secret_db",
-            "redis://127.0.0.1:1",
+            ViewsArgs {
+                database_url: "postgres://secret_user@127.0.0.1:1/secret_db".into(),
+                redis_url: "redis://127.0.0.1:1".into(),
+            },
             tests::auth_config(),
         )
     };

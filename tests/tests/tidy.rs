@@ -6,7 +6,9 @@
 //! - binaries are shims that parse flags and call a library's `run`;
 //! - source files stay under 400 lines, except those listed below, which may
 //!   not grow;
-//! - every library starts with its module map (`//!` prose).
+//! - every library starts with its module map (`//!` prose);
+//! - the query API reaches the projector's crate only through its read
+//!   facade, `projections::read`, which re-exports no writer.
 
 use std::path::{Path, PathBuf};
 
@@ -75,15 +77,23 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The adapter crates a source text names outside comments (`tokio::`,
-/// `use sqlx;`, `rdkafka::{..}`).
-fn adapter_crates_named(source: &str) -> Vec<&'static str> {
-    let code: String = source
+/// `source` without its `//` comments (doc comments included).
+fn code_of(source: &str) -> String {
+    source
         .lines()
         .map(|line| line.split("//").next().unwrap_or_default())
         .collect::<Vec<_>>()
-        .join("\n");
-    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+        .join("\n")
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The adapter crates a source text names outside comments (`tokio::`,
+/// `use sqlx;`, `rdkafka::{..}`).
+fn adapter_crates_named(source: &str) -> Vec<&'static str> {
+    let code = code_of(source);
     ADAPTER_CRATES
         .iter()
         .copied()
@@ -122,6 +132,61 @@ fn the_import_check_sees_paths_and_ignores_comments_and_lookalikes() {
     assert_eq!(adapter_crates_named("extern crate redis;"), ["redis"]);
     assert!(adapter_crates_named("// tokio::spawn is not used here").is_empty());
     assert!(adapter_crates_named("use my_tokio::Thing; let redis_key = 1;").is_empty());
+}
+
+/// The paths into the `projections` crate a source text names outside
+/// comments other than its read facade: `projections::views`, or
+/// `projections::{` for a grouped import.
+fn projections_paths_past_read(source: &str) -> Vec<String> {
+    let code = code_of(source);
+    code.match_indices("projections::")
+        .filter(|(at, _)| code[..*at].chars().next_back().is_none_or(|c| !is_ident(c)))
+        .filter_map(|(at, path)| {
+            let rest = &code[at + path.len()..];
+            let first: String = rest.chars().take_while(|c| is_ident(*c)).collect();
+            match first.as_str() {
+                "read" => None,
+                "" => Some(format!("{path}{}", rest.chars().next().unwrap_or(' '))),
+                _ => Some(format!("{path}{first}")),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_query_api_uses_only_the_read_side_of_projections() {
+    let offenders: Vec<String> = rust_files("query-api/src")
+        .into_iter()
+        .filter_map(|file| {
+            let paths = projections_paths_past_read(&read(&file));
+            (!paths.is_empty()).then(|| format!("{file}: {}", paths.join(", ")))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "the query API reaches past `projections::read` (to writers it must not call); \
+         re-export what it reads there instead:\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_facade_check_sees_other_paths_and_ignores_comments_and_lookalikes() {
+    let past = projections_paths_past_read;
+    assert_eq!(
+        past("use projections::views::orders;"),
+        ["projections::views"]
+    );
+    assert_eq!(
+        past("projections::db::connect_lazy(url)"),
+        ["projections::db"]
+    );
+    assert_eq!(past("use projections::{read, views};"), ["projections::{"]);
+    assert!(past("use projections::read::{self, Cache};").is_empty());
+    assert!(past("projections::read::orders::history(&pool)").is_empty());
+    assert!(past("// projections::views holds the writers").is_empty());
+    assert!(past("let url = my_projections::url(); self.projections_url").is_empty());
+    assert_eq!(past("projections::reader::x"), ["projections::reader"]);
 }
 
 #[test]

@@ -158,9 +158,9 @@ async fn one_order_is_one_trace_across_every_service() {
     let command = traced(vec![("INSTANCE_ID", format!("t{}-command", env.id))]);
     let (_command, command) = spawn_process(env!("CARGO_BIN_EXE_command-service"), &command).await;
     let sagas = traced(vec![
-        ("GROUP_ID", format!("t{}-sagas", env.id)),
-        ("DATABASE_URL", env.sagas_db_url.clone()),
-        ("PACE_MS", tests::TEST_PACE_MS.to_string()),
+        ("SAGAS_GROUP_ID", format!("t{}-sagas", env.id)),
+        ("SAGAS_DATABASE_URL", env.sagas_db_url.clone()),
+        ("SAGAS_PACE_MS", tests::TEST_PACE_MS.to_string()),
     ]);
     let (_sagas, _) = spawn_process(env!("CARGO_BIN_EXE_sagas-service"), &sagas).await;
     let projections = traced(vec![

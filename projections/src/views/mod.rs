@@ -62,27 +62,6 @@ pub fn decode<E: EventPayload>(
     Ok((meta, event))
 }
 
-/// How a batch writes the rows of a versioned view table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Write {
-    /// Insert, or replace an older version of the same key (through the
-    /// table's key): the projector, and a rebuild once the keys exist.
-    Upsert,
-    /// Plain inserts into a bulk rebuild's table without keys: one row per
-    /// key and batch, the newest version kept when the keys are added.
-    Append,
-}
-
-impl Write {
-    /// `clause` (an `ON CONFLICT ...`) when upserting, nothing when appending.
-    pub fn on_conflict(self, clause: &str) -> &str {
-        match self {
-            Write::Upsert => clause,
-            Write::Append => "",
-        }
-    }
-}
-
 /// The aggregate sequence as PostgreSQL stores it.
 pub fn sequence(meta: &EventMeta) -> i64 {
     i64::try_from(meta.sequence).unwrap_or(i64::MAX)

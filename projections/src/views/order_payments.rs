@@ -14,7 +14,7 @@ use events::domain::{PaymentEvent, PaymentStatus};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{Write, already_applied, sequence};
+use super::{already_applied, sequence};
 
 const NOT_REQUESTED: &str = "not_requested";
 const PENDING: &str = "pending";
@@ -127,7 +127,6 @@ const COLUMNS: &str = "order_id, status, authorization_state, capture_state, voi
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
     mut rows: Vec<&PaymentRow>,
-    write: Write,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
@@ -139,15 +138,12 @@ pub async fn store(
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                               $6::text[], $7::bigint[], $8::text[], $9::bigint[],
                               $10::timestamptz[])
-         {}",
-        write.on_conflict(
-            "ON CONFLICT (order_id) DO UPDATE SET
-               status = EXCLUDED.status, authorization_state = EXCLUDED.authorization_state,
-               capture_state = EXCLUDED.capture_state, void_state = EXCLUDED.void_state,
-               refund_state = EXCLUDED.refund_state, version = EXCLUDED.version,
-               updated_at = EXCLUDED.updated_at
-             WHERE order_payments.version < EXCLUDED.version"
-        )
+         ON CONFLICT (order_id) DO UPDATE SET
+           status = EXCLUDED.status, authorization_state = EXCLUDED.authorization_state,
+           capture_state = EXCLUDED.capture_state, void_state = EXCLUDED.void_state,
+           refund_state = EXCLUDED.refund_state, version = EXCLUDED.version,
+           updated_at = EXCLUDED.updated_at
+         WHERE order_payments.version < EXCLUDED.version"
     ))
     .bind(rows.iter().map(|r| r.order_id).collect::<Vec<_>>())
     .bind(text(|r| &r.status))

@@ -16,9 +16,7 @@ use super::order_payments::PaymentRow;
 use super::order_shipments::ShipmentRow;
 use super::order_timeline::{self, TimelineEntry};
 use super::orders::OrderRow;
-use super::{
-    Write, decode, fold_into, order_payments, order_set_csv, order_shipments, orders, sales,
-};
+use super::{decode, fold_into, order_payments, order_set_csv, order_shipments, orders, sales};
 use crate::dispatch::Mode;
 use crate::documents::{self, OrderDocument};
 use crate::record::Record;
@@ -121,20 +119,20 @@ pub async fn apply_batch(
         sold.extend(sales::delta(order_rows.get(key), meta, event));
         fold_into(&mut order_rows, *key, meta, *event, orders::evolve);
     }
-    orders::store(tx, changed(&order_rows, &batch.orders), Write::Upsert).await?;
+    orders::store(tx, changed(&order_rows, &batch.orders)).await?;
     sales::store(tx, &sold).await?;
 
     let mut payments =
         order_payments::find_many(tx, &load(ids(batch.payments.iter().map(|e| e.0)))).await?;
     earlier.extend(payments.keys());
     fold_all(&mut payments, &batch.payments, order_payments::evolve);
-    order_payments::store(tx, changed(&payments, &batch.payments), Write::Upsert).await?;
+    order_payments::store(tx, changed(&payments, &batch.payments)).await?;
 
     let mut shipments =
         order_shipments::find_many(tx, &load(ids(batch.shipments.iter().map(|e| e.0)))).await?;
     earlier.extend(shipments.keys());
     fold_all(&mut shipments, &batch.shipments, order_shipments::evolve);
-    order_shipments::store(tx, changed(&shipments, &batch.shipments), Write::Upsert).await?;
+    order_shipments::store(tx, changed(&shipments, &batch.shipments)).await?;
 
     match mode {
         Mode::Live => order_timeline::store(tx, &batch.timeline).await?,

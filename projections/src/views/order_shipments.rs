@@ -9,7 +9,7 @@ use events::domain::{ShipmentEvent, ShipmentStatus};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{Write, already_applied, sequence};
+use super::{already_applied, sequence};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ShipmentRow {
@@ -79,7 +79,6 @@ const COLUMNS: &str = "order_id, status, tracking_ref, version, updated_at";
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
     mut rows: Vec<&ShipmentRow>,
-    write: Write,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
@@ -88,13 +87,10 @@ pub async fn store(
     sqlx::query(&format!(
         "INSERT INTO order_shipments ({COLUMNS})
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[])
-         {}",
-        write.on_conflict(
-            "ON CONFLICT (order_id) DO UPDATE SET
-               status = EXCLUDED.status, tracking_ref = EXCLUDED.tracking_ref,
-               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
-             WHERE order_shipments.version < EXCLUDED.version"
-        )
+         ON CONFLICT (order_id) DO UPDATE SET
+           status = EXCLUDED.status, tracking_ref = EXCLUDED.tracking_ref,
+           version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+         WHERE order_shipments.version < EXCLUDED.version"
     ))
     .bind(rows.iter().map(|r| r.order_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())

@@ -13,7 +13,7 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{Write, already_applied, sequence};
+use super::{already_applied, sequence};
 
 /// One order line; prices appear once the saga has priced the order from its
 /// stock reservations.
@@ -138,7 +138,6 @@ const COLUMNS: &str = "order_id, customer_id, status, status_reason, cancellatio
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
     mut rows: Vec<&OrderRow>,
-    write: Write,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
@@ -159,15 +158,12 @@ pub async fn store(
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                               $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[],
                               $10::timestamptz[], $11::timestamptz[])
-         {}",
-        write.on_conflict(
-            "ON CONFLICT (order_id) DO UPDATE SET
-               status = EXCLUDED.status, status_reason = EXCLUDED.status_reason,
-               cancellation_reason = EXCLUDED.cancellation_reason, lines = EXCLUDED.lines,
-               total_minor = EXCLUDED.total_minor, version = EXCLUDED.version,
-               updated_at = EXCLUDED.updated_at
-             WHERE orders.version < EXCLUDED.version"
-        )
+         ON CONFLICT (order_id) DO UPDATE SET
+           status = EXCLUDED.status, status_reason = EXCLUDED.status_reason,
+           cancellation_reason = EXCLUDED.cancellation_reason, lines = EXCLUDED.lines,
+           total_minor = EXCLUDED.total_minor, version = EXCLUDED.version,
+           updated_at = EXCLUDED.updated_at
+         WHERE orders.version < EXCLUDED.version"
     ))
     .bind(rows.iter().map(|r| r.order_id).collect::<Vec<_>>())
     .bind(text(|r| &r.customer_id))

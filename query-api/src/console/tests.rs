@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use events::command::{Principal, Role};
-use projections::cache::Cache;
+use projections::read::Cache;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
@@ -27,7 +27,7 @@ fn bearer(role: Role) -> String {
 
 fn state(upstream: &str) -> AppState {
     AppState {
-        pool: projections::db::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+        pool: projections::read::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
         cache: Arc::new(
             Cache::new("redis://127.0.0.1:1", "t:".into(), Duration::from_secs(1)).unwrap(),
         ),

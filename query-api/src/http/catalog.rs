@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use events::domain::Sku;
-use projections::documents;
+use projections::read::documents;
 
 use super::{AppState, QueryError, cached_response, database_response};
 use crate::consistency::Resource;
@@ -18,7 +18,7 @@ use crate::consistency::Resource;
     tag = "catalog",
     params(("sku" = String, Path), ("X-Consistency-Token" = Option<String>, Header, pattern = "^[!-~]+$")),
     responses(
-        (status = 200, body = projections::documents::ItemDocument),
+        (status = 200, body = documents::ItemDocument),
         crate::openapi::BadRead,
     )
 )]

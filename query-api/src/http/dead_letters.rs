@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use events::command::Role;
-use projections::dead_letters::{self, StoredDeadLetter};
+use projections::read::dead_letters::{self, StoredDeadLetter};
 use serde::Serialize;
 
 use super::history::parse_limit;

@@ -15,13 +15,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use events::command::Role;
-use projections::views::orders::{self, HistoryCursor, OrderRow};
+use projections::read::orders::{self, HistoryCursor, OrderRow};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::{AppState, QueryError};
 use crate::consistency::Resource;
-use projections::documents::Price;
+use projections::read::documents::Price;
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;

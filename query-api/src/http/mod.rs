@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::command::Principal;
 use events::consistency::ConsistencyToken;
-use projections::cache::{Cache, CacheError, Cached};
+use projections::read::{Cache, CacheError, Cached};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
@@ -243,7 +243,7 @@ mod tests {
         // Nothing listens on port 1: the cache fails at once, so the read
         // would fall back to PostgreSQL, for which no slot is left.
         let state = AppState {
-            pool: projections::db::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+            pool: projections::read::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
             cache: Arc::new(
                 Cache::new("redis://127.0.0.1:1", "t:".into(), Duration::from_secs(1)).unwrap(),
             ),

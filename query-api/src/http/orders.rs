@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use events::command::{Principal, Role};
-use projections::documents;
+use projections::read::documents;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -29,7 +29,7 @@ pub fn may_read(caller: &Principal, customer_id: &str) -> bool {
     tag = "orders",
     params(("order_id" = String, Path), ("X-Consistency-Token" = Option<String>, Header, pattern = "^[!-~]+$")),
     responses(
-        (status = 200, body = projections::documents::OrderDocument),
+        (status = 200, body = documents::OrderDocument),
         crate::openapi::BadRead,
     ),
     security(("bearer" = []))

@@ -12,7 +12,7 @@ pub async fn probe(
     Path(probe_id): Path<String>,
 ) -> Result<Response, QueryError> {
     let id = Uuid::parse_str(&probe_id).map_err(|_| QueryError::BadId(probe_id))?;
-    let row = projections::probes::find(&state.pool, id)
+    let row = projections::read::probes::find(&state.pool, id)
         .await?
         .ok_or(QueryError::NotFound("probe"))?;
     Ok(Json(row).into_response())

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use events::command::Role;
 use events::domain::Currency;
-use projections::documents::Price;
-use projections::views::sales::{self, Bucket, SalesRow};
+use projections::read::documents::Price;
+use projections::read::sales::{self, Bucket, SalesRow};
 use serde::Serialize;
 
 use super::{AppState, QueryError};

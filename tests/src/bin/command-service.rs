@@ -1,25 +1,20 @@
 //! The command service as a separate process, configured from the
-//! environment, so crash tests can SIGKILL it mid-batch. It prints its HTTP
-//! address on the first line of stdout.
+//! environment (the real command line's variables: the Kafka ones and
+//! `INSTANCE_ID`), with the tests' token keys, reply wait, lanes and limits,
+//! so crash tests can SIGKILL it mid-batch. It prints its HTTP address on the
+//! first line of stdout.
 
 use std::time::Duration;
-
-use events::KafkaArgs;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = events::telemetry::init("command");
-    let env = |name: &str| std::env::var(name).unwrap_or_default();
-    let kafka = events::args::from_env::<KafkaArgs>()?.into();
+    let args = events::args::from_env::<command::cli::ServeArgs>()?;
     let config = command::Config {
-        kafka,
-        instance_id: env("INSTANCE_ID"),
-        auth: tests::auth_config(),
-        query_api_url: "http://127.0.0.1:8081".into(),
         reply_wait: Duration::from_secs(5),
         lanes: 2,
-        state_dir: command::default_state_dir(),
         http: tests::test_http(),
+        ..args.config(tests::auth_config())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

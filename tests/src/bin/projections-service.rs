@@ -4,19 +4,17 @@
 //! address on the first line of stdout.
 
 use events::KafkaArgs;
-use events::args::{ViewsArgs, from_env};
+use events::args::from_env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = events::telemetry::init("projections");
-    let views: ViewsArgs = from_env()?;
-    let config = projections::Config {
-        auth: tests::auth_config(),
-        kafka: from_env::<KafkaArgs>()?.into(),
-        group_id: std::env::var("GROUP_ID").unwrap_or_default(),
-        database_url: views.database_url,
-        redis_url: views.redis_url,
-    };
+    let config = projections::Config::new(
+        from_env::<KafkaArgs>()?.into(),
+        std::env::var("GROUP_ID").unwrap_or_default(),
+        from_env()?,
+        tests::auth_config(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     projections::run(config, listener, events::service::shutdown_on_signal()).await

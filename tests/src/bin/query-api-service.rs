@@ -3,15 +3,14 @@
 //! SIGKILL and pause it. It prints its HTTP address on the first line of
 //! stdout.
 
-use events::args::{ViewsArgs, from_env};
+use events::args::from_env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = events::telemetry::init("query-api");
-    let views: ViewsArgs = from_env()?;
     let config = query_api::Config {
         http: tests::test_http(),
-        ..query_api::Config::new(views.database_url, views.redis_url, tests::auth_config())
+        ..query_api::Config::new(from_env()?, tests::auth_config())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

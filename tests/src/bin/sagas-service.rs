@@ -1,26 +1,19 @@
-//! The saga worker as a separate process, configured from the environment,
-//! so crash tests can SIGKILL it mid-batch. It prints its HTTP address on the
-//! first line of stdout.
+//! The saga worker as a separate process, configured from the environment
+//! (the real command line's variables: the Kafka ones, `SAGAS_DATABASE_URL`,
+//! `SAGAS_GROUP_ID`, `SAGAS_PACE_MS`), so crash tests can SIGKILL it
+//! mid-batch. It runs the sandbox provider and carrier as the tests' in-process
+//! worker does. It prints its HTTP address on the first line of stdout.
 
 use std::time::Duration;
-
-use events::KafkaArgs;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = events::telemetry::init("sagas");
-    let env = |name: &str| std::env::var(name).unwrap_or_default();
-    let kafka = events::args::from_env::<KafkaArgs>()?.into();
     let config = sagas::Config {
-        kafka,
-        database_url: env("DATABASE_URL"),
-        group_id: env("GROUP_ID"),
-        pace: sagas::Pace {
-            millis_per_second: env("PACE_MS").parse()?,
-        },
         sandbox: true,
         sandbox_latency: Duration::from_millis(1),
         max_open_orders: 0,
+        ..events::args::from_env::<sagas::cli::WorkerArgs>()?.config()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);

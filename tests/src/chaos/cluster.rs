@@ -160,9 +160,9 @@ fn vars(env: &TestEnv, kind: Kind, instance: &str, pace_ms: u32) -> Vec<(&'stati
             ("REDIS_URL", env.redis_url.clone()),
         ],
         Kind::Sagas => vec![
-            ("GROUP_ID", format!("t{}-sagas", env.id)),
-            ("DATABASE_URL", env.sagas_db_url.clone()),
-            ("PACE_MS", pace_ms.to_string()),
+            ("SAGAS_GROUP_ID", format!("t{}-sagas", env.id)),
+            ("SAGAS_DATABASE_URL", env.sagas_db_url.clone()),
+            ("SAGAS_PACE_MS", pace_ms.to_string()),
         ],
     };
     kafka.into_iter().chain(own).collect()
