@@ -18,7 +18,7 @@
 //! - [`clean`]: removes an earlier run's topics, databases and cache keys.
 //!
 //! `scripts/bench` starts the services and calls `bench run`; the binary in
-//! `main.rs` only parses flags.
+//! `main.rs` only parses flags and calls [`main`].
 
 pub mod baselines;
 pub mod clean;

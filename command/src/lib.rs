@@ -8,7 +8,7 @@
 //! - [`probe`]: transactional pipeline probes.
 //! - [`cli`]: the binary's flags (`serve`, `mint-token`).
 //!
-//! [`run`] starts the service; the binary in `main.rs` only parses flags.
+//! [`run`] starts the service; the binary in `main.rs` only calls [`cli::main`].
 
 pub mod aggregate;
 pub use events::auth;

@@ -2,7 +2,7 @@
 //! headers that carry an [`EventMeta`].
 //!
 //! Every producer and consumer in the project is configured here, so the traps
-//! listed in KAFKA.md (partitioner, idempotence, read_committed, latency
+//! of librdkafka (partitioner, idempotence, read_committed, latency
 //! defaults) are dealt with once.
 
 use std::time::Duration;

@@ -16,7 +16,7 @@
 //! projector writes (bounded by `cache_timeout`), and from PostgreSQL when
 //! the cache misses, fails, is slow, or is older than a consistency token.
 //!
-//! [`run`] starts the service; the binary in `main.rs` only parses flags.
+//! [`run`] starts the service; the binary in `main.rs` only calls [`cli::main`].
 
 pub mod cli;
 mod consistency;

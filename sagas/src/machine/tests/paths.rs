@@ -1,4 +1,4 @@
-//! The main paths of DESIGN.md section 2, one test each: given the events so
+//! The main paths of the fulfilment saga (ARCHITECTURE.md, `sagas`), one test each: given the events so
 //! far, when one more arrives, then these commands.
 
 use events::command::DomainCommand;
