@@ -55,6 +55,21 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> 
     })
 }
 
+/// The JSON value of a value whose encoding cannot fail (see
+/// [`encode_plain`], which this is the tree form of).
+pub fn value_plain<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    match serde_json::to_value(value) {
+        Ok(value) => value,
+        Err(source) => panic!(
+            "{}",
+            EncodeError {
+                what: std::any::type_name::<T>(),
+                source,
+            }
+        ),
+    }
+}
+
 /// The JSON text of a value whose encoding cannot fail: plain data with
 /// derived `Serialize` (or one writing a string, as `Currency` does) and no
 /// map with non-string keys, such as a `serde_json::Value`, a command or an

@@ -91,7 +91,7 @@ pub struct ApiDoc;
 
 /// The document, rendered once.
 static DOCUMENT: LazyLock<serde_json::Value> =
-    LazyLock::new(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default());
+    LazyLock::new(|| events::message::value_plain(&ApiDoc::openapi()));
 
 /// `GET /openapi.json`.
 pub async fn serve() -> Json<serde_json::Value> {

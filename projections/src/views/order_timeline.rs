@@ -31,7 +31,7 @@ pub struct TimelineEntry {
 /// The timeline entry of one event; `detail` is the payload minus its type
 /// tag and any credential.
 pub fn entry<E: Serialize>(order_id: Uuid, meta: &EventMeta, event: &E) -> TimelineEntry {
-    let mut detail = serde_json::to_value(event).unwrap_or_default();
+    let mut detail = events::message::value_plain(event);
     if let Some(fields) = detail.as_object_mut() {
         for hidden in HIDDEN_FIELDS {
             fields.remove(hidden);

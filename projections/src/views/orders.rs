@@ -151,7 +151,7 @@ pub async fn store(
     let lines: Vec<serde_json::Value> = rows
         .iter()
         // Priced lines are plain data (string keys): serializing cannot fail.
-        .map(|r| serde_json::to_value(&r.lines.0).unwrap_or_default())
+        .map(|r| events::message::value_plain(&r.lines.0))
         .collect();
     sqlx::query(&format!(
         "INSERT INTO orders ({COLUMNS})

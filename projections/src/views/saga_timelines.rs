@@ -131,7 +131,7 @@ async fn store(
     let history: Vec<serde_json::Value> = rows
         .iter()
         // Step records are plain data (string keys): serializing cannot fail.
-        .map(|r| serde_json::to_value(&r.history.0).unwrap_or_default())
+        .map(|r| events::message::value_plain(&r.history.0))
         .collect();
     sqlx::query(&format!(
         "INSERT INTO saga_timelines ({COLUMNS})
