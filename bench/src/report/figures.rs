@@ -159,7 +159,7 @@ pub fn compare(b: &Baselines, s: &System) -> Vec<Figure> {
         rate(&s.end_to_end_max),
         "orders/s",
         ("-", None),
-        Target::AtLeast(5000.0),
+        Target::AtLeast(1000.0),
     ));
     out.push(figure(
         "end to end p99 at half that rate (open loop)",
