@@ -55,21 +55,6 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> 
     })
 }
 
-/// The JSON value of a value whose encoding cannot fail (see
-/// [`encode_plain`], which this is the tree form of).
-pub fn value_plain<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
-    match serde_json::to_value(value) {
-        Ok(value) => value,
-        Err(source) => panic!(
-            "{}",
-            EncodeError {
-                what: std::any::type_name::<T>(),
-                source,
-            }
-        ),
-    }
-}
-
 /// The JSON text of a value whose encoding cannot fail: plain data with
 /// derived `Serialize` (or one writing a string, as `Currency` does) and no
 /// map with non-string keys, such as a `serde_json::Value`, a command or an
@@ -79,16 +64,26 @@ pub fn value_plain<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
 /// empty text as if it were the value. Whatever can fail goes through
 /// [`encode`] and its error instead.
 pub fn encode_plain<T: Serialize + ?Sized>(value: &T) -> String {
-    match serde_json::to_string(value) {
-        Ok(text) => text,
-        Err(source) => panic!(
+    cannot_fail::<T, _>(serde_json::to_string(value))
+}
+
+/// The JSON value of a value whose encoding cannot fail (see
+/// [`encode_plain`], which this is the tree form of).
+pub fn value_plain<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    cannot_fail::<T, _>(serde_json::to_value(value))
+}
+
+/// The encoding of a `T`, or a panic naming `T` (see [`encode_plain`]).
+fn cannot_fail<T: ?Sized, R>(encoded: Result<R, serde_json::Error>) -> R {
+    encoded.unwrap_or_else(|source| {
+        panic!(
             "{}",
             EncodeError {
                 what: std::any::type_name::<T>(),
                 source,
             }
-        ),
-    }
+        )
+    })
 }
 
 /// An event payload type: one closed enum per aggregate.
