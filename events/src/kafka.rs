@@ -164,6 +164,21 @@ impl KafkaConfig {
         config
     }
 
+    /// A [`consumer`](Self::consumer) whose offsets in Kafka are only a hint
+    /// of where to start fetching (its positions live in PostgreSQL): the
+    /// application stores them after each batch ([`crate::record::commit_hint`],
+    /// no request) and librdkafka commits the latest stored ones once a
+    /// second, instead of one offset commit, and one write to the broker's
+    /// offsets log, per batch.
+    pub fn hinting_consumer(&self, group_id: &str) -> ClientConfig {
+        let mut config = self.consumer(group_id);
+        config
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000");
+        overrides(&mut config);
+        config
+    }
+
     /// Creates the topics that do not exist yet; existing ones are left as they are.
     pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
         let specs: Vec<NewTopic> = topics

@@ -126,14 +126,15 @@ where
     }
 }
 
-/// Commits the offsets after `records` to Kafka asynchronously. Consumers
-/// that keep their positions in PostgreSQL use Kafka's offsets only as a
-/// hint of where to start fetching, so a lost hint costs a re-read, nothing more.
+/// Stores the offsets after `records` for the next automatic commit of a
+/// [`hinting_consumer`](crate::KafkaConfig::hinting_consumer). Consumers that
+/// keep their positions in PostgreSQL use Kafka's offsets only as a hint of
+/// where to start fetching, so a lost hint costs a re-read, nothing more.
 pub fn commit_hint<C: rdkafka::consumer::ConsumerContext + 'static>(
     consumer: &rdkafka::consumer::StreamConsumer<C>,
     records: &[Record],
 ) {
-    use rdkafka::consumer::{CommitMode, Consumer};
+    use rdkafka::consumer::Consumer;
     use std::collections::HashMap;
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     for r in records {
@@ -148,8 +149,10 @@ pub fn commit_hint<C: rdkafka::consumer::ConsumerContext + 'static>(
             return;
         }
     }
-    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
-        tracing::debug!(error = %e, "committing the offset hint failed");
+    // A partition revoked since the batch was read refuses its offset; its
+    // new owner hints for it.
+    if let Err(e) = consumer.store_offsets(&list) {
+        tracing::debug!(error = %e, "storing the offset hint failed");
     }
 }
 

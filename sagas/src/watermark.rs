@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rdkafka::ClientContext;
@@ -26,6 +27,7 @@ use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::statistics::Statistics;
 use sqlx::PgPool;
 
+use crate::Pace;
 use crate::store::Tx;
 
 /// How often librdkafka reports where each partition ends (its statistics).
@@ -104,6 +106,13 @@ pub struct Ends {
     caught_up: Vec<bool>,
 }
 
+/// How far a watermark may lag the clock: a tenth of a nominal second,
+/// within bounds that spare the database. It is also how long the worker
+/// waits for records before it moves the watermarks of idle partitions.
+pub fn step(pace: Pace) -> Duration {
+    Duration::from_millis(u64::from(pace.millis_per_second / 10).clamp(50, 200))
+}
+
 /// The latest statistics, for the partitions assigned to the worker now.
 pub fn observe(consumer: &StreamConsumer<Progress>) -> Ends {
     let Ok(assignment) = consumer.assignment() else {
@@ -135,10 +144,16 @@ pub fn observe(consumer: &StreamConsumer<Progress>) -> Ends {
 /// its delivery position, or by its stored position) to the time the ends
 /// were observed. Call it in the transaction that applies what was
 /// delivered before the observation, or when nothing is in flight.
-pub async fn mark(tx: &mut Tx<'_>, ends: &Ends) -> Result<(), sqlx::Error> {
+///
+/// A watermark moves only once it is `step` behind: a watermark may lag (a
+/// deadline then fires that much later, never earlier), and rewriting every
+/// partition's row in every batch cost the database thousands of updates a
+/// second at a few orders a second.
+pub async fn mark(tx: &mut Tx<'_>, ends: &Ends, step: Duration) -> Result<(), sqlx::Error> {
     let Some(at) = ends.at.filter(|_| !ends.topics.is_empty()) else {
         return Ok(());
     };
+    let stale = at - chrono::Duration::from_std(step).unwrap_or(chrono::Duration::zero());
     // One round trip: a partition seen for the first time gets its row now
     // and its watermark with the next mark (the update does not see rows
     // inserted by the same statement).
@@ -151,13 +166,15 @@ pub async fn mark(tx: &mut Tx<'_>, ends: &Ends) -> Result<(), sqlx::Error> {
          )
          UPDATE saga_positions AS s SET watermark_at = GREATEST(s.watermark_at, $5)
          FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::bool[]) AS u(t, p, h, c)
-         WHERE s.topic = u.t AND s.partition = u.p AND (u.c OR s.next_offset >= u.h)",
+         WHERE s.topic = u.t AND s.partition = u.p AND (u.c OR s.next_offset >= u.h)
+           AND (s.watermark_at IS NULL OR s.watermark_at <= $6)",
     )
     .bind(&ends.topics)
     .bind(&ends.partitions)
     .bind(&ends.highs)
     .bind(&ends.caught_up)
     .bind(at)
+    .bind(stale)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -168,10 +185,11 @@ pub async fn mark(tx: &mut Tx<'_>, ends: &Ends) -> Result<(), sqlx::Error> {
 pub async fn mark_idle(
     pool: &PgPool,
     consumer: &StreamConsumer<Progress>,
+    step: Duration,
 ) -> Result<(), sqlx::Error> {
     let ends = observe(consumer);
     let mut tx = pool.begin().await?;
-    mark(&mut tx, &ends).await?;
+    mark(&mut tx, &ends, step).await?;
     tx.commit().await
 }
 

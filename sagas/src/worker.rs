@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use events::record::{self, Record};
@@ -36,7 +36,7 @@ pub fn subscribe(
     group_id: &str,
     topics: &Topics,
 ) -> Result<StreamConsumer<Progress>, KafkaError> {
-    let mut config = kafka.consumer(group_id);
+    let mut config = kafka.hinting_consumer(group_id);
     config.set("statistics.interval.ms", watermark::STATISTICS_INTERVAL_MS);
     let consumer: StreamConsumer<Progress> = config.create_with_context(Progress::default())?;
     let topics = topics.all();
@@ -55,9 +55,8 @@ pub async fn run(
     handoff: Handoff,
     shutdown: CancellationToken,
 ) {
-    // Without records the watermarks still follow the clock, so deadlines
-    // fire; a tenth of a nominal second, within bounds that spare the database.
-    let idle = Duration::from_millis(u64::from(pace.millis_per_second / 10).clamp(50, 200));
+    // Without records the watermarks still follow the clock, so deadlines fire.
+    let idle = watermark::step(pace);
     let mut busy_since = Instant::now();
     loop {
         consumer.context().waiting_after(busy_since.elapsed());
@@ -65,7 +64,7 @@ pub async fn run(
             batch = record::next_batch_or_wait(&*consumer, MAX_BATCH, &shutdown) => batch,
             () = tokio::time::sleep(idle) => {
                 busy_since = Instant::now();
-                if let Err(e) = watermark::mark_idle(&pool, &consumer).await {
+                if let Err(e) = watermark::mark_idle(&pool, &consumer, idle).await {
                     tracing::warn!(error = %e, "moving the saga watermarks failed");
                 }
                 continue;
@@ -102,7 +101,7 @@ pub async fn apply(
     let mut tx = pool.begin().await?;
     let fresh = store::claim(&mut tx, records).await?;
     if fresh.is_empty() {
-        watermark::mark(&mut tx, ends).await?;
+        watermark::mark(&mut tx, ends, watermark::step(pace)).await?;
         tx.commit().await?;
         return Ok(Vec::new());
     }
@@ -143,7 +142,7 @@ pub async fn apply(
     let inserted = save(&mut tx, &mut batch).await?;
     store::store_dead_letters(&mut tx, &dead).await?;
     store::advance(&mut tx, &fresh).await?;
-    watermark::mark(&mut tx, ends).await?;
+    watermark::mark(&mut tx, ends, watermark::step(pace)).await?;
     tx.commit().await?;
     metrics::counter!("saga_events_consumed_total").increment(fresh.len() as u64);
     Ok(inserted)

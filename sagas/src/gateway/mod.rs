@@ -96,7 +96,7 @@ pub async fn run<P: PaymentProvider, C: Carrier>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let kafka = &gateway.kafka;
-    let consumer: StreamConsumer = kafka.consumer(&group_id).create()?;
+    let consumer: StreamConsumer = kafka.hinting_consumer(&group_id).create()?;
     let payments = kafka.events_topic(AggregateType::Payment);
     let shipments = kafka.events_topic(AggregateType::Shipment);
     consumer.subscribe(&[&payments, &shipments])?;
