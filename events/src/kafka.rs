@@ -36,7 +36,7 @@ pub struct KafkaArgs {
     #[arg(
         long = "kafka-partitions",
         env = "KAFKA_PARTITIONS",
-        default_value_t = 8
+        default_value_t = PARTITIONS
     )]
     pub partitions: i32,
 }
@@ -52,6 +52,14 @@ impl From<KafkaArgs> for KafkaConfig {
 }
 
 /// Where the brokers are and how this deployment names its topics.
+/// Partitions per topic unless configured. Four fit one small broker:
+/// librdkafka names every partition a consumer reads in every fetch (it has
+/// no incremental fetch sessions), and the broker walks all of them on each
+/// fetch and on each append that may complete a waiting fetch, so partitions
+/// nobody needs cost broker CPU on every record. Four lanes still get one
+/// partition of each aggregate type each.
+pub const PARTITIONS: i32 = 4;
+
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list.
@@ -67,7 +75,7 @@ impl KafkaConfig {
         KafkaConfig {
             brokers: brokers.into(),
             topic_prefix: String::new(),
-            partitions: 8,
+            partitions: PARTITIONS,
         }
     }
 

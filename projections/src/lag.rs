@@ -3,18 +3,18 @@
 //! `projection_lag_seconds{projection}`) and in `/health/ready`'s details.
 //!
 //! The stored positions are the truth about what is applied; the broker's
-//! high watermark is where the log ends. A transaction's commit marker takes
+//! latest offset is where the log ends. A transaction's commit marker takes
 //! an offset no consumer ever sees, so a caught-up partition would look one
-//! record behind; when this instance's consumer has read up to the high
-//! watermark, the partition counts as caught up.
+//! record behind; when this instance's consumer has read up to that end,
+//! the partition counts as caught up.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -144,17 +144,26 @@ async fn measure(
         .collect();
     let topics = routes.topics();
     let reader = consumer.clone();
-    // librdkafka's watermark and position calls block.
+    // librdkafka's offset and position calls block. Every partition's end
+    // comes from one ListOffsets request (the latest offset is the one asked
+    // for with timestamp -1), not two requests per partition.
     let samples = tokio::task::spawn_blocking(move || {
         let read_to = read_positions(&reader);
-        let mut samples = HashMap::new();
-        for topic in topics {
+        let mut latest = TopicPartitionList::new();
+        for topic in &topics {
             for partition in 0..partitions {
-                let (_, end) = reader.fetch_watermarks(&topic, partition, WATERMARK_TIMEOUT)?;
-                let key = (topic.clone(), partition);
-                let read_to = read_to.get(&key).copied();
-                samples.insert(key, Sample { end, read_to });
+                latest.add_partition_offset(topic, partition, Offset::End)?;
             }
+        }
+        let ends = reader.offsets_for_times(latest, WATERMARK_TIMEOUT)?;
+        let mut samples = HashMap::new();
+        for element in ends.elements() {
+            let (Offset::Offset(end), Ok(())) = (element.offset(), element.error()) else {
+                continue;
+            };
+            let key = (element.topic().to_owned(), element.partition());
+            let read_to = read_to.get(&key).copied();
+            samples.insert(key, Sample { end, read_to });
         }
         Ok::<_, rdkafka::error::KafkaError>(samples)
     })

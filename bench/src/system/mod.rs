@@ -143,7 +143,7 @@ pub async fn run(args: &RunArgs, baselines: &Baselines) -> anyhow::Result<System
     progress("seeding the catalog");
     seed_catalog(&ctx).await?;
     let (command_max, command_paced, projection_lag) = commands::run(&ctx, baselines).await?;
-    progress("waiting for the projector to catch up");
+    progress("waiting for the sagas to settle and the projector to catch up");
     projection::wait_caught_up(&ctx).await?;
     let (query_hit, query_hit_paced, query_miss) = query::run(&ctx).await?;
     let projection_catch_up = projection::catch_up(&ctx).await;
