@@ -51,7 +51,6 @@ impl From<KafkaArgs> for KafkaConfig {
     }
 }
 
-/// Where the brokers are and how this deployment names its topics.
 /// Partitions per topic unless configured. Four fit one small broker:
 /// librdkafka names every partition a consumer reads in every fetch (it has
 /// no incremental fetch sessions), and the broker walks all of them on each
@@ -60,6 +59,7 @@ impl From<KafkaArgs> for KafkaConfig {
 /// partition of each aggregate type each.
 pub const PARTITIONS: i32 = 4;
 
+/// Where the brokers are and how this deployment names its topics.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list.
