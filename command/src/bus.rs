@@ -185,6 +185,8 @@ impl KafkaBus {
 
 /// A consumer assigned to every replies partition at its current end. The end
 /// offsets are fetched before returning, so no reply produced afterwards is missed.
+/// The partitions are the topics' own, from the broker: topics created before
+/// `KAFKA_PARTITIONS` (or its default) changed keep their count.
 async fn follow_replies(config: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
     // Assigned, never subscribed: the group id is required but no group is joined.
     let consumer: StreamConsumer = config.consumer("command-api-replies").create()?;
@@ -192,11 +194,10 @@ async fn follow_replies(config: &KafkaConfig) -> Result<StreamConsumer, KafkaErr
         .into_iter()
         .map(|t| config.replies_topic(t))
         .collect();
-    let partitions = config.partitions;
     tokio::task::spawn_blocking(move || {
         let mut list = TopicPartitionList::new();
         for topic in &topics {
-            for partition in 0..partitions {
+            for partition in 0..partition_count(&consumer, topic)? {
                 let high = end_offset(&consumer, topic, partition)?;
                 list.add_partition_offset(topic, partition, Offset::Offset(high))?;
             }
@@ -206,6 +207,25 @@ async fn follow_replies(config: &KafkaConfig) -> Result<StreamConsumer, KafkaErr
     })
     .await
     .map_err(|_| KafkaError::Canceled)?
+}
+
+/// How many partitions `topic` has, retried while a just-created topic is
+/// not in the broker's metadata yet.
+fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, KafkaError> {
+    let mut attempts = 0;
+    loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        if count > 0 || attempts >= 50 {
+            return Ok(i32::try_from(count).unwrap_or(i32::MAX));
+        }
+        attempts += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The partition's end, retried while a just-created topic has no leader yet.

@@ -23,7 +23,7 @@ use crate::dispatch::Routes;
 use crate::positions::{self, Position};
 
 const EVERY: Duration = Duration::from_secs(2);
-const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartitionLag {
@@ -100,12 +100,11 @@ pub async fn run(
     consumer: Arc<crate::consumer::Consumer>,
     pool: PgPool,
     routes: Routes,
-    partitions: i32,
     report: Arc<Mutex<Report>>,
     shutdown: CancellationToken,
 ) {
     loop {
-        match measure(&consumer, &pool, &routes, partitions).await {
+        match measure(&consumer, &pool, &routes).await {
             Ok(fresh) => {
                 publish(&fresh);
                 if let Ok(mut slot) = report.lock() {
@@ -135,7 +134,6 @@ async fn measure(
     consumer: &Arc<crate::consumer::Consumer>,
     pool: &PgPool,
     routes: &Routes,
-    partitions: i32,
 ) -> Result<Report, MeasureError> {
     let positions: HashMap<(String, i32), Position> = positions::all(pool)
         .await?
@@ -144,18 +142,23 @@ async fn measure(
         .collect();
     let topics = routes.topics();
     let reader = consumer.clone();
-    // librdkafka's offset and position calls block. Every partition's end
-    // comes from one ListOffsets request (the latest offset is the one asked
-    // for with timestamp -1), not two requests per partition.
+    // librdkafka's metadata, offset and position calls block. The partitions
+    // are each topic's own, from the broker (topics created before the
+    // configured count changed keep theirs); every partition's end comes
+    // from one ListOffsets request (the latest offset is the one asked for
+    // with timestamp -1), not two requests per partition.
     let samples = tokio::task::spawn_blocking(move || {
         let read_to = read_positions(&reader);
         let mut latest = TopicPartitionList::new();
         for topic in &topics {
-            for partition in 0..partitions {
-                latest.add_partition_offset(topic, partition, Offset::End)?;
+            let metadata = reader.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
+            for found in metadata.topics().iter().filter(|t| t.name() == topic) {
+                for partition in found.partitions() {
+                    latest.add_partition_offset(topic, partition.id(), Offset::End)?;
+                }
             }
         }
-        let ends = reader.offsets_for_times(latest, WATERMARK_TIMEOUT)?;
+        let ends = reader.offsets_for_times(latest, BROKER_TIMEOUT)?;
         let mut samples = HashMap::new();
         for element in ends.elements() {
             let (Offset::Offset(end), Ok(())) = (element.offset(), element.error()) else {

@@ -122,7 +122,6 @@ pub async fn run(
         consumer.clone(),
         pool.clone(),
         routes.clone(),
-        config.kafka.partitions,
         lag_report.clone(),
         shutdown.clone(),
     ));
