@@ -197,7 +197,7 @@ async fn follow_replies(config: &KafkaConfig) -> Result<StreamConsumer, KafkaErr
     tokio::task::spawn_blocking(move || {
         let mut list = TopicPartitionList::new();
         for topic in &topics {
-            for partition in 0..partition_count(&consumer, topic)? {
+            for partition in partitions(&consumer, topic)? {
                 let high = end_offset(&consumer, topic, partition)?;
                 list.add_partition_offset(topic, partition, Offset::Offset(high))?;
             }
@@ -209,19 +209,14 @@ async fn follow_replies(config: &KafkaConfig) -> Result<StreamConsumer, KafkaErr
     .map_err(|_| KafkaError::Canceled)?
 }
 
-/// How many partitions `topic` has, retried while a just-created topic is
-/// not in the broker's metadata yet.
-fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, KafkaError> {
+/// The partitions of `topic`, retried while a just-created topic is not in
+/// the broker's metadata yet.
+fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>, KafkaError> {
     let mut attempts = 0;
     loop {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        let count = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map_or(0, |t| t.partitions().len());
-        if count > 0 || attempts >= 50 {
-            return Ok(i32::try_from(count).unwrap_or(i32::MAX));
+        let found = events::kafka::partitions_of(consumer, topic, Duration::from_secs(10))?;
+        if !found.is_empty() || attempts >= 50 {
+            return Ok(found);
         }
         attempts += 1;
         std::thread::sleep(Duration::from_millis(100));

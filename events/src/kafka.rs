@@ -247,6 +247,28 @@ impl KafkaConfig {
     }
 }
 
+/// The partitions of `topic` as the broker reports them, none while the topic
+/// does not exist. Topics keep the count they were created with, whatever
+/// [`KafkaConfig::partitions`] says now, so whoever walks a topic's
+/// partitions asks here. The call blocks.
+pub fn partitions_of<C, X>(
+    consumer: &X,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, KafkaError>
+where
+    C: rdkafka::consumer::ConsumerContext + 'static,
+    X: Consumer<C>,
+{
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
 /// librdkafka settings from `KAFKA_CLIENT_OVERRIDES` (`key=value,key=value`),
 /// applied last to every producer and consumer: for measuring a setting
 /// without a rebuild. A key the client type does not know is ignored by

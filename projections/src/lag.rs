@@ -151,11 +151,8 @@ async fn measure(
         let read_to = read_positions(&reader);
         let mut latest = TopicPartitionList::new();
         for topic in &topics {
-            let metadata = reader.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
-            for found in metadata.topics().iter().filter(|t| t.name() == topic) {
-                for partition in found.partitions() {
-                    latest.add_partition_offset(topic, partition.id(), Offset::End)?;
-                }
+            for partition in events::kafka::partitions_of(&*reader, topic, BROKER_TIMEOUT)? {
+                latest.add_partition_offset(topic, partition, Offset::End)?;
             }
         }
         let ends = reader.offsets_for_times(latest, BROKER_TIMEOUT)?;

@@ -40,15 +40,11 @@ pub async fn extents(kafka: &KafkaConfig, topics: &[String]) -> Result<Vec<Exten
     blocking(kafka, move |consumer| {
         let mut extents = Vec::new();
         for topic in topics {
-            let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
-            let Some(found) = metadata.topics().first().filter(|t| t.error().is_none()) else {
-                continue;
-            };
-            for partition in found.partitions() {
-                let (low, high) = consumer.fetch_watermarks(&topic, partition.id(), TIMEOUT)?;
+            for partition in events::kafka::partitions_of(&consumer, &topic, TIMEOUT)? {
+                let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
                 extents.push(Extent {
                     topic: topic.clone(),
-                    partition: partition.id(),
+                    partition,
                     low,
                     high,
                 });
