@@ -144,11 +144,17 @@ async fn two_crashes_of_the_saga_service_leave_every_path_ending_as_it_should() 
         let shop = shop.clone();
         tokio::spawn(async move {
             let every = Duration::from_millis(40);
-            place_until(&shop, "paths", every_path, every, Duration::from_secs(16)).await
+            place_until(&shop, "paths", every_path, every, Duration::from_secs(20)).await
         })
     };
-    for _ in 0..2 {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+    // A SIGKILLed member stays in its consumer groups until its session
+    // times out (10 s), and the restarted one gets no partitions before
+    // that: the second crash waits until the first restart has them, so each
+    // outage is one crash's (about 11 s), inside the authorization deadline
+    // at this pace (15 s). Two crashes closer than that are one outage of
+    // the sum of their sessions, which a deadline rightly counts.
+    for up_for in [5, 12] {
+        tokio::time::sleep(Duration::from_secs(up_for)).await;
         sagas.start_kill().unwrap();
         sagas.wait().await.unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
