@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use events::command::{CommandEnvelope, Principal, Reply};
+use events::command::{CommandEnvelope, Principal, Reply, Role};
 use events::{AggregateType, KafkaConfig, telemetry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -88,13 +88,22 @@ struct Replies {
 const REMEMBERED: usize = 100_000;
 
 impl Replies {
+    /// Answers the requests waiting for `reply`, and remembers it for the
+    /// status URL unless an internal service issued the command: the saga
+    /// and the gateway send about twelve commands per order past this API,
+    /// none with a status URL (their outcomes are in the saga view), and
+    /// remembering them filled the bound with them (about 50 MiB).
     fn record(&mut self, reply: Reply) {
         let key = (reply.command_id, reply.fingerprint.clone());
         for waiter in self.waiters.remove(&key).unwrap_or_default() {
             drop(waiter.send(reply.clone()));
         }
         self.pending.remove(&reply.command_id);
-        if !self.recent.contains_key(&reply.command_id) {
+        let internal = reply
+            .issued_by
+            .as_ref()
+            .is_some_and(|issuer| issuer.role == Role::System);
+        if !internal && !self.recent.contains_key(&reply.command_id) {
             self.recent_order.push_back(reply.command_id);
             self.recent.insert(reply.command_id, reply);
             bound(&mut self.recent, &mut self.recent_order);

@@ -48,3 +48,31 @@ async fn a_reply_to_another_fingerprint_does_not_answer() {
     sink.committed([reply(id, "f2")]);
     assert!(rx.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn replies_to_internal_commands_answer_waiters_but_are_not_remembered() {
+    let sink = ReplySink::default();
+    let (saga, customer) = (Uuid::new_v4(), Uuid::new_v4());
+    let (tx, rx) = oneshot::channel();
+    lock(&sink.0)
+        .waiters
+        .entry((saga, "f1".into()))
+        .or_default()
+        .push(tx);
+    let by = |role, subject: &str| {
+        Some(Principal {
+            subject: subject.into(),
+            role,
+        })
+    };
+    let mut internal = reply(saga, "f1");
+    internal.issued_by = by(Role::System, "saga");
+    let mut placed = reply(customer, "f1");
+    placed.issued_by = by(Role::Customer, "c-1");
+    sink.committed([internal, placed]);
+    assert_eq!(rx.await.unwrap().command_id, saga);
+    let replies = lock(&sink.0);
+    assert!(!replies.recent.contains_key(&saga));
+    assert!(replies.recent.contains_key(&customer));
+    assert_eq!(replies.recent_order.len(), 1);
+}
