@@ -344,7 +344,8 @@ pub async fn apply_set(
         }
         Events::Orders(events) => {
             let orders = order_set::apply_batch(tx, &events, mode).await?;
-            fresh.orders.extend(orders);
+            fresh.orders.extend(orders.documents);
+            fresh.unplaced.extend(orders.unplaced);
         }
         Events::Sagas(events) => saga_timelines::apply_batch(tx, &events).await?,
         Events::Probes(events) => probes::apply(tx, &events).await?,

@@ -140,19 +140,81 @@ pub async fn items(pool: &PgPool, skus: &[String]) -> Result<Vec<ItemDocument>, 
 /// The orders under `ids` that exist, read in one snapshot so status,
 /// payment, shipment and timeline come from the same committed batches.
 pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, sqlx::Error> {
+    Ok(order_entries(pool, ids).await?.documents)
+}
+
+/// What the cache is written with for `ids` from what PostgreSQL holds, in
+/// one snapshot: the documents of the orders that exist, and the versions
+/// of those with only a payment or shipment row (see [`Unplaced`]).
+pub async fn order_entries(pool: &PgPool, ids: &[Uuid]) -> Result<OrderEntries, sqlx::Error> {
     let mut tx = pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
     let rows = orders::find_many(&mut tx, ids).await?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
+    let payments = order_payments::find_many(&mut tx, ids).await?;
+    let shipments = order_shipments::find_many(&mut tx, ids).await?;
     let found: Vec<Uuid> = rows.keys().copied().collect();
-    let payments = order_payments::find_many(&mut tx, &found).await?;
-    let shipments = order_shipments::find_many(&mut tx, &found).await?;
     let timelines = timelines(order_timeline::find_many(&mut tx, &found).await?);
     tx.commit().await?;
-    Ok(assemble(rows, payments, shipments, timelines))
+    Ok(OrderEntries {
+        unplaced: unplaced(&rows, &payments, &shipments),
+        documents: assemble(rows, payments, shipments, timelines),
+    })
+}
+
+/// What the projector knows of an order whose own row it has not folded:
+/// its payment or shipment events came first, because another projector
+/// holds the order's partition, or is behind on it. There is nothing to
+/// serve, but the cache entry must still learn these versions: the other
+/// projector may at this moment build the order's document in a transaction
+/// that cannot see them, and once written, that document would otherwise
+/// be served as the latest for good (see [`crate::cache`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unplaced {
+    pub order_id: Uuid,
+    pub payment_version: i64,
+    pub shipment_version: i64,
+}
+
+impl Unplaced {
+    /// The versions an entry without a body is written with (the order
+    /// stream's is 0: no row).
+    pub fn versions(&self) -> [(AggregateType, i64); 3] {
+        [
+            (AggregateType::Order, 0),
+            (AggregateType::Payment, self.payment_version),
+            (AggregateType::Shipment, self.shipment_version),
+        ]
+    }
+}
+
+/// What a live batch hands the cache for the orders it touched.
+#[derive(Debug, Default)]
+pub struct OrderEntries {
+    pub documents: Vec<OrderDocument>,
+    pub unplaced: Vec<Unplaced>,
+}
+
+/// The orders that have a payment or shipment row among those given but
+/// no order row.
+pub fn unplaced(
+    rows: &HashMap<Uuid, OrderRow>,
+    payments: &HashMap<Uuid, PaymentRow>,
+    shipments: &HashMap<Uuid, ShipmentRow>,
+) -> Vec<Unplaced> {
+    let ids: std::collections::BTreeSet<Uuid> = payments
+        .keys()
+        .chain(shipments.keys())
+        .filter(|id| !rows.contains_key(id))
+        .copied()
+        .collect();
+    ids.into_iter()
+        .map(|order_id| Unplaced {
+            order_id,
+            payment_version: payments.get(&order_id).map_or(0, |p| p.version),
+            shipment_version: shipments.get(&order_id).map_or(0, |s| s.version),
+        })
+        .collect()
 }
 
 /// Timeline entries grouped by order.
@@ -255,6 +317,41 @@ mod tests {
             version,
             updated_at: at(0),
         }
+    }
+
+    #[test]
+    fn orders_with_a_payment_or_shipment_row_but_no_order_row_are_unplaced() {
+        let (placed, paid, shipped) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let shipments = HashMap::from([(
+            shipped,
+            ShipmentRow {
+                order_id: shipped,
+                status: "released".into(),
+                tracking_ref: None,
+                version: 3,
+                updated_at: at(0),
+            },
+        )]);
+        let unplaced = unplaced(
+            &HashMap::from([(placed, order(placed, 1))]),
+            &HashMap::from([(placed, payment(placed, 2)), (paid, payment(paid, 4))]),
+            &shipments,
+        );
+        assert_eq!(
+            unplaced,
+            [
+                Unplaced {
+                    order_id: paid,
+                    payment_version: 4,
+                    shipment_version: 0
+                },
+                Unplaced {
+                    order_id: shipped,
+                    payment_version: 0,
+                    shipment_version: 3
+                },
+            ]
+        );
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! replaces a newer one, and two documents neither of which covers the
 //! other (two projectors holding different streams of one order) leave an
 //! entry without a body, so readers go to PostgreSQL, until a document that
-//! covers both arrives.
+//! covers both arrives; and the versions alone of an order whose row a
+//! projector has not seen do the same to a document that misses them.
 
 use std::time::Duration;
 
 use projections::cache::{Cache, CacheError, Entry};
+use projections::documents::Unplaced;
 use uuid::Uuid;
 
 fn entry(cache: &Cache, key: &str, order: i64, payment: i64) -> Entry {
@@ -114,6 +116,70 @@ async fn older_documents_never_win_and_incomparable_ones_leave_no_body() {
         "readers see the versions the body reflects"
     );
     cache.delete(vec![key]).await.unwrap();
+}
+
+/// A document with order, payment and shipment versions.
+fn document(cache: &Cache, key: &str, versions: [i64; 3]) -> Entry {
+    let body = format!("{versions:?}");
+    Entry {
+        key: key.to_owned(),
+        versions: vec![
+            ("orders", versions[0]),
+            ("payments", versions[1]),
+            ("shipments", versions[2]),
+        ],
+        fields: cache.owned_fields(key, body, "alice".to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn versions_of_an_order_without_its_row_keep_a_document_missing_them_from_being_served() {
+    let cache = cache_in(&namespace());
+    let generation = cache.learn_generation().await.unwrap();
+    // One projector folded the order and its payment up to the confirmation
+    // without seeing the shipment's three events, which another projector
+    // committed meanwhile without seeing the order's row: it has no
+    // document, only the versions. Whichever write lands second, no body is
+    // served until a document covering all three arrives.
+    for unplaced_first in [true, false] {
+        let id = Uuid::now_v7();
+        let key = cache.order_key(id);
+        let unplaced = cache.unplaced_entry(&Unplaced {
+            order_id: id,
+            payment_version: 0,
+            shipment_version: 3,
+        });
+        let partial = document(&cache, &key, [3, 4, 0]);
+        let writes = if unplaced_first {
+            [unplaced, partial]
+        } else {
+            [partial, unplaced]
+        };
+        for write in writes {
+            cache.put(generation, &[write]).await.unwrap();
+        }
+        assert_eq!(
+            body(&cache, id).await,
+            None,
+            "unplaced first: {unplaced_first}"
+        );
+
+        let whole = document(&cache, &key, [3, 4, 3]);
+        assert_eq!(cache.put(generation, &[whole]).await.unwrap(), 1);
+        assert_eq!(body(&cache, id).await.as_deref(), Some("[3, 4, 3]"));
+        let stale = cache.unplaced_entry(&Unplaced {
+            order_id: id,
+            payment_version: 4,
+            shipment_version: 3,
+        });
+        assert_eq!(cache.put(generation, &[stale]).await.unwrap(), 0);
+        assert_eq!(
+            body(&cache, id).await.as_deref(),
+            Some("[3, 4, 3]"),
+            "versions the body covers leave it alone"
+        );
+        cache.delete(vec![key]).await.unwrap();
+    }
 }
 
 #[tokio::test]

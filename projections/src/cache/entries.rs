@@ -4,7 +4,7 @@
 use events::AggregateType;
 
 use super::Cache;
-use crate::documents::{ItemDocument, OrderDocument};
+use crate::documents::{ItemDocument, OrderDocument, Unplaced};
 
 /// One document ready to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,21 @@ impl Cache {
                 .collect(),
             fields,
         })
+    }
+
+    /// An order's versions without a body (see [`Unplaced`]): it never
+    /// replaces a body (its order version is 0), but one that is newer in a
+    /// stream takes the body of an entry that does not reflect it away.
+    pub fn unplaced_entry(&self, unplaced: &Unplaced) -> Entry {
+        Entry {
+            key: self.order_key(unplaced.order_id),
+            versions: unplaced
+                .versions()
+                .iter()
+                .map(|(stream, version)| (stream.as_str(), *version))
+                .collect(),
+            fields: Vec::new(),
+        }
     }
 
     pub fn item_entry(&self, document: &ItemDocument) -> Result<Entry, serde_json::Error> {

@@ -25,6 +25,15 @@
 //! one, and a body is only ever served with the versions it reflects. `v` is
 //! the sum of the versions, kept for operators.
 //!
+//! That holds only if every committed version reaches the entry. A
+//! projector that folds an order's payment or shipment events before it
+//! has the order's row has no document to write, while the projector that
+//! holds the order stream may be building one in a transaction that cannot
+//! see them yet; written alone, that document would be served for good
+//! without the shipment (the chaos run found it). So the first writes the
+//! versions alone ([`Cache::unplaced_entry`]), and whichever of the two
+//! writes lands second leaves the entry without a body.
+//!
 //! The guard remembers only what entries hold, and an emptied cache (a
 //! Redis restart, as it keeps nothing on disk, or a `FLUSHALL`) forgets
 //! it: a document built before that moment and written after it would

@@ -5,13 +5,16 @@ use std::collections::{BTreeSet, HashMap};
 
 use uuid::Uuid;
 
-use crate::documents::{ItemDocument, OrderDocument};
+use crate::documents::{ItemDocument, OrderDocument, Unplaced};
 
 /// The documents a committed batch changed, as it left them.
 #[derive(Debug, Default)]
 pub struct Fresh {
     pub items: Vec<ItemDocument>,
     pub orders: Vec<OrderDocument>,
+    /// Orders the batch named without an order row: written as versions
+    /// without a body.
+    pub unplaced: Vec<Unplaced>,
     /// Keys of records the batch skipped as already applied: whoever applied
     /// them may have died before writing their documents, so these are
     /// written again from PostgreSQL.
@@ -26,7 +29,12 @@ impl Fresh {
     pub fn touched(&self) -> Touched {
         let mut touched = Touched {
             items: self.items.iter().map(|i| i.sku.clone()).collect(),
-            orders: self.orders.iter().map(|o| o.order_id).collect(),
+            orders: self
+                .orders
+                .iter()
+                .map(|o| o.order_id)
+                .chain(self.unplaced.iter().map(|u| u.order_id))
+                .collect(),
         };
         touched.merge(self.reload.clone());
         touched
@@ -60,6 +68,7 @@ impl Touched {
 pub(super) struct Merged {
     pub(super) items: HashMap<String, ItemDocument>,
     pub(super) orders: HashMap<Uuid, OrderDocument>,
+    pub(super) unplaced: HashMap<Uuid, Unplaced>,
     pub(super) reload: Touched,
     /// The oldest generation of the batches.
     pub(super) generation: Option<u64>,
@@ -91,12 +100,21 @@ impl Merged {
                 self.orders.insert(order.order_id, order);
             }
         }
+        for unplaced in fresh.unplaced {
+            // One projector's versions only grow, so the later one covers the earlier.
+            self.unplaced.insert(unplaced.order_id, unplaced);
+        }
     }
 
     pub(super) fn touched(&self) -> Touched {
         Touched {
             items: self.items.keys().cloned().collect(),
-            orders: self.orders.keys().copied().collect(),
+            orders: self
+                .orders
+                .keys()
+                .chain(self.unplaced.keys())
+                .copied()
+                .collect(),
         }
     }
 }

@@ -219,9 +219,10 @@ impl Writer {
         }
         if let Some(e) = failed {
             // The whole of `merged` is retried: a repeated write is harmless.
-            tracing::warn!(error = %e, keys = merged.items.len() + merged.orders.len() + self.pending.len(), "writing the cache failed; will retry");
+            let touched = merged.touched();
+            tracing::warn!(error = %e, keys = touched.len() + self.pending.len(), "writing the cache failed; will retry");
             metrics::counter!("projection_cache_errors_total").increment(1);
-            self.pending.merge(merged.touched());
+            self.pending.merge(touched);
             self.quiet_until = Some(Instant::now() + BACK_OFF);
             self.cap_pending();
         }
@@ -233,12 +234,16 @@ impl Writer {
         let Some(generation) = merged.generation else {
             return Ok(());
         };
-        let mut entries = Vec::with_capacity(merged.items.len() + merged.orders.len());
+        let mut entries =
+            Vec::with_capacity(merged.items.len() + merged.orders.len() + merged.unplaced.len());
         for item in merged.items.values() {
             entries.push(self.cache.item_entry(item)?);
         }
         for order in merged.orders.values() {
             entries.push(self.cache.order_entry(order)?);
+        }
+        for unplaced in merged.unplaced.values() {
+            entries.push(self.cache.unplaced_entry(unplaced));
         }
         for chunk in entries.chunks(CHUNK) {
             self.put(generation, chunk).await?;
@@ -262,8 +267,12 @@ impl Writer {
         }
         for ids in ids.chunks(CHUNK) {
             let mut entries = Vec::with_capacity(ids.len());
-            for order in documents::orders(&self.pool, ids).await? {
-                entries.push(self.cache.order_entry(&order)?);
+            let orders = documents::order_entries(&self.pool, ids).await?;
+            for order in &orders.documents {
+                entries.push(self.cache.order_entry(order)?);
+            }
+            for unplaced in &orders.unplaced {
+                entries.push(self.cache.unplaced_entry(unplaced));
             }
             self.put(generation, &entries).await?;
         }

@@ -18,7 +18,7 @@ use super::order_timeline::{self, TimelineEntry};
 use super::orders::OrderRow;
 use super::{decode, fold_into, order_payments, order_set_csv, order_shipments, orders, sales};
 use crate::dispatch::Mode;
-use crate::documents::{self, OrderDocument};
+use crate::documents::{self, OrderEntries};
 use crate::record::Record;
 
 /// The projection name under which the order views store their positions.
@@ -93,12 +93,12 @@ impl<'e> Split<'e> {
 /// Applies `events`. In [`Mode::Live`], also answers the document of
 /// every order the batch named, built from the rows as this transaction
 /// leaves them (see [`documents::assemble`] for why they equal what a reader
-/// loads).
+/// loads), and the versions of those it named without an order row.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     events: &[OrderSetEvent],
     mode: Mode,
-) -> Result<Vec<OrderDocument>, sqlx::Error> {
+) -> Result<OrderEntries, sqlx::Error> {
     let want_documents = mode == Mode::Live;
     let batch = Split::of(events);
     let all = if want_documents {
@@ -139,7 +139,7 @@ pub async fn apply_batch(
         Mode::Rebuild => order_timeline::copy(tx, &batch.timeline).await?,
     }
     if !want_documents {
-        return Ok(Vec::new());
+        return Ok(OrderEntries::default());
     }
     let mut timelines = stored_timelines(tx, earlier).await?;
     for entry in batch.timeline {
@@ -151,9 +151,11 @@ pub async fn apply_batch(
             stored.push(entry);
         }
     }
-    Ok(documents::assemble(
-        order_rows, payments, shipments, timelines,
-    ))
+    let unplaced = documents::unplaced(&order_rows, &payments, &shipments);
+    Ok(OrderEntries {
+        documents: documents::assemble(order_rows, payments, shipments, timelines),
+        unplaced,
+    })
 }
 
 /// The rows of the order tables as a bulk rebuild has folded them so far.
