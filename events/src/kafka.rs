@@ -187,6 +187,22 @@ impl KafkaConfig {
         config
     }
 
+    /// A [`consumer`](Self::consumer) for a reader that applies what it reads
+    /// in batches, one database transaction each (the projector): the broker
+    /// holds each fetch until a megabyte has arrived or `wait` has passed,
+    /// instead of answering at every commit marker. At a low rate the
+    /// projector otherwise ran one PostgreSQL transaction per Kafka
+    /// transaction it read (BENCHMARKS.md, "Projector fetches held, reply memory,
+    /// and the cache race").
+    pub fn batching_consumer(&self, group_id: &str, wait: Duration) -> ClientConfig {
+        let mut config = self.consumer(group_id);
+        config
+            .set("fetch.min.bytes", "1048576")
+            .set("fetch.wait.max.ms", wait.as_millis().to_string());
+        overrides(&mut config);
+        config
+    }
+
     /// Creates the topics that do not exist yet; existing ones are left as they are.
     pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
         let specs: Vec<NewTopic> = topics
