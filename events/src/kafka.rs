@@ -1,5 +1,5 @@
-//! The Kafka mapping: topic names, client settings, and the CloudEvents
-//! headers that carry an [`EventMeta`].
+//! The Kafka mapping: topic names, client settings, and (in `headers`) the
+//! CloudEvents headers that carry an [`EventMeta`](crate::EventMeta).
 //!
 //! Every producer and consumer in the project is configured here, so the traps
 //! of librdkafka (partitioner, idempotence, read_committed, latency
@@ -7,17 +7,18 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::types::RDKafkaErrorCode;
-use uuid::Uuid;
 
-use crate::envelope::{AggregateType, EventMeta};
+use crate::envelope::AggregateType;
+
+mod headers;
+
+pub use headers::{HeaderError, from_headers, to_headers};
 
 /// Command-line flags (and environment variables) of every service that talks to Kafka.
 #[derive(Debug, Clone, clap::Args)]
@@ -309,106 +310,6 @@ fn retention_ms(topic: &str) -> &'static str {
     } else {
         "-1"
     }
-}
-
-const CE_SPECVERSION: &str = "ce_specversion";
-const CE_ID: &str = "ce_id";
-const CE_SOURCE: &str = "ce_source";
-const CE_TYPE: &str = "ce_type";
-const CE_SUBJECT: &str = "ce_subject";
-const CE_TIME: &str = "ce_time";
-const CE_SCHEMAVERSION: &str = "ce_schemaversion";
-const CE_SEQUENCE: &str = "ce_sequence";
-const CE_COMMANDID: &str = "ce_commandid";
-const CE_CORRELATIONID: &str = "ce_correlationid";
-const CE_CAUSATIONID: &str = "ce_causationid";
-const CE_TRACEPARENT: &str = "ce_traceparent";
-const CONTENT_TYPE: &str = "content-type";
-
-/// Why a record's headers are not a valid envelope.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
-    #[error("header {0} is missing")]
-    Missing(&'static str),
-    #[error("header {0} is not valid")]
-    Invalid(&'static str),
-}
-
-/// The CloudEvents (Kafka protocol binding, binary mode) headers of an event.
-pub fn to_headers(meta: &EventMeta) -> OwnedHeaders {
-    let source = format!("/commerce/{}", meta.aggregate_type);
-    let fields: [(&str, String); 11] = [
-        (CE_SPECVERSION, "1.0".to_owned()),
-        (CE_ID, meta.event_id.to_string()),
-        (CE_SOURCE, source),
-        (CE_TYPE, meta.event_type.clone()),
-        (CE_SUBJECT, meta.aggregate_id.clone()),
-        (CE_TIME, meta.occurred_at.to_rfc3339()),
-        (CE_SCHEMAVERSION, meta.schema_version.to_string()),
-        (CE_SEQUENCE, meta.sequence.to_string()),
-        (CE_COMMANDID, meta.command_id.to_string()),
-        (CE_CORRELATIONID, meta.correlation_id.to_string()),
-        (CE_CAUSATIONID, meta.causation_id.to_string()),
-    ];
-    let mut headers = OwnedHeaders::new_with_capacity(fields.len() + 2);
-    for (key, value) in &fields {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value.as_bytes()),
-        });
-    }
-    if let Some(traceparent) = &meta.traceparent {
-        headers = headers.insert(Header {
-            key: CE_TRACEPARENT,
-            value: Some(traceparent.as_bytes()),
-        });
-    }
-    headers = headers.insert(Header {
-        key: CONTENT_TYPE,
-        value: Some("application/json".as_bytes()),
-    });
-    // The W3C names too, which tracing tools look for on any record.
-    crate::telemetry::kafka_headers(headers, meta.traceparent.as_deref())
-}
-
-/// Reads an [`EventMeta`] back from a record's headers.
-pub fn from_headers<H: Headers>(headers: &H) -> Result<EventMeta, HeaderError> {
-    let get = |name: &'static str| -> Result<&str, HeaderError> {
-        headers
-            .iter()
-            .find(|h| h.key == name)
-            .and_then(|h| h.value)
-            .ok_or(HeaderError::Missing(name))
-            .and_then(|v| std::str::from_utf8(v).map_err(|_| HeaderError::Invalid(name)))
-    };
-    fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, HeaderError> {
-        value.parse().map_err(|_| HeaderError::Invalid(name))
-    }
-    let source = get(CE_SOURCE)?;
-    let aggregate_type = source
-        .strip_prefix("/commerce/")
-        .and_then(AggregateType::parse)
-        .ok_or(HeaderError::Invalid(CE_SOURCE))?;
-    let traceparent = match get(CE_TRACEPARENT) {
-        Ok(value) => Some(value.to_owned()),
-        Err(HeaderError::Missing(_)) => None,
-        Err(e) => return Err(e),
-    };
-    Ok(EventMeta {
-        event_id: parse::<Uuid>(CE_ID, get(CE_ID)?)?,
-        event_type: get(CE_TYPE)?.to_owned(),
-        schema_version: parse(CE_SCHEMAVERSION, get(CE_SCHEMAVERSION)?)?,
-        aggregate_type,
-        aggregate_id: get(CE_SUBJECT)?.to_owned(),
-        sequence: parse(CE_SEQUENCE, get(CE_SEQUENCE)?)?,
-        occurred_at: DateTime::parse_from_rfc3339(get(CE_TIME)?)
-            .map_err(|_| HeaderError::Invalid(CE_TIME))?
-            .with_timezone(&Utc),
-        command_id: parse(CE_COMMANDID, get(CE_COMMANDID)?)?,
-        correlation_id: parse(CE_CORRELATIONID, get(CE_CORRELATIONID)?)?,
-        causation_id: parse(CE_CAUSATIONID, get(CE_CAUSATIONID)?)?,
-        traceparent,
-    })
 }
 
 #[cfg(test)]
