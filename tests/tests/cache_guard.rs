@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use projections::cache::{Cache, CacheError, Entry};
+use projections::cache::{Cache, CacheError, Entry, Outcome};
 use projections::documents::Unplaced;
 use uuid::Uuid;
 
@@ -155,9 +155,12 @@ async fn versions_of_an_order_without_its_row_keep_a_document_missing_them_from_
         } else {
             [partial, unplaced]
         };
-        for write in writes {
-            cache.put(generation, &[write]).await.unwrap();
-        }
+        let outcomes = cache.put_each(generation, &writes).await.unwrap();
+        assert_eq!(
+            outcomes,
+            [Outcome::Written, Outcome::Bodiless],
+            "the second write takes the body away (the projector then rewrites it from PostgreSQL)"
+        );
         assert_eq!(
             body(&cache, id).await,
             None,

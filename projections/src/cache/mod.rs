@@ -32,7 +32,9 @@
 //! see them yet; written alone, that document would be served for good
 //! without the shipment (the chaos run found it). So the first writes the
 //! versions alone ([`Cache::unplaced_entry`]), and whichever of the two
-//! writes lands second leaves the entry without a body.
+//! writes lands second leaves the entry without a body ([`Outcome::Bodiless`]);
+//! its writer then rewrites the entry from PostgreSQL, which by then holds
+//! both commits.
 //!
 //! The guard remembers only what entries hold, and an emptied cache (a
 //! Redis restart, as it keeps nothing on disk, or a `FLUSHALL`) forgets
@@ -83,6 +85,18 @@ pub enum CacheError {
     Redis(#[from] RedisError),
     #[error("the cache was emptied since the documents were built")]
     Stale,
+}
+
+/// What the guard did with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It replaced what the entry held.
+    Written,
+    /// It was not newer in any stream and was dropped.
+    Superseded,
+    /// It and the entry each reflected a stream version the other did not:
+    /// the entry kept the newest of each and no body.
+    Bodiless,
 }
 
 /// Key prefix (after the namespace) of order documents.
@@ -268,8 +282,18 @@ impl Cache {
     /// `generation` began (then nothing stale was written, and a new
     /// generation begins).
     pub async fn put(&self, generation: u64, entries: &[Entry]) -> Result<usize, CacheError> {
+        let outcomes = self.put_each(generation, entries).await?;
+        Ok(outcomes.iter().filter(|o| **o == Outcome::Written).count())
+    }
+
+    /// [`put`](Self::put), answering what became of each entry, in order.
+    pub async fn put_each(
+        &self,
+        generation: u64,
+        entries: &[Entry],
+    ) -> Result<Vec<Outcome>, CacheError> {
         if entries.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         if self.known_epoch().is_empty() {
             self.learn_generation().await?;
@@ -315,7 +339,14 @@ impl Cache {
             self.learn_generation().await?;
             return Err(CacheError::Stale);
         }
-        Ok(written.into_iter().filter(|w| *w == 1).count())
+        Ok(written
+            .into_iter()
+            .map(|w| match w {
+                1 => Outcome::Written,
+                2 => Outcome::Bodiless,
+                _ => Outcome::Superseded,
+            })
+            .collect())
     }
 
     /// Whether Redis answers a PING within the timeout.

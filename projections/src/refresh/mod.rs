@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::cache::{Cache, CacheError, Entry};
+use crate::cache::{Cache, CacheError, Entry, Outcome};
 use crate::consumer::Hints;
 use crate::documents;
 use crate::pause::BatchGuard;
@@ -198,7 +198,10 @@ impl Writer {
         }
         let mut failed = None;
         match self.write_documents(&merged).await {
-            Ok(()) => {}
+            // Both writers of such an entry have committed by now (each
+            // writes after its commit), so PostgreSQL holds a document
+            // covering both: written below, once, with the pending keys.
+            Ok(bodiless) => self.pending.orders.extend(bodiless),
             // Older than what the emptied cache may have lost: written
             // from PostgreSQL below instead.
             Err(RefreshError::Cache(CacheError::Stale)) => self.pending.merge(merged.touched()),
@@ -229,26 +232,39 @@ impl Writer {
         self.record_pending();
     }
 
-    /// Writes the documents of `merged` in chunks, under their generation.
-    async fn write_documents(&self, merged: &Merged) -> Result<(), RefreshError> {
+    /// Writes the documents of `merged` in chunks, under their generation;
+    /// answers the orders whose entries the writes left without a body.
+    async fn write_documents(&self, merged: &Merged) -> Result<Vec<Uuid>, RefreshError> {
         let Some(generation) = merged.generation else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut entries =
             Vec::with_capacity(merged.items.len() + merged.orders.len() + merged.unplaced.len());
+        let mut orders = Vec::with_capacity(entries.capacity());
         for item in merged.items.values() {
             entries.push(self.cache.item_entry(item)?);
+            orders.push(None);
         }
         for order in merged.orders.values() {
             entries.push(self.cache.order_entry(order)?);
+            orders.push(Some(order.order_id));
         }
         for unplaced in merged.unplaced.values() {
             entries.push(self.cache.unplaced_entry(unplaced));
+            orders.push(Some(unplaced.order_id));
         }
-        for chunk in entries.chunks(CHUNK) {
-            self.put(generation, chunk).await?;
+        let mut bodiless = Vec::new();
+        for (chunk, orders) in entries.chunks(CHUNK).zip(orders.chunks(CHUNK)) {
+            let outcomes = self.put(generation, chunk).await?;
+            bodiless.extend(
+                outcomes
+                    .iter()
+                    .zip(orders)
+                    .filter(|(outcome, _)| **outcome == Outcome::Bodiless)
+                    .filter_map(|(_, order)| *order),
+            );
         }
-        Ok(())
+        Ok(bodiless)
     }
 
     /// Writes the current documents of `keys`, read back from PostgreSQL.
@@ -279,13 +295,18 @@ impl Writer {
         Ok(())
     }
 
-    async fn put(&self, generation: u64, entries: &[Entry]) -> Result<(), RefreshError> {
-        let written = self.cache.put(generation, entries).await?;
-        metrics::counter!("projection_cache_writes_total", "outcome" => "written")
-            .increment(written as u64);
-        metrics::counter!("projection_cache_writes_total", "outcome" => "superseded")
-            .increment((entries.len() - written) as u64);
-        Ok(())
+    async fn put(&self, generation: u64, entries: &[Entry]) -> Result<Vec<Outcome>, RefreshError> {
+        let outcomes = self.cache.put_each(generation, entries).await?;
+        for (outcome, label) in [
+            (Outcome::Written, "written"),
+            (Outcome::Superseded, "superseded"),
+            (Outcome::Bodiless, "bodiless"),
+        ] {
+            let count = outcomes.iter().filter(|o| **o == outcome).count();
+            metrics::counter!("projection_cache_writes_total", "outcome" => label)
+                .increment(count as u64);
+        }
+        Ok(outcomes)
     }
 
     fn cap_pending(&mut self) {
