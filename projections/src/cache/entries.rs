@@ -73,11 +73,7 @@ impl Cache {
         let fields = self.owned_fields(&key, body, document.customer_id.clone());
         Ok(Entry {
             key,
-            versions: document
-                .versions()
-                .iter()
-                .map(|(stream, version)| (stream.as_str(), *version))
-                .collect(),
+            versions: named(document.versions()),
             fields,
         })
     }
@@ -88,11 +84,7 @@ impl Cache {
     pub fn unplaced_entry(&self, unplaced: &Unplaced) -> Entry {
         Entry {
             key: self.order_key(unplaced.order_id),
-            versions: unplaced
-                .versions()
-                .iter()
-                .map(|(stream, version)| (stream.as_str(), *version))
-                .collect(),
+            versions: named(unplaced.versions()),
             fields: Vec::new(),
         }
     }
@@ -104,6 +96,14 @@ impl Cache {
             fields: vec![("body", serde_json::to_string(document)?)],
         })
     }
+}
+
+/// An order's stream versions under the names the entry's fields carry.
+fn named(versions: [(AggregateType, i64); 3]) -> Vec<(&'static str, i64)> {
+    versions
+        .iter()
+        .map(|(stream, version)| (stream.as_str(), *version))
+        .collect()
 }
 
 /// The streams whose versions entries carry.
