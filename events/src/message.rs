@@ -98,7 +98,7 @@ pub trait EventPayload:
 
     /// Rewrites a payload of an older schema version one step up (from
     /// `version` to `version + 1`). Old events are upcast when read, never
-    /// rewritten in the log. No event type has an older version yet.
+    /// rewritten in the log. Only saga events have an older version.
     fn upcast_step(
         event_type: &str,
         version: u16,
@@ -167,9 +167,32 @@ event_payload!(
     OrderEvent,
     PaymentEvent,
     ShipmentEvent,
-    SagaEvent,
     ProbeEvent
 );
+
+impl EventPayload for SagaEvent {
+    const SCHEMA_VERSION: u16 = SagaEvent::SCHEMA_VERSION;
+
+    fn event_type(&self) -> &'static str {
+        SagaEvent::event_type(self)
+    }
+
+    /// Version 1 carried the saga's whole step history, which is a change
+    /// from position 0: the payload reads as it is (`history_from` defaults to 0).
+    fn upcast_step(
+        event_type: &str,
+        version: u16,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, DecodeError> {
+        match version {
+            1 => Ok(payload),
+            _ => Err(DecodeError::NoUpcaster {
+                event_type: event_type.to_owned(),
+                version,
+            }),
+        }
+    }
+}
 
 macro_rules! rejection {
     ($($rejection:ty),*) => {$(
@@ -300,6 +323,25 @@ mod tests {
         assert!(matches!(
             Sample::decode(&m, current),
             Err(DecodeError::TypeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_saga_event_of_version_1_reads_as_its_whole_history_from_position_0() {
+        let v1 = br#"{"type":"SagaStepStarted","progress":{"customer_id":"c-1",
+            "status":"running","step":"capturing_payment","attempt":1,"deadline":null,
+            "last_error":null,"history":[
+              {"step":"reserving_stock","started_at":"2026-01-01T00:00:00Z","attempts":1,"outcome":"succeeded"},
+              {"step":"capturing_payment","started_at":"2026-01-01T00:00:01Z","attempts":1,"outcome":null}]}}"#;
+        let mut m = meta(1);
+        m.event_type = "SagaStepStarted".into();
+        let event = SagaEvent::decode(&m, v1).unwrap();
+        let progress = event.progress();
+        assert_eq!((progress.history_from, progress.history.len()), (0, 2));
+        m.schema_version = 0;
+        assert!(matches!(
+            SagaEvent::decode(&m, v1),
+            Err(DecodeError::NoUpcaster { .. })
         ));
     }
 }

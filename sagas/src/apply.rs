@@ -6,14 +6,18 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use events::command::{CommandEnvelope, DomainCommand, Outcome, Principal, Reply, Role};
-use events::domain::{SagaCommand, SagaEvent, SagaProgress, SagaRejection, SagaStatus};
+use events::command::{CommandEnvelope, DomainCommand, Outcome, Reply};
+use events::domain::{SagaCommand, SagaRejection, SagaStatus};
 use events::message::{EncodeError, Rejection, encode};
 use events::{AggregateType, EventMeta};
 use uuid::Uuid;
 
 use crate::machine::{self, Input, OrderPlacedFacts, Outgoing, Pace, Saga};
 use crate::store::{Kind, OutboxMessage, Stored};
+
+mod messages;
+
+use messages::{Snapshot, command_message, event_message, saga_event};
 
 /// Namespace of the saga's event ids and command fingerprints.
 const NAMESPACE: Uuid = Uuid::from_u128(0x7c1b_2f0a_63e4_4d59_b8a7_0e6f_5d4c_3b2a);
@@ -128,7 +132,7 @@ impl Batch {
         if stored.saga != unchanged {
             self.changed.insert(order_id);
         }
-        self.after(order_id, Some(Snapshot::of(&unchanged)), outgoing, cause);
+        self.after(order_id, Some(&unchanged), outgoing, cause);
     }
 
     /// Answers an operator's command (the caller handles duplicates).
@@ -196,10 +200,10 @@ impl Batch {
             }
             _ => return Err(SagaRejection::NotFound),
         };
-        let before = Some(Snapshot::of(&stored.saga));
+        let before = stored.saga.clone();
         let outgoing = stored.saga.handle(&input, self.now);
         self.changed.insert(order_id);
-        self.after(order_id, before, outgoing, cause);
+        self.after(order_id, Some(&before), outgoing, cause);
         Ok(self.version_of(order_id))
     }
 
@@ -224,20 +228,26 @@ impl Batch {
             .collect()
     }
 
-    /// Queues the commands, and a saga event when the saga moved. (Facts
-    /// learned without moving are saved by the caller marking the saga changed.)
+    /// Queues the commands, and a saga event when the saga moved: its
+    /// status, step or attempt, or its step history changed. (Facts learned
+    /// without moving are saved by the caller marking the saga changed.)
+    /// Every change of the history comes with an event, so an event that
+    /// carries what changed since `before` leaves nothing out.
     fn after(
         &mut self,
         order_id: Uuid,
-        before: Option<Snapshot>,
+        before: Option<&Saga>,
         outgoing: Vec<Outgoing>,
         cause: &Cause,
     ) {
         let Some(stored) = self.sagas.get_mut(&order_id) else {
             return;
         };
-        let after = Snapshot::of(&stored.saga);
-        if before.as_ref() == Some(&after) && outgoing.is_empty() {
+        let moved = before.is_none_or(|before| {
+            Snapshot::of(before) != Snapshot::of(&stored.saga)
+                || before.history() != stored.saga.history()
+        });
+        if !moved && outgoing.is_empty() {
             return;
         }
         self.changed.insert(order_id);
@@ -245,9 +255,9 @@ impl Batch {
             .into_iter()
             .map(|out| command_message(order_id, out, cause, self.now))
             .collect();
-        if before.as_ref() != Some(&after) {
+        if moved {
             stored.version += 1;
-            let event = saga_event(before.as_ref(), &stored.saga);
+            let event = saga_event(before, &stored.saga);
             messages.push(event_message(
                 order_id,
                 stored.version,
@@ -262,132 +272,5 @@ impl Batch {
     }
 }
 
-/// The part of a saga whose change is worth a saga event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Snapshot {
-    status: SagaStatus,
-    step: &'static str,
-    attempt: u32,
-}
-
-impl Snapshot {
-    fn of(saga: &Saga) -> Snapshot {
-        Snapshot {
-            status: saga.status(),
-            step: saga.current_step(),
-            attempt: saga.attempt(),
-        }
-    }
-}
-
-fn progress(saga: &Saga) -> SagaProgress {
-    SagaProgress {
-        customer_id: saga.customer_id().clone(),
-        status: saga.status(),
-        step: saga.current_step().to_owned(),
-        attempt: saga.attempt(),
-        deadline: saga.deadline(),
-        last_error: saga.last_error().map(String::from),
-        history: saga.history().to_vec(),
-    }
-}
-
-/// The saga event that describes moving from `before` to the saga's state.
-fn saga_event(before: Option<&Snapshot>, saga: &Saga) -> SagaEvent {
-    let progress = progress(saga);
-    let reason = || saga.compensation_reason().unwrap_or_default().to_owned();
-    let Some(before) = before else {
-        return SagaEvent::SagaStarted { progress };
-    };
-    match saga.status() {
-        SagaStatus::Completed => SagaEvent::SagaCompleted { progress },
-        SagaStatus::Compensated => SagaEvent::SagaCompensated {
-            reason: reason(),
-            progress,
-        },
-        SagaStatus::NeedsAttention => SagaEvent::SagaNeedsAttention {
-            reason: saga.attention_reason().unwrap_or_default().to_owned(),
-            progress,
-        },
-        SagaStatus::ResolvedByOperator => SagaEvent::SagaResolved {
-            note: saga.resolution_note().unwrap_or_default().to_owned(),
-            progress,
-        },
-        SagaStatus::Compensating if before.status != SagaStatus::Compensating => {
-            SagaEvent::SagaCompensating {
-                reason: reason(),
-                progress,
-            }
-        }
-        SagaStatus::Compensating | SagaStatus::Running => SagaEvent::SagaStepStarted { progress },
-    }
-}
-
-fn event_message(
-    order_id: Uuid,
-    sequence: i64,
-    event: SagaEvent,
-    cause: &Cause,
-    now: DateTime<Utc>,
-) -> Result<OutboxMessage, EncodeError> {
-    let event_id = Uuid::new_v5(
-        &NAMESPACE,
-        format!("event/{order_id}/{sequence}").as_bytes(),
-    );
-    let meta = EventMeta {
-        event_id,
-        event_type: event.event_type().to_owned(),
-        schema_version: SagaEvent::SCHEMA_VERSION,
-        aggregate_type: AggregateType::Saga,
-        aggregate_id: order_id.to_string(),
-        sequence: u64::try_from(sequence).unwrap_or(0),
-        occurred_at: now,
-        command_id: cause.id,
-        correlation_id: order_id,
-        causation_id: cause.id,
-        traceparent: cause.traceparent.clone(),
-    };
-    Ok(OutboxMessage {
-        message_id: event_id,
-        order_id,
-        stream: AggregateType::Saga,
-        kind: Kind::Event,
-        key: order_id.to_string(),
-        payload: encode(&event)?,
-        meta: serde_json::to_value(&meta).ok(),
-    })
-}
-
-fn command_message(
-    order_id: Uuid,
-    out: Outgoing,
-    cause: &Cause,
-    now: DateTime<Utc>,
-) -> Result<OutboxMessage, EncodeError> {
-    let fingerprint = CommandEnvelope::fingerprint_of(&out.aggregate_id, None, &out.command);
-    let stream = out.command.aggregate_type();
-    let envelope = CommandEnvelope {
-        command_id: out.command_id,
-        aggregate_id: out.aggregate_id,
-        expected_version: None,
-        issued_at: now,
-        correlation_id: order_id,
-        causation_id: cause.id,
-        traceparent: cause.traceparent.clone(),
-        fingerprint,
-        issued_by: Principal {
-            subject: "sagas".to_owned(),
-            role: Role::System,
-        },
-        command: out.command,
-    };
-    Ok(OutboxMessage {
-        message_id: envelope.command_id,
-        order_id,
-        stream,
-        kind: Kind::Command,
-        key: envelope.aggregate_id.clone(),
-        payload: encode(&envelope)?,
-        meta: None,
-    })
-}
+#[cfg(test)]
+mod tests;

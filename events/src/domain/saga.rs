@@ -2,8 +2,12 @@
 //! the saga view, and the operator's commands for a parked saga.
 //!
 //! The saga's stream is keyed by order id. Every saga event carries the
-//! saga's whole progress (status, step, deadline, history): the saga view is
-//! its latest event, so a view rebuilt from any suffix of the stream is right.
+//! saga's current status, step, attempt, deadline and last error, and of its
+//! step history only what changed since the event before it: the steps from
+//! `history_from` on (the step that just ended, the one that began, or the
+//! current step's new attempt count). The saga view merges them by position.
+//! Events of schema version 1 carried the whole history; they read as a
+//! change from position 0.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,6 +60,11 @@ pub struct SagaProgress {
     pub attempt: u32,
     pub deadline: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Where `history` starts in the saga's whole step history.
+    #[serde(default)]
+    pub history_from: u32,
+    /// The steps from position `history_from` on that this event added or
+    /// changed; the steps before it are as earlier events said.
     pub history: Vec<StepRecord>,
 }
 
@@ -92,7 +101,8 @@ pub enum SagaEvent {
 }
 
 impl SagaEvent {
-    pub const SCHEMA_VERSION: u16 = 1;
+    /// Version 2: `history` holds what changed, from `history_from` on.
+    pub const SCHEMA_VERSION: u16 = 2;
 
     pub fn event_type(&self) -> &'static str {
         match self {

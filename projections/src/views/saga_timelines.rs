@@ -1,18 +1,22 @@
 //! The `saga_timelines` view: where each order's fulfilment saga is, fed by
 //! `sagas.events` (keyed by order id).
 //!
-//! Every saga event carries the saga's whole progress, so a row is simply
-//! the latest event of its saga by sequence: an older or duplicated event
-//! (the saga worker's relay may publish one twice after a crash) never
-//! replaces a newer one, in the fold and in the upsert alike. Only `reason`
-//! and `note` are carried forward from earlier events, because the events
-//! after a compensation or a resolution do not repeat why it happened.
+//! Every saga event carries the saga's current status, step, attempt,
+//! deadline and last error, and the steps of its history that changed
+//! (from position `history_from` on). A row takes the scalars of its latest
+//! event by sequence, and each step of its history from the newest event
+//! that wrote that position: the saga's relay may publish an event after
+//! newer ones (a hand-off lost to a crash), and such a late event still
+//! fills the steps only it carried, while a duplicate changes nothing.
+//! `reason` and `note` are carried forward from earlier events, because the
+//! events after a compensation or a resolution do not repeat why it happened.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use events::domain::{SagaEvent, StepRecord};
+use events::domain::{SagaEvent, SagaProgress, StepRecord};
 use events::{AggregateType, EventMeta};
+use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -22,6 +26,22 @@ use crate::record::Record;
 
 /// The projection name under which the saga view stores its positions.
 pub const PROJECTION: &str = "sagas";
+
+/// How many steps a saga's history may have: an event that places a step
+/// further is unreadable (the fold would otherwise allocate what it names).
+const MAX_STEPS: usize = 10_000;
+
+/// One step of a saga's history in the view, with the sequence of the saga
+/// event that last wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineStep {
+    #[serde(flatten)]
+    pub record: StepRecord,
+    /// Absent in rows folded before saga events carried only what changed:
+    /// such a step is as new as its row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SagaRow {
@@ -38,20 +58,52 @@ pub struct SagaRow {
     pub note: Option<String>,
     /// The type of the event the row reflects, e.g. `SagaNeedsAttention`.
     pub last_event: String,
-    pub history: Json<Vec<StepRecord>>,
+    /// The steps by position; `None` where the event that carried a step
+    /// has not arrived yet (only while a late event is on its way).
+    pub history: Json<Vec<Option<TimelineStep>>>,
     /// The saga stream's sequence of that event.
     pub version: i64,
     pub started_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+impl SagaRow {
+    /// The steps of the history that have arrived, in order.
+    pub fn steps(&self) -> impl Iterator<Item = &StepRecord> {
+        self.history.0.iter().flatten().map(|s| &s.record)
+    }
+}
+
+/// Writes the steps `progress` carries into `history`, each where the event
+/// at `seq` is newer than what the position holds (steps without a sequence
+/// are as new as `row_version`).
+fn merge_steps(
+    history: &mut Vec<Option<TimelineStep>>,
+    progress: &SagaProgress,
+    seq: i64,
+    row_version: i64,
+) {
+    let from = progress.history_from as usize;
+    for (at, record) in (from..).zip(&progress.history) {
+        if history.len() <= at {
+            history.resize(at + 1, None);
+        }
+        let slot = &mut history[at];
+        if slot
+            .as_ref()
+            .is_none_or(|step| step.seq.unwrap_or(row_version) < seq)
+        {
+            *slot = Some(TimelineStep {
+                record: record.clone(),
+                seq: Some(seq),
+            });
+        }
+    }
+}
+
 /// The fold: the saga's row after `event`, which names its order in `meta`.
 pub fn evolve(row: Option<SagaRow>, meta: &EventMeta, event: &SagaEvent) -> Option<SagaRow> {
-    if let Some(row) = &row
-        && already_applied(row.version, meta)
-    {
-        return Some(row.clone());
-    }
+    let seq = sequence(meta);
     let progress = event.progress();
     let (reason, note) = match event {
         SagaEvent::SagaCompensating { reason, .. }
@@ -62,11 +114,36 @@ pub fn evolve(row: Option<SagaRow>, meta: &EventMeta, event: &SagaEvent) -> Opti
         | SagaEvent::SagaStepStarted { .. }
         | SagaEvent::SagaCompleted { .. } => (None, None),
     };
+    let mut history = row
+        .as_ref()
+        .map(|r| r.history.0.clone())
+        .unwrap_or_default();
+    merge_steps(
+        &mut history,
+        progress,
+        seq,
+        row.as_ref().map_or(0, |r| r.version),
+    );
+    let first_step = match (progress.history_from, progress.history.first()) {
+        (0, Some(first)) => Some(first.started_at),
+        _ => None,
+    };
+    let started_at = match (&row, first_step) {
+        (Some(row), Some(first)) => row.started_at.min(first),
+        (Some(row), None) => row.started_at,
+        (None, first) => first.unwrap_or(meta.occurred_at),
+    };
+    if let Some(row) = row.as_ref().filter(|r| already_applied(r.version, meta)) {
+        // Older or the same event: only its steps, and what the row lacks.
+        return Some(SagaRow {
+            history: Json(history),
+            reason: row.reason.clone().or(reason),
+            note: row.note.clone().or(note),
+            started_at,
+            ..row.clone()
+        });
+    }
     let earlier = row.as_ref();
-    let started_at = earlier
-        .map(|r| r.started_at)
-        .or_else(|| progress.history.first().map(|s| s.started_at))
-        .unwrap_or(meta.occurred_at);
     Some(SagaRow {
         order_id: Uuid::parse_str(&meta.aggregate_id).ok()?,
         customer_id: progress.customer_id.to_string(),
@@ -78,8 +155,8 @@ pub fn evolve(row: Option<SagaRow>, meta: &EventMeta, event: &SagaEvent) -> Opti
         reason: reason.or_else(|| earlier.and_then(|r| r.reason.clone())),
         note: note.or_else(|| earlier.and_then(|r| r.note.clone())),
         last_event: event.event_type().to_owned(),
-        history: Json(progress.history.clone()),
-        version: sequence(meta),
+        history: Json(history),
+        version: seq,
         started_at,
         updated_at: meta.occurred_at,
     })
@@ -107,6 +184,13 @@ pub fn decode_one(record: &Record) -> Result<(Uuid, EventMeta, SagaEvent), Strin
     let (meta, event) = decode::<SagaEvent>(record, AggregateType::Saga)?;
     let id = Uuid::parse_str(&meta.aggregate_id)
         .map_err(|_| format!("aggregate id {:?} is not an order id", meta.aggregate_id))?;
+    let progress = event.progress();
+    let steps = progress.history_from as usize + progress.history.len();
+    if steps > MAX_STEPS {
+        return Err(format!(
+            "a saga history of {steps} steps is more than the {MAX_STEPS} a saga may have"
+        ));
+    }
     Ok((id, meta, event))
 }
 
@@ -144,8 +228,8 @@ async fn store(
            deadline_at = EXCLUDED.deadline_at, last_error = EXCLUDED.last_error,
            reason = EXCLUDED.reason, note = EXCLUDED.note, last_event = EXCLUDED.last_event,
            history = EXCLUDED.history, version = EXCLUDED.version,
-           updated_at = EXCLUDED.updated_at
-         WHERE saga_timelines.version < EXCLUDED.version"
+           started_at = EXCLUDED.started_at, updated_at = EXCLUDED.updated_at
+         WHERE saga_timelines.version <= EXCLUDED.version"
     ))
     .bind(rows.iter().map(|r| r.order_id).collect::<Vec<_>>())
     .bind(text(|r| &r.customer_id))
@@ -231,102 +315,4 @@ pub async fn version(pool: &PgPool, order_id: Uuid) -> Result<i64, sqlx::Error> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::views::testing::{at, meta};
-    use events::domain::{CustomerId, SagaProgress, SagaStatus};
-
-    const ID: &str = "01900000-0000-7000-8000-000000000002";
-
-    fn progress(status: SagaStatus, step: &str, attempt: u32) -> SagaProgress {
-        SagaProgress {
-            customer_id: CustomerId::new("cust-1").unwrap(),
-            status,
-            step: step.into(),
-            attempt,
-            deadline: Some(at(100)),
-            last_error: (attempt > 1).then(|| "capture failed".to_owned()),
-            history: vec![StepRecord {
-                step: "reserving_stock".into(),
-                started_at: at(1),
-                attempts: 1,
-                outcome: Some("succeeded".into()),
-            }],
-        }
-    }
-
-    fn apply(row: Option<SagaRow>, sequence: u64, event: &SagaEvent) -> Option<SagaRow> {
-        evolve(
-            row,
-            &meta(AggregateType::Saga, ID, sequence, event.event_type()),
-            event,
-        )
-    }
-
-    fn started() -> SagaEvent {
-        SagaEvent::SagaStarted {
-            progress: progress(SagaStatus::Running, "reserving_stock", 1),
-        }
-    }
-
-    fn parked() -> SagaEvent {
-        SagaEvent::SagaNeedsAttention {
-            reason: "void keeps failing".into(),
-            progress: progress(SagaStatus::NeedsAttention, "voiding_payment", 5),
-        }
-    }
-
-    #[test]
-    fn a_row_is_the_latest_event_with_its_whole_progress() {
-        let row = apply(apply(None, 1, &started()), 2, &parked()).unwrap();
-        assert_eq!(row.order_id.to_string(), ID);
-        assert_eq!(
-            (row.status.as_str(), row.current_step.as_str(), row.attempt),
-            ("needs_attention", "voiding_payment", 5)
-        );
-        assert_eq!(row.reason.as_deref(), Some("void keeps failing"));
-        assert_eq!(row.last_error.as_deref(), Some("capture failed"));
-        assert_eq!(row.deadline_at, Some(at(100)));
-        assert_eq!(
-            (row.version, row.last_event.as_str()),
-            (2, "SagaNeedsAttention")
-        );
-        assert_eq!(row.history.0.len(), 1);
-        assert_eq!((row.started_at, row.updated_at), (at(1), at(2)));
-    }
-
-    #[test]
-    fn older_and_duplicated_events_change_nothing() {
-        let latest = apply(None, 3, &parked()).unwrap();
-        assert_eq!(
-            apply(Some(latest.clone()), 1, &started()),
-            Some(latest.clone())
-        );
-        assert_eq!(apply(Some(latest.clone()), 3, &parked()), Some(latest));
-    }
-
-    #[test]
-    fn a_resolution_keeps_the_reason_and_adds_the_note() {
-        let parked = apply(None, 4, &parked());
-        let resolved = SagaEvent::SagaResolved {
-            note: "refunded by hand".into(),
-            progress: progress(SagaStatus::ResolvedByOperator, "voiding_payment", 5),
-        };
-        let row = apply(parked, 5, &resolved).unwrap();
-        assert_eq!(row.status, "resolved_by_operator");
-        assert_eq!(row.reason.as_deref(), Some("void keeps failing"));
-        assert_eq!(row.note.as_deref(), Some("refunded by hand"));
-    }
-
-    #[test]
-    fn a_saga_first_seen_midway_starts_with_its_first_step() {
-        let mut event = parked();
-        if let SagaEvent::SagaNeedsAttention { progress, .. } = &mut event {
-            progress.history.clear();
-        }
-        let row = apply(None, 7, &event).unwrap();
-        assert_eq!(row.started_at, at(7), "without history, the event's time");
-        let row = apply(None, 7, &parked()).unwrap();
-        assert_eq!(row.started_at, at(1));
-    }
-}
+mod tests;

@@ -78,6 +78,7 @@ impl From<StepRecord> for SagaStep {
 
 impl From<SagaRow> for SagaDocument {
     fn from(row: SagaRow) -> Self {
+        let history = row.steps().cloned().map(SagaStep::from).collect();
         SagaDocument {
             order_id: row.order_id,
             customer_id: row.customer_id,
@@ -89,7 +90,7 @@ impl From<SagaRow> for SagaDocument {
             reason: row.reason,
             note: row.note,
             last_event: row.last_event,
-            history: row.history.0.into_iter().map(SagaStep::from).collect(),
+            history,
             version: row.version,
             started_at: row.started_at,
             updated_at: row.updated_at,

@@ -27,7 +27,7 @@ pub mod state;
 mod transitions;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use chrono::{DateTime, Utc};
 use events::command::DomainCommand;
