@@ -118,7 +118,7 @@ pub async fn run(
                 .await?;
         progress(&format!("commands: open loop at {rate}/s"));
         let watch = (fraction == 0.5).then(LagWatch::default);
-        let command = paced_orders(ctx, rate, watch.clone()).await;
+        let command = paced_orders(ctx, rate, args.phase(), watch.clone()).await;
         if let Some(watch) = watch {
             lag = watch.finish(rate, args.phase()).await;
         }
@@ -131,11 +131,18 @@ pub async fn run(
     Ok((max, paced, lag))
 }
 
-async fn paced_orders(ctx: &Arc<Ctx>, rate: f64, watch: Option<LagWatch>) -> Measured {
+/// `POST /orders` at `rate` for `phase`, open loop; `watch` follows a
+/// sample of them until the query API serves them.
+pub(super) async fn paced_orders(
+    ctx: &Arc<Ctx>,
+    rate: f64,
+    phase: Duration,
+    watch: Option<LagWatch>,
+) -> Measured {
     let sample_every = (rate / LAG_SAMPLES_PER_SECOND).ceil().max(1.0) as u64;
     let before = metrics::scrape(&ctx.http, &ctx.args.command_url).await;
     let c = ctx.clone();
-    let m = load::open_loop(rate, ctx.args.phase(), 4096, &ctx.args.services, move |i| {
+    let m = load::open_loop(rate, phase, 4096, &ctx.args.services, move |i| {
         let (c, watch) = (c.clone(), watch.clone());
         async move {
             let Some(id) = place(&c, i).await else {
@@ -160,7 +167,7 @@ async fn paced_orders(ctx: &Arc<Ctx>, rate: f64, watch: Option<LagWatch>) -> Mea
 
 /// Orders watched from their 201 until the query API serves them.
 #[derive(Clone, Default)]
-struct LagWatch {
+pub(super) struct LagWatch {
     recorder: Recorder,
     tasks: Arc<Mutex<Vec<JoinHandle<bool>>>>,
 }
@@ -180,7 +187,7 @@ impl LagWatch {
         }
     }
 
-    async fn finish(self, rate: f64, phase: Duration) -> Outcome {
+    pub(super) async fn finish(self, rate: f64, phase: Duration) -> Outcome {
         let tasks = self
             .tasks
             .lock()

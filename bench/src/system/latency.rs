@@ -9,7 +9,9 @@
 //! - `reply age`: how old a reply record is when the command API reads it
 //!   (from its produce inside the transaction: the rest of the transaction,
 //!   the commit markers and the reply consumer's fetch);
-//! - `reply`: the command API's wait from the command's ack to the reply.
+//! - `reply`: the command API's wait from the command's ack to the reply;
+//! - `lag`: from the 201 of sampled orders until the query API serves them
+//!   (the projection lag at that rate, as the full run measures it at half load).
 //!
 //! The saga worker's own commands go through the same processors and
 //! replies topics, so the per-hop figures cover them too. Means come from
@@ -21,9 +23,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Ctx, commands, metrics};
+use super::commands::{LagWatch, paced_orders};
+use super::{Ctx, Outcome, metrics};
 use crate::baselines::{self, kafka, progress};
-use crate::load;
 use crate::stats::Measured;
 
 /// One rate: the orders, raw produce, and the hops in milliseconds.
@@ -36,6 +38,8 @@ pub struct Rate {
     pub transactions: f64,
     pub commands_per_transaction: f64,
     pub statuses: String,
+    /// The projection lag of the orders sampled at this rate.
+    pub lag: Outcome,
 }
 
 /// The series of the hops, in path order: (label, metric, phase label).
@@ -66,7 +70,7 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
         .ensure_topics(std::slice::from_ref(&topic))
         .await?;
     progress("commands: warm-up at 50/s");
-    orders(ctx, 50.0, Duration::from_secs(2)).await;
+    paced_orders(ctx, 50.0, Duration::from_secs(2), None).await;
     ctx.take_statuses();
     let mut out = Vec::new();
     for &rate in rates {
@@ -74,7 +78,9 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
         let raw_produce = kafka::produce_paced(&args.kafka(), &topic, rate, phase).await?;
         progress(&format!("commands: open loop at {rate}/s"));
         let before = metrics::scrape(&ctx.http, &args.command_url).await;
-        let command = orders(ctx, rate, phase).await;
+        let watch = LagWatch::default();
+        let command = paced_orders(ctx, rate, phase, Some(watch.clone())).await;
+        let lag = watch.finish(rate, phase).await;
         let after = metrics::scrape(&ctx.http, &args.command_url).await;
         let delta = |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
         let hops = HOPS
@@ -115,6 +121,7 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
             transactions,
             commands_per_transaction: delta("commands_processed_total") / transactions.max(1.0),
             statuses: ctx.take_statuses(),
+            lag,
         });
     }
     Ok(out)
@@ -145,15 +152,6 @@ fn median(count: f64, bucket: impl Fn(&str) -> f64) -> Option<f64> {
     None
 }
 
-async fn orders(ctx: &Arc<Ctx>, rate: f64, phase: Duration) -> Measured {
-    let c = ctx.clone();
-    load::open_loop(rate, phase, 4096, &ctx.args.services, move |i| {
-        let c = c.clone();
-        async move { commands::place(&c, i).await.is_some() }
-    })
-    .await
-}
-
 /// The rates as a markdown report.
 pub fn markdown(invocation: &str, phase: Duration, rates: &[Rate]) -> String {
     let mut s = String::new();
@@ -166,14 +164,15 @@ pub fn markdown(invocation: &str, phase: Duration, rates: &[Rate]) -> String {
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
     let _ = writeln!(
         s,
-        "| rate | orders/s | p50 | p90 | p99 | raw produce p50 / p99 | machine cores | transactions (commands each) | answers |\n|---|---|---|---|---|---|---|---|---|"
+        "| rate | orders/s | p50 | p90 | p99 | raw produce p50 / p99 | lag p50 / p99 | machine cores | transactions (commands each) | answers |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in rates {
         let l = r.command.latency_ms;
         let raw = r.raw_produce.latency_ms;
+        let lag = r.lag.measured().and_then(|m| m.latency_ms);
         let _ = writeln!(
             s,
-            "| {} | {:.1} | {} | {} | {} | {} / {} | {} | {:.0} ({:.1}) | {} |",
+            "| {} | {:.1} | {} | {} | {} | {} / {} | {} / {} | {} | {:.0} ({:.1}) | {} |",
             r.rate,
             r.command.per_second,
             ms(l.map(|l| l.p50)),
@@ -181,6 +180,8 @@ pub fn markdown(invocation: &str, phase: Duration, rates: &[Rate]) -> String {
             ms(l.map(|l| l.p99)),
             ms(raw.map(|l| l.p50)),
             ms(raw.map(|l| l.p99)),
+            ms(lag.map(|l| l.p50)),
+            ms(lag.map(|l| l.p99)),
             ms(r.command.machine_cores),
             r.transactions,
             r.commands_per_transaction,
