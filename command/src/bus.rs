@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use events::command::{CommandEnvelope, Principal, Reply, Role};
 use events::{AggregateType, KafkaConfig, telemetry};
+use hashlink::LinkedHashMap;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
@@ -22,6 +23,9 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
+
+mod remembered;
+use remembered::Remembered;
 
 /// What became of a dispatched command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,9 +82,8 @@ struct Replies {
     pending: HashMap<Uuid, Principal>,
     pending_order: VecDeque<Uuid>,
     /// The first reply seen for each command id (later ones are duplicates or
-    /// refusals of a reused key).
-    recent: HashMap<Uuid, Reply>,
-    recent_order: VecDeque<Uuid>,
+    /// refusals of a reused key), oldest first.
+    recent: LinkedHashMap<Uuid, Remembered>,
 }
 
 /// How many replies (and pending command ids) each command API instance
@@ -104,9 +107,10 @@ impl Replies {
             .as_ref()
             .is_some_and(|issuer| issuer.role == Role::System);
         if !internal && !self.recent.contains_key(&reply.command_id) {
-            self.recent_order.push_back(reply.command_id);
-            self.recent.insert(reply.command_id, reply);
-            bound(&mut self.recent, &mut self.recent_order);
+            self.recent.insert(reply.command_id, Remembered::new(reply));
+            while self.recent.len() > REMEMBERED {
+                self.recent.pop_front();
+            }
         }
     }
 
@@ -337,10 +341,10 @@ impl CommandBus for KafkaBus {
         let (tx, rx) = oneshot::channel();
         {
             let mut replies = lock(&self.replies);
-            if let Some(reply) = replies.recent.get(&command_id)
-                && reply.fingerprint == command.fingerprint
+            if let Some(remembered) = replies.recent.get(&command_id)
+                && remembered.has_fingerprint(&command.fingerprint)
             {
-                return Ok(Dispatch::Completed(reply.clone()));
+                return Ok(Dispatch::Completed(remembered.reply(command_id)));
             }
             replies.waiters.entry(key.clone()).or_default().push(tx);
         }
@@ -376,8 +380,8 @@ impl CommandBus for KafkaBus {
 
     fn status(&self, command_id: Uuid) -> CommandStatus {
         let replies = lock(&self.replies);
-        if let Some(reply) = replies.recent.get(&command_id) {
-            CommandStatus::Completed(reply.clone())
+        if let Some(remembered) = replies.recent.get(&command_id) {
+            CommandStatus::Completed(remembered.reply(command_id))
         } else if let Some(issued_by) = replies.pending.get(&command_id) {
             CommandStatus::Pending {
                 issued_by: issued_by.clone(),
