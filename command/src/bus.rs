@@ -6,7 +6,7 @@
 //! that does not come in time is not a failure: the command is durably queued
 //! and its outcome will show at `GET /commands/{id}`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -78,9 +78,8 @@ type WaitKey = (Uuid, String);
 struct Replies {
     waiters: HashMap<WaitKey, Vec<oneshot::Sender<Reply>>>,
     /// Commands sent by this instance whose reply has not arrived, with
-    /// who sent them.
-    pending: HashMap<Uuid, Principal>,
-    pending_order: VecDeque<Uuid>,
+    /// who sent them, oldest first.
+    pending: LinkedHashMap<Uuid, Principal>,
     /// The first reply seen for each command id (later ones are duplicates or
     /// refusals of a reused key), oldest first.
     recent: LinkedHashMap<Uuid, Remembered>,
@@ -108,26 +107,22 @@ impl Replies {
             .is_some_and(|issuer| issuer.role == Role::System);
         if !internal && !self.recent.contains_key(&reply.command_id) {
             self.recent.insert(reply.command_id, Remembered::new(reply));
-            while self.recent.len() > REMEMBERED {
-                self.recent.pop_front();
-            }
+            bound(&mut self.recent);
         }
     }
 
     fn sent(&mut self, command_id: Uuid, issued_by: Principal) {
-        if self.pending.insert(command_id, issued_by).is_none() {
-            self.pending_order.push_back(command_id);
-            bound(&mut self.pending, &mut self.pending_order);
+        if !self.pending.contains_key(&command_id) {
+            self.pending.insert(command_id, issued_by);
+            bound(&mut self.pending);
         }
     }
 }
 
 /// Forgets the oldest entries past [`REMEMBERED`].
-fn bound<V>(map: &mut HashMap<Uuid, V>, order: &mut VecDeque<Uuid>) {
-    while order.len() > REMEMBERED {
-        if let Some(old) = order.pop_front() {
-            map.remove(&old);
-        }
+fn bound<V>(map: &mut LinkedHashMap<Uuid, V>) {
+    while map.len() > REMEMBERED {
+        map.pop_front();
     }
 }
 
