@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -16,13 +16,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::telemetry;
+
+mod metrics_recorder;
+
+pub use metrics_recorder::metrics_handle;
 
 /// A token cancelled on SIGTERM or ctrl-c.
 pub fn shutdown_on_signal() -> CancellationToken {
@@ -49,24 +52,6 @@ pub fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
-}
-
-/// The process-wide Prometheus recorder, installed on first use.
-pub fn metrics_handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets(&[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ])
-            .expect("static bucket list is not empty")
-            .build_recorder();
-        let handle = recorder.handle();
-        // Another recorder may already be installed (a test harness); ours then
-        // still renders what it sees through the handle.
-        drop(metrics::set_global_recorder(recorder));
-        handle
-    })
 }
 
 /// A named readiness check: Ok when the dependency answers.
