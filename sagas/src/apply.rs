@@ -17,7 +17,7 @@ use crate::store::{Kind, OutboxMessage, Stored};
 
 mod messages;
 
-use messages::{Snapshot, command_message, event_message, saga_event};
+use messages::{command_message, event_message, saga_event};
 
 /// Namespace of the saga's event ids and command fingerprints.
 const NAMESPACE: Uuid = Uuid::from_u128(0x7c1b_2f0a_63e4_4d59_b8a7_0e6f_5d4c_3b2a);
@@ -268,6 +268,24 @@ impl Batch {
         }
         for message in messages {
             self.push(message);
+        }
+    }
+}
+
+/// The part of a saga whose change is worth a saga event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Snapshot {
+    status: SagaStatus,
+    step: &'static str,
+    attempt: u32,
+}
+
+impl Snapshot {
+    fn of(saga: &Saga) -> Snapshot {
+        Snapshot {
+            status: saga.status(),
+            step: saga.current_step(),
+            attempt: saga.attempt(),
         }
     }
 }

@@ -114,36 +114,35 @@ pub fn evolve(row: Option<SagaRow>, meta: &EventMeta, event: &SagaEvent) -> Opti
         | SagaEvent::SagaStepStarted { .. }
         | SagaEvent::SagaCompleted { .. } => (None, None),
     };
-    let mut history = row
-        .as_ref()
-        .map(|r| r.history.0.clone())
-        .unwrap_or_default();
-    merge_steps(
-        &mut history,
-        progress,
-        seq,
-        row.as_ref().map_or(0, |r| r.version),
-    );
+    let version = row.as_ref().map_or(0, |r| r.version);
+    let (mut history, earlier) = match row {
+        Some(mut row) => (std::mem::take(&mut row.history.0), Some(row)),
+        None => (Vec::new(), None),
+    };
+    merge_steps(&mut history, progress, seq, version);
     let first_step = match (progress.history_from, progress.history.first()) {
         (0, Some(first)) => Some(first.started_at),
         _ => None,
     };
-    let started_at = match (&row, first_step) {
+    let started_at = match (&earlier, first_step) {
         (Some(row), Some(first)) => row.started_at.min(first),
         (Some(row), None) => row.started_at,
         (None, first) => first.unwrap_or(meta.occurred_at),
     };
-    if let Some(row) = row.as_ref().filter(|r| already_applied(r.version, meta)) {
+    let earlier = match earlier {
         // Older or the same event: only its steps, and what the row lacks.
-        return Some(SagaRow {
-            history: Json(history),
-            reason: row.reason.clone().or(reason),
-            note: row.note.clone().or(note),
-            started_at,
-            ..row.clone()
-        });
-    }
-    let earlier = row.as_ref();
+        Some(row) if already_applied(version, meta) => {
+            return Some(SagaRow {
+                history: Json(history),
+                reason: row.reason.or(reason),
+                note: row.note.or(note),
+                started_at,
+                ..row
+            });
+        }
+        earlier => earlier,
+    };
+    let earlier = earlier.as_ref();
     Some(SagaRow {
         order_id: Uuid::parse_str(&meta.aggregate_id).ok()?,
         customer_id: progress.customer_id.to_string(),

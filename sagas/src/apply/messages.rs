@@ -13,24 +13,6 @@ use super::{Cause, NAMESPACE};
 use crate::machine::{Outgoing, Saga};
 use crate::store::{Kind, OutboxMessage};
 
-/// The part of a saga whose change is worth a saga event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Snapshot {
-    status: SagaStatus,
-    step: &'static str,
-    attempt: u32,
-}
-
-impl Snapshot {
-    pub(super) fn of(saga: &Saga) -> Snapshot {
-        Snapshot {
-            status: saga.status(),
-            step: saga.current_step(),
-            attempt: saga.attempt(),
-        }
-    }
-}
-
 /// The saga's progress, with the steps of its history that changed since
 /// `before` (all of them for a new saga). The history only grows and only
 /// its last step changes, so what changed is a suffix.
