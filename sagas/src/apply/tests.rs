@@ -32,12 +32,17 @@ fn steps(event: &SagaEvent) -> (u32, Vec<(&str, Option<&str>)>) {
     (progress.history_from, steps.collect())
 }
 
-#[test]
-fn each_saga_event_carries_the_steps_that_changed_since_the_one_before() {
+/// A batch holding the saga of a just placed order, and its order id.
+fn started() -> (Uuid, Batch) {
     let facts = placed();
-    let id = *facts.order_id.as_uuid();
     let mut batch = Batch::new(HashMap::new(), Pace::default(), at(0));
     batch.start(&facts, &cause());
+    (*facts.order_id.as_uuid(), batch)
+}
+
+#[test]
+fn each_saga_event_carries_the_steps_that_changed_since_the_one_before() {
+    let (id, mut batch) = started();
     for input in [reserved("A", 2, 1_000), reserved("B", 1, 500)] {
         batch.feed(id, &input, &cause());
     }
@@ -72,10 +77,7 @@ fn each_saga_event_carries_the_steps_that_changed_since_the_one_before() {
 
 #[test]
 fn a_retry_carries_only_the_current_step_with_its_new_attempt() {
-    let facts = placed();
-    let id = *facts.order_id.as_uuid();
-    let mut batch = Batch::new(HashMap::new(), Pace::default(), at(0));
-    batch.start(&facts, &cause());
+    let (id, mut batch) = started();
     let deadline = batch.sagas[&id].saga.deadline().unwrap();
     batch.now = deadline;
     batch.feed(id, &Input::DeadlineFired, &cause());
