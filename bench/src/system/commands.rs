@@ -118,7 +118,14 @@ pub async fn run(
                 .await?;
         progress(&format!("commands: open loop at {rate}/s"));
         let watch = (fraction == 0.5).then(LagWatch::default);
+        let before = metrics::scrape(&ctx.http, &args.command_url).await;
         let command = paced_orders(ctx, rate, args.phase(), watch.clone()).await;
+        let after = metrics::scrape(&ctx.http, &args.command_url).await;
+        let command = command.with_note(format!(
+            "{}; {}",
+            ctx.take_statuses(),
+            metrics::processor_summary(&before, &after)
+        ));
         if let Some(watch) = watch {
             lag = watch.finish(rate, args.phase()).await;
         }
@@ -140,9 +147,8 @@ pub(super) async fn paced_orders(
     watch: Option<LagWatch>,
 ) -> Measured {
     let sample_every = (rate / LAG_SAMPLES_PER_SECOND).ceil().max(1.0) as u64;
-    let before = metrics::scrape(&ctx.http, &ctx.args.command_url).await;
     let c = ctx.clone();
-    let m = load::open_loop(rate, phase, 4096, &ctx.args.services, move |i| {
+    load::open_loop(rate, phase, 4096, &ctx.args.services, move |i| {
         let (c, watch) = (c.clone(), watch.clone());
         async move {
             let Some(id) = place(&c, i).await else {
@@ -156,13 +162,7 @@ pub(super) async fn paced_orders(
             true
         }
     })
-    .await;
-    let after = metrics::scrape(&ctx.http, &ctx.args.command_url).await;
-    m.with_note(format!(
-        "{}; {}",
-        ctx.take_statuses(),
-        metrics::processor_summary(&before, &after)
-    ))
+    .await
 }
 
 /// Orders watched from their 201 until the query API serves them.
