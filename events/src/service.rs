@@ -92,7 +92,7 @@ impl Health {
     }
 
     /// Adds the `kafka` check: the cluster answers a metadata request
-    /// ([`KafkaConfig::check`]).
+    /// ([`KafkaConfig::check`](crate::KafkaConfig::check)).
     pub fn kafka(self, kafka: crate::KafkaConfig) -> Health {
         self.check("kafka", move || {
             let kafka = kafka.clone();

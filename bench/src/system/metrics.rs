@@ -38,7 +38,7 @@ pub fn processor_summary(before: &HashMap<String, f64>, after: &HashMap<String, 
         return "no processor transactions seen in /metrics".into();
     }
     let commands = delta("commands_processed_total");
-    let phases: Vec<String> = ["begin", "produce", "offsets", "acks", "commit"]
+    let phases: Vec<String> = ["begin", "produce", "offsets", "acks", "commit", "store"]
         .iter()
         .map(|phase| {
             let sum = delta(&format!(
@@ -76,7 +76,7 @@ mod tests {
         assert_eq!(
             s,
             "processor: 10 transactions, 4.0 commands each, 50.0 ms each on average \
-             (ms per phase: begin 0.0, produce 0.0, offsets 0.0, acks 0.0, commit 0.0)"
+             (ms per phase: begin 0.0, produce 0.0, offsets 0.0, acks 0.0, commit 0.0, store 0.0)"
         );
         let text = "p_sum{phase=\"commit\"} 0.2\np_sum{phase=\"begin\"} 0.1\n";
         let m = parse(text);

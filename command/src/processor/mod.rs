@@ -6,13 +6,12 @@
 //! lane is assigned a partition it waits until the partition's previous
 //! owner has no transaction open (its committed offsets read as stable),
 //! then restores that partition's aggregates from their snapshots and the
-//! events after them ([`restore`]); then it loops:
-//! poll a batch of commands, decide each one against the partition's state
-//! ([`store`]: the hot aggregates in memory, all of them on local disk), and
-//! in one Kafka transaction produce the events, the replies and the changed
-//! aggregates' new states ([`snapshot`]), and commit the command offsets
-//! with the group's metadata (KIP-447), which fences a zombie that lost the
-//! partition.
+//! events after them ([`restore`]); then it loops: poll a batch of commands,
+//! decide each one against the partition's state ([`store`]: the hot
+//! aggregates in memory, all of them on local disk), and in one Kafka
+//! transaction produce the events, the replies and the changed aggregates'
+//! new states ([`snapshot`]), and commit the command offsets with the
+//! group's metadata (KIP-447), which fences a zombie that lost the partition.
 //!
 //! Lanes exist because a transaction is a chain of broker round trips that
 //! leaves the processor idle: while one lane waits for its commit, the others
@@ -401,6 +400,7 @@ impl<'a> Session<'a> {
                 store.commit()?;
             }
         }
+        phases.mark("store");
         metrics::counter!("commands_processed_total").increment(batch.len() as u64);
         metrics::counter!("events_appended_total").increment(produced as u64);
         metrics::histogram!("command_batch_seconds").record(started.elapsed().as_secs_f64());
