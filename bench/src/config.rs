@@ -87,6 +87,11 @@ pub struct RunArgs {
     /// Concurrent requests of the closed-loop (max throughput) phases.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Reads per second of the query API's open-loop phase; by default half
+    /// of the closed-loop maximum just measured. A fixed rate compares two
+    /// builds' latency under the same load.
+    #[arg(long)]
+    pub query_rate: Option<f64>,
 }
 
 fn parse_service(text: &str) -> Result<(String, u32), String> {
