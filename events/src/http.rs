@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
@@ -127,8 +127,9 @@ impl From<HttpArgs> for HttpConfig {
 }
 
 /// Who is calling, for the rate limit: a verified token's subject, or `None`
-/// for an anonymous caller (then the client address counts).
-pub type CallerKey = Arc<dyn Fn(&HeaderMap) -> Option<String> + Send + Sync>;
+/// for an anonymous caller (then the client address counts). It may leave
+/// what it verified in the request's extensions for the handler.
+pub type CallerKey = Arc<dyn Fn(&HeaderMap, &mut Extensions) -> Option<String> + Send + Sync>;
 
 /// Adds the request limits of `config` to `router`: a request timeout, the
 /// in-flight bound and, when configured, the per-caller rate limit.
@@ -232,17 +233,18 @@ fn address_key(ip: IpAddr) -> String {
 }
 
 async fn limit_rate(State(limiter): State<Arc<Limiter>>, request: Request, next: Next) -> Response {
-    let key = (limiter.caller)(request.headers())
+    let (mut parts, body) = request.into_parts();
+    let key = (limiter.caller)(&parts.headers, &mut parts.extensions)
         .map(|subject| format!("sub:{subject}"))
         .or_else(|| {
-            request
-                .extensions()
+            parts
+                .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|info| address_key(info.0.ip()))
         })
         .unwrap_or_else(|| "anonymous".to_owned());
     match limiter.check(&key) {
-        Ok(()) => next.run(request).await,
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(seconds) => {
             metrics::counter!("http_shed_total", "reason" => "rate").increment(1);
             Problem::new(
@@ -337,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_caller_over_its_burst_waits_and_others_do_not() {
-        let limiter = Limiter::new(RateLimit::new(1, 2).unwrap(), Arc::new(|_| None));
+        let limiter = Limiter::new(RateLimit::new(1, 2).unwrap(), Arc::new(|_, _| None));
         assert!(limiter.check("a").is_ok());
         assert!(limiter.check("a").is_ok());
         assert_eq!(limiter.check("a"), Err(1));

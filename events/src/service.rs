@@ -317,7 +317,7 @@ pub async fn serve(
         rate: None,
         ..crate::http::HttpConfig::default()
     };
-    let router = crate::http::limit(router, &config, std::sync::Arc::new(|_| None));
+    let router = crate::http::limit(router, &config, std::sync::Arc::new(|_, _| None));
     crate::http::serve(listener, router, &config, shutdown).await
 }
 

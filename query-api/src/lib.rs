@@ -139,7 +139,7 @@ pub async fn run(
         "query-api",
         health,
         &config.http,
-        Arc::new(move |headers| caller.rate_key(headers)),
+        Arc::new(move |headers, extensions| caller.rate_key(headers, extensions)),
         shutdown,
     )
     .await

@@ -103,7 +103,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal = Arc::<JwtVerifier>::from_ref(state)
-            .caller(&parts.headers)
+            .request_caller(&parts.headers, &mut parts.extensions)
             .map_err(ApiError::Unauthenticated)?;
         if !R::ROLES.contains(&principal.role) {
             return Err(ApiError::Forbidden(principal.role));

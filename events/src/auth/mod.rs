@@ -21,8 +21,8 @@ pub mod signing;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::http::{Extensions, HeaderMap};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
@@ -93,6 +93,13 @@ pub struct JwtVerifier {
     max_lifetime_seconds: u64,
 }
 
+/// What verifying a request's bearer token gave, in the request's
+/// extensions (see [`JwtVerifier::request_caller`]). Private: only the
+/// verifier puts it there, so a handler cannot be handed a caller that
+/// was never verified.
+#[derive(Clone)]
+struct Verified(Result<Principal, AuthError>);
+
 impl JwtVerifier {
     /// The verifier of `config`'s keys, issuer, audience and lifetime.
     pub fn new(config: &AuthConfig) -> Result<JwtVerifier, KeyError> {
@@ -119,10 +126,26 @@ impl JwtVerifier {
         self.verify(bearer_token(headers)?)
     }
 
+    /// [`Self::caller`] at most once per request: the answer is kept in the
+    /// request's `extensions` for whoever asks next (the rate limit asks
+    /// first, then the handler), so a token's signature is checked once.
+    pub fn request_caller(
+        &self,
+        headers: &HeaderMap,
+        extensions: &mut Extensions,
+    ) -> Result<Principal, AuthError> {
+        if let Some(Verified(answer)) = extensions.get::<Verified>() {
+            return answer.clone();
+        }
+        let answer = self.caller(headers);
+        extensions.insert(Verified(answer.clone()));
+        answer
+    }
+
     /// Who a rate limit counts the request against: the verified caller's
     /// role and subject, or `None` (then the client address counts).
-    pub fn rate_key(&self, headers: &HeaderMap) -> Option<String> {
-        let principal = self.caller(headers).ok()?;
+    pub fn rate_key(&self, headers: &HeaderMap, extensions: &mut Extensions) -> Option<String> {
+        let principal = self.request_caller(headers, extensions).ok()?;
         Some(format!("{:?}:{}", principal.role, principal.subject))
     }
 

@@ -232,3 +232,35 @@ fn bearer_schemes_are_case_insensitive_and_other_schemes_missing() {
     headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer  "));
     assert_eq!(verifier().caller(&headers), Err(AuthError::Malformed));
 }
+
+#[test]
+fn a_request_is_verified_once_and_its_answer_kept() {
+    use axum::http::{Extensions, HeaderValue};
+    let token = mint_hs256(SECRET, &who(Role::Customer, "c-1"), Duration::from_secs(60)).unwrap();
+    let mut headers = HeaderMap::new();
+    let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    headers.insert(AUTHORIZATION, value);
+    let verifier = verifier();
+    let mut extensions = Extensions::new();
+    assert_eq!(
+        verifier.rate_key(&headers, &mut extensions).as_deref(),
+        Some("Customer:c-1")
+    );
+    // The handler asks next: the kept answer, not a second check (these
+    // headers no longer hold a token at all).
+    assert_eq!(
+        verifier.request_caller(&HeaderMap::new(), &mut extensions),
+        Ok(who(Role::Customer, "c-1"))
+    );
+    // A refusal is kept too, and another request starts afresh.
+    let mut refused = Extensions::new();
+    assert_eq!(verifier.rate_key(&HeaderMap::new(), &mut refused), None);
+    assert_eq!(
+        verifier.request_caller(&headers, &mut refused),
+        Err(AuthError::Missing)
+    );
+    assert_eq!(
+        verifier.request_caller(&headers, &mut Extensions::new()),
+        Ok(who(Role::Customer, "c-1"))
+    );
+}

@@ -7,10 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use events::command::Role;
+use events::command::{Principal, Role};
 use uuid::Uuid;
 
-use crate::http::{AppState, QueryError};
+use crate::http::{AppState, Caller, QueryError};
 
 /// Where the console's actions go.
 #[derive(Debug, Clone)]
@@ -28,9 +28,8 @@ const PASSED: [HeaderName; 2] = [
     HeaderName::from_static("idempotency-key"),
 ];
 
-/// The caller, who must be an admin; the token goes on with the request.
-fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), QueryError> {
-    let caller = state.caller(headers)?;
+/// The caller must be an admin; the token goes on with the request.
+fn admin(caller: &Principal) -> Result<(), QueryError> {
     if !matches!(caller.role, Role::Admin | Role::System) {
         return Err(QueryError::Forbidden("the console"));
     }
@@ -40,9 +39,10 @@ fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), QueryError> {
 /// `GET /console/api/lag`: the projector's `GET /lag`.
 pub async fn lag(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    admin(&state, &headers)?;
+    admin(&caller)?;
     let url = format!("{}/lag", state.upstreams.projections_url);
     send(
         &state,
@@ -59,11 +59,12 @@ pub async fn lag(
 /// operator endpoints.
 pub async fn saga(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((order_id, action)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, QueryError> {
-    admin(&state, &headers)?;
+    admin(&caller)?;
     let id = Uuid::parse_str(&order_id).map_err(|_| QueryError::BadId(order_id))?;
     let action = match action.as_str() {
         "retry" => "retry",
@@ -85,10 +86,11 @@ pub async fn saga(
 /// `POST /console/api/dead-letters/{id}/retry|skip`: the projector's.
 pub async fn dead_letter(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    admin(&state, &headers)?;
+    admin(&caller)?;
     let id: i64 = id.parse().map_err(|_| QueryError::BadId(id))?;
     let action = match action.as_str() {
         "retry" => "retry",

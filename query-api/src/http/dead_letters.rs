@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,7 +16,7 @@ use projections::read::dead_letters::{self, StoredDeadLetter};
 use serde::Serialize;
 
 use super::history::parse_limit;
-use super::{AppState, QueryError};
+use super::{AppState, Caller, QueryError};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterEntry {
@@ -56,10 +55,9 @@ pub struct DeadLetterPage {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    let caller = state.caller(&headers)?;
     if !matches!(caller.role, Role::Admin | Role::System) {
         return Err(QueryError::Forbidden("dead letters"));
     }

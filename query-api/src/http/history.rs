@@ -19,7 +19,7 @@ use projections::read::orders::{self, HistoryCursor, OrderRow};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{AppState, QueryError};
+use super::{AppState, Caller, QueryError};
 use crate::consistency::Resource;
 use projections::read::documents::Price;
 
@@ -62,11 +62,11 @@ pub struct HistoryPage {
 )]
 pub async fn customer_orders(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(customer_id): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    let caller = state.caller(&headers)?;
     // No customer id holds a control character (PostgreSQL refuses a NUL
     // in text outright): such a path names nobody.
     if events::domain::CustomerId::new(customer_id.as_str()).is_err() {

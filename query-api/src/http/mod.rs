@@ -25,6 +25,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -61,6 +63,23 @@ pub struct AppState {
     pub waits: Arc<Semaphore>,
 }
 
+/// The authenticated caller, or 401. First among a handler's arguments, so
+/// an unauthenticated request learns nothing about the rest of it. The rate
+/// limit may have verified the token already; it is not checked twice.
+pub(crate) struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = QueryError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, QueryError> {
+        state
+            .verifier
+            .request_caller(&parts.headers, &mut parts.extensions)
+            .map(Caller)
+            .map_err(QueryError::Unauthorized)
+    }
+}
+
 /// Cache misses PostgreSQL answers at the same time at most (its pool has 16
 /// connections; a few per connection may wait).
 pub const MAX_FALLBACKS: usize = 64;
@@ -74,13 +93,6 @@ impl AppState {
             metrics::counter!("query_shed_total", "reason" => "fallbacks").increment(1);
             QueryError::Busy
         })
-    }
-
-    /// The authenticated caller, or 401.
-    pub(crate) fn caller(&self, headers: &HeaderMap) -> Result<Principal, QueryError> {
-        self.verifier
-            .caller(headers)
-            .map_err(QueryError::Unauthorized)
     }
 
     /// The request's `X-Consistency-Token`, if any. A malformed or unsigned

@@ -12,7 +12,7 @@ use projections::read::documents;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{AppState, QueryError, cached_response, database_response};
+use super::{AppState, Caller, QueryError, cached_response, database_response};
 use crate::consistency::Resource;
 
 /// True when `caller` may see orders of `customer_id`.
@@ -36,10 +36,10 @@ pub fn may_read(caller: &Principal, customer_id: &str) -> bool {
 )]
 pub async fn order(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(order_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    let caller = state.caller(&headers)?;
     let id = Uuid::parse_str(&order_id).map_err(|_| QueryError::BadId(order_id))?;
     let token = state.token(&headers, Resource::Order(id))?;
     let key = id.to_string();

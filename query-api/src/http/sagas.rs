@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::history::{decode_cursor, encode_cursor, parse_limit};
-use super::{AppState, QueryError, database_response};
+use super::{AppState, Caller, QueryError, database_response};
 use crate::consistency::Resource;
 
 /// One step of a saga's history.
@@ -120,10 +120,10 @@ fn may_read(caller: &Principal, customer_id: &str) -> bool {
 )]
 pub async fn saga(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(order_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    let caller = state.caller(&headers)?;
     if caller.role == Role::Carrier {
         return Err(QueryError::Forbidden("sagas"));
     }
@@ -170,10 +170,10 @@ pub struct SagaPage {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    let caller = state.caller(&headers)?;
     if !matches!(caller.role, Role::Admin | Role::System) {
         return Err(QueryError::Forbidden("saga lists"));
     }

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use events::command::Role;
@@ -16,7 +15,7 @@ use projections::read::documents::Price;
 use projections::read::sales::{self, Bucket, SalesRow};
 use serde::Serialize;
 
-use super::{AppState, QueryError};
+use super::{AppState, Caller, QueryError};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SalesBucket {
@@ -62,10 +61,9 @@ pub struct SalesQuery {
 )]
 pub async fn report(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    let caller = state.caller(&headers)?;
     if !matches!(caller.role, Role::Admin | Role::System) {
         return Err(QueryError::Forbidden("sales"));
     }
