@@ -264,3 +264,20 @@ fn a_request_is_verified_once_and_its_answer_kept() {
         Ok(who(Role::Customer, "c-1"))
     );
 }
+
+#[test]
+fn a_verified_token_is_answered_again_only_until_it_expires() {
+    let verifier = verifier();
+    let now = unix_now();
+    let token = raw_token(&claims(serde_json::json!({"exp": now + 60})), SECRET);
+    assert_eq!(verifier.verify(&token), Ok(who(Role::Customer, "u")));
+    assert_eq!(verifier.verify(&token), Ok(who(Role::Customer, "u")));
+    // Another signature on the same claims is another token: checked in full.
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{signed}.{}", "A".repeat(43));
+    assert_eq!(verifier.verify(&forged), Err(AuthError::BadSignature));
+    // Past `exp` and the skew allowance, the remembered verdict no longer holds.
+    let later = now + 60 + CLOCK_SKEW_SECONDS + 1;
+    assert_eq!(verifier.verify_at(&token, later), Err(AuthError::Expired));
+    assert_eq!(verifier.verify(&token), Ok(who(Role::Customer, "u")));
+}
