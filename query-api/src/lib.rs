@@ -115,7 +115,7 @@ pub async fn run(
         });
     let verifier = Arc::new(verifier);
     let caller = verifier.clone();
-    let app = http::router(http::AppState {
+    let app = http::router(http::Shared {
         pool,
         cache,
         verifier,

@@ -9,7 +9,7 @@ use projections::read::Cache;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::http::{AppState, router};
+use crate::http::{Shared, router};
 use events::auth::{AuthConfig, JwtVerifier};
 
 use super::Upstreams;
@@ -25,8 +25,8 @@ fn bearer(role: Role) -> String {
     format!("Bearer {token}")
 }
 
-fn state(upstream: &str) -> AppState {
-    AppState {
+fn state(upstream: &str) -> Shared {
+    Shared {
         pool: projections::read::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
         cache: Arc::new(
             Cache::new("redis://127.0.0.1:1", "t:".into(), Duration::from_secs(1)).unwrap(),
@@ -44,7 +44,7 @@ fn state(upstream: &str) -> AppState {
     }
 }
 
-async fn call(state: AppState, request: Request) -> (StatusCode, String, axum::http::HeaderMap) {
+async fn call(state: Shared, request: Request) -> (StatusCode, String, axum::http::HeaderMap) {
     let response = router(state).oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
