@@ -103,7 +103,7 @@ pub struct JwtVerifier {
 /// verifier puts it there, so a handler cannot be handed a caller that
 /// was never verified.
 #[derive(Clone)]
-struct Verified(Result<Principal, AuthError>);
+struct Checked(Result<Principal, AuthError>);
 
 impl JwtVerifier {
     /// The verifier of `config`'s keys, issuer, audience and lifetime.
@@ -127,8 +127,9 @@ impl JwtVerifier {
 
     /// The caller named by the request's `Authorization: Bearer <token>`;
     /// the scheme is case-insensitive (RFC 9110), another scheme is no
-    /// bearer credential at all (missing).
-    pub fn caller(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    /// bearer credential at all (missing). Callers outside ask through
+    /// [`Self::request_caller`], which checks a request once.
+    fn caller(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         self.verify(bearer_token(headers)?)
     }
 
@@ -140,11 +141,11 @@ impl JwtVerifier {
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Principal, AuthError> {
-        if let Some(Verified(answer)) = extensions.get::<Verified>() {
+        if let Some(Checked(answer)) = extensions.get::<Checked>() {
             return answer.clone();
         }
         let answer = self.caller(headers);
-        extensions.insert(Verified(answer.clone()));
+        extensions.insert(Checked(answer.clone()));
         answer
     }
 
