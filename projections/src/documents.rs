@@ -284,7 +284,7 @@ mod tests {
             sequence,
             event_type: format!("{source}-{sequence}"),
             occurred_at: at(seconds),
-            detail: serde_json::json!({}),
+            detail: (&serde_json::json!({})).into(),
         }
     }
 

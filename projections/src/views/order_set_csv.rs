@@ -96,8 +96,7 @@ pub fn timeline(out: &mut String, e: &TimelineEntry) {
     text(out, &e.event_type);
     time(out, e.occurred_at);
     out.push(',');
-    // A `Value` always serializes (its keys are strings).
-    quoted(out, &events::message::encode_plain(&e.detail));
+    quoted(out, e.detail.get());
     out.push('\n');
 }
 
