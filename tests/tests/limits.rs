@@ -270,11 +270,20 @@ async fn a_customer_with_too_many_open_orders_gets_the_next_one_rejected() {
         shop.place(&spec("ada", "tok_no_response"), "ada-1").await,
         shop.place(&spec("ada", "tok_no_response"), "ada-2").await,
     ];
+    // The cap counts running sagas, so wait for theirs: an order the view
+    // already shows may not have reached the saga worker yet (another
+    // partition), and a third order seen first would find none open.
     for order in &held {
-        shop.order_until(order, Duration::from_secs(30), |o| {
-            o["status"] == "pending" || o["status"] == "priced"
+        let running = tests::eventually(Duration::from_secs(30), || async {
+            let status = tests::shop::saga_status(&env, order).await?;
+            (status == "running").then_some(())
         })
         .await;
+        assert!(
+            running.is_some(),
+            "{}",
+            tests::shop::saga_state(&env, order).await
+        );
     }
     let third = shop.place(&spec("ada", "tok_ok"), "ada-3").await;
     let refused = shop
