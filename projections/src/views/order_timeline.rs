@@ -111,12 +111,7 @@ pub async fn store(
             .collect::<Vec<_>>(),
     )
     .bind(entries.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(
-        entries
-            .iter()
-            .map(|e| Json(&*e.detail.0))
-            .collect::<Vec<_>>(),
-    )
+    .bind(entries.iter().map(|e| Json(&e.detail)).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())
