@@ -120,9 +120,9 @@ pub async fn run(
         cache,
         verifier,
         consistency_wait: config.consistency_wait,
-        fallbacks: Arc::new(tokio::sync::Semaphore::new(http::MAX_FALLBACKS)),
+        fallbacks: tokio::sync::Semaphore::new(http::MAX_FALLBACKS),
         signing: config.auth.signing.clone(),
-        waits: Arc::new(tokio::sync::Semaphore::new(config.max_waits)),
+        waits: tokio::sync::Semaphore::new(config.max_waits),
         upstreams: console::Upstreams {
             command_url: config.command_url.trim_end_matches('/').to_owned(),
             projections_url: config.projections_url.trim_end_matches('/').to_owned(),

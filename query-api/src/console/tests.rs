@@ -33,9 +33,9 @@ fn state(upstream: &str) -> Shared {
         ),
         verifier: Arc::new(JwtVerifier::new(&AuthConfig::hs256(SECRET)).unwrap()),
         consistency_wait: Duration::from_millis(10),
-        fallbacks: Arc::new(Semaphore::new(1)),
+        fallbacks: Semaphore::new(1),
         signing: events::auth::signing::SigningKey::development(),
-        waits: Arc::new(Semaphore::new(1)),
+        waits: Semaphore::new(1),
         upstreams: Upstreams {
             command_url: upstream.into(),
             projections_url: upstream.into(),

@@ -67,14 +67,14 @@ pub struct Shared {
     /// Reads of the hot views that PostgreSQL answers at the same time at
     /// most (cache misses); more answer 503 at once rather than queue for
     /// the database's few connections.
-    pub fallbacks: Arc<Semaphore>,
+    pub fallbacks: Semaphore,
     /// Where the console's actions are passed on to.
     pub upstreams: crate::console::Upstreams,
     /// Checks consistency tokens (the command API signs them).
     pub signing: SigningKey,
     /// Reads waiting for a consistency token at the same time at most; more
     /// answer 503 at once, so waits cannot tie up PostgreSQL's polling.
-    pub waits: Arc<Semaphore>,
+    pub waits: Semaphore,
 }
 
 /// The authenticated caller, or 401. First among a handler's arguments, so
@@ -281,14 +281,14 @@ mod tests {
                 .unwrap(),
             ),
             consistency_wait: Duration::from_millis(10),
-            fallbacks: Arc::new(Semaphore::new(0)),
+            fallbacks: Semaphore::new(0),
             upstreams: crate::console::Upstreams {
                 command_url: "http://127.0.0.1:1".into(),
                 projections_url: "http://127.0.0.1:1".into(),
                 http: reqwest::Client::new(),
             },
             signing: SigningKey::development(),
-            waits: Arc::new(Semaphore::new(1)),
+            waits: Semaphore::new(1),
         };
         let request = Request::get("/catalog/items/SKU-1")
             .body(Body::empty())
