@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use events::EventMeta;
 use events::domain::{PaymentEvent, PaymentStatus};
+use serde::Deserialize;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -19,7 +20,7 @@ use super::{already_applied, sequence};
 const NOT_REQUESTED: &str = "not_requested";
 const PENDING: &str = "pending";
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, sqlx::FromRow)]
 pub struct PaymentRow {
     pub order_id: Uuid,
     pub status: String,

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use events::EventMeta;
 use events::domain::{ShipmentEvent, ShipmentStatus};
+use serde::Deserialize;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{already_applied, sequence};
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, sqlx::FromRow)]
 pub struct ShipmentRow {
     pub order_id: Uuid,
     pub status: String,

@@ -16,9 +16,9 @@ use super::sequence;
 /// credential, even in a customer's own timeline.
 const HIDDEN_FIELDS: [&str; 3] = ["type", "payment_token", "token"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TimelineEntry {
-    #[serde(skip)]
+    #[serde(skip_serializing)]
     #[schema(ignore)]
     pub order_id: Uuid,
     /// The stream the event came from: `orders`, `payments` or `shipments`.

@@ -50,7 +50,7 @@ impl From<&PricedLine> for LineView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, sqlx::FromRow)]
 pub struct OrderRow {
     pub order_id: Uuid,
     pub customer_id: String,

@@ -1,0 +1,122 @@
+//! An order's document read back from PostgreSQL (the query API's cache
+//! miss, the refresher's reload) equals the one the projector builds from
+//! the rows it has just folded, and an order with only a payment or
+//! shipment row comes back as unplaced, with its versions.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use events::domain::{Currency, CustomerId, OrderEvent, OrderLine, PaymentEvent, ShipmentEvent};
+use events::{AggregateType, EventMeta};
+use projections::documents::{self, Unplaced};
+use projections::views::{order_payments, order_shipments, order_timeline, orders};
+use tests::TestEnv;
+use tests::processor::{address, usd};
+use uuid::Uuid;
+
+fn meta(aggregate: AggregateType, id: Uuid, sequence: u64, event_type: &str) -> EventMeta {
+    EventMeta {
+        event_id: Uuid::now_v7(),
+        event_type: event_type.into(),
+        schema_version: 1,
+        aggregate_type: aggregate,
+        aggregate_id: id.to_string(),
+        sequence,
+        // Whole microseconds, as PostgreSQL keeps them.
+        occurred_at: DateTime::<Utc>::from_timestamp_micros(1_800_000_000_000_000 + 1_234_567)
+            .unwrap()
+            + chrono::Duration::seconds(sequence as i64),
+        command_id: Uuid::nil(),
+        correlation_id: Uuid::nil(),
+        causation_id: Uuid::nil(),
+        traceparent: None,
+    }
+}
+
+#[tokio::test]
+async fn an_order_read_back_equals_the_document_the_fold_builds() {
+    let env = TestEnv::new();
+    let pool = projections::db::connect_and_migrate(&env.views_db_url)
+        .await
+        .unwrap();
+    let (placed, paid_only, missing) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+
+    let order = OrderEvent::OrderPlaced {
+        customer_id: CustomerId::new("cust-doc").unwrap(),
+        currency: Currency::new("USD").unwrap(),
+        lines: vec![OrderLine {
+            sku: "SKU-D".parse().unwrap(),
+            quantity: 2,
+        }],
+        shipping_address: address(),
+        payment_token: "tok_ok".into(),
+    };
+    let requested = PaymentEvent::PaymentAuthorizationRequested {
+        amount: usd(700),
+        token: "tok_ok".into(),
+    };
+    let authorized = PaymentEvent::PaymentAuthorized {
+        provider_ref: "p-1".into(),
+        amount: usd(700),
+    };
+    let shipment = ShipmentEvent::ShipmentRequested { address: address() };
+
+    let m = meta(AggregateType::Order, placed, 1, "OrderPlaced");
+    let row = orders::evolve(None, &m, &order).unwrap();
+    let mut timeline = vec![order_timeline::entry(placed, &m, &order)];
+    let mut payments = HashMap::new();
+    for (id, sequence, event) in [(placed, 1, &requested), (placed, 2, &authorized)]
+        .into_iter()
+        .chain([(paid_only, 1, &requested)])
+    {
+        let m = meta(AggregateType::Payment, id, sequence, "Payment");
+        let folded = order_payments::evolve(payments.remove(&id), &m, event).unwrap();
+        payments.insert(id, folded);
+        timeline.push(order_timeline::entry(id, &m, event));
+    }
+    let m = meta(AggregateType::Shipment, placed, 1, "ShipmentRequested");
+    let shipped = order_shipments::evolve(None, &m, &shipment).unwrap();
+    timeline.push(order_timeline::entry(placed, &m, &shipment));
+
+    let mut tx = pool.begin().await.unwrap();
+    orders::store(&mut tx, vec![&row]).await.unwrap();
+    order_payments::store(&mut tx, payments.values().collect())
+        .await
+        .unwrap();
+    order_shipments::store(&mut tx, vec![&shipped])
+        .await
+        .unwrap();
+    order_timeline::store(&mut tx, &timeline).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let built = documents::assemble(
+        HashMap::from([(placed, row)]),
+        payments,
+        HashMap::from([(placed, shipped)]),
+        documents::timelines(timeline),
+    );
+    let read = documents::order_entries(&pool, &[placed, paid_only, missing])
+        .await
+        .unwrap();
+    assert_eq!(read.documents, built);
+    assert_eq!(read.documents[0].timeline.len(), 4);
+    assert_eq!(
+        serde_json::to_value(&read.documents).unwrap(),
+        serde_json::to_value(&built).unwrap(),
+        "served the same"
+    );
+    assert_eq!(
+        read.unplaced,
+        vec![Unplaced {
+            order_id: paid_only,
+            payment_version: 1,
+            shipment_version: 0,
+        }]
+    );
+    assert!(
+        documents::orders(&pool, &[missing])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
