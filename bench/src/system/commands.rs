@@ -112,6 +112,11 @@ pub async fn run(
         reason: "no half-load phase ran".into(),
     };
     for (rate, fraction) in rates {
+        // Each rate starts on a quiet machine, its raw produce included: the
+        // sagas of the phase before (some 8,000 orders after the closed
+        // loop, taking half a minute) were otherwise measured with it.
+        progress("commands: waiting for the sagas of the phase before to settle");
+        super::settle(ctx).await;
         progress(&format!("commands: raw produce at {rate}/s"));
         let raw_produce =
             kafka::produce_paced(&args.kafka(), &baselines::topic(args), rate, args.phase())

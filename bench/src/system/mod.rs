@@ -170,6 +170,35 @@ pub async fn run(args: &RunArgs, baselines: &Baselines) -> anyhow::Result<System
     })
 }
 
+/// Waits until the sagas of the orders placed so far are done: the command
+/// processors decided nothing for two seconds (a saga backlog sends them
+/// commands all the time), within `SETTLE_LIMIT`. Without it a phase that
+/// follows a command phase (each open-loop rate, the query API) measured
+/// the machine still working through thousands of sagas.
+pub async fn settle(ctx: &Ctx) {
+    let processed = || async {
+        metrics::scrape(&ctx.http, &ctx.args.command_url)
+            .await
+            .get("commands_processed_total")
+            .copied()
+    };
+    let started = tokio::time::Instant::now();
+    let (mut before, mut quiet) = (processed().await, 0);
+    while quiet < 2 {
+        if started.elapsed() > SETTLE_LIMIT {
+            progress("the sagas did not settle; measuring anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = processed().await;
+        quiet = if now == before { quiet + 1 } else { 0 };
+        before = now;
+    }
+}
+
+/// Longest wait for the sagas of the command phases to finish.
+const SETTLE_LIMIT: Duration = Duration::from_secs(180);
+
 /// Creates the benchmark's SKUs with a billion units each. The
 /// Idempotency-Key makes a rerun against the same topics harmless.
 async fn seed_catalog(ctx: &Ctx) -> anyhow::Result<()> {

@@ -55,7 +55,7 @@ async fn positions(pool: &PgPool) -> Positions {
 /// Waits until the live projector shows the last order placed and its
 /// positions have stopped moving for a second.
 pub async fn wait_caught_up(ctx: &Ctx) -> anyhow::Result<()> {
-    settle(ctx).await;
+    super::settle(ctx).await;
     let last = ctx.orders.lock().ok().and_then(|o| o.last().copied());
     if let Some((id, customer)) = last {
         let seen = poll(
@@ -87,35 +87,6 @@ pub async fn wait_caught_up(ctx: &Ctx) -> anyhow::Result<()> {
         before = now;
     }
 }
-
-/// Waits until the sagas of the orders placed so far are done: the command
-/// processors decided nothing for two seconds (a saga backlog sends them
-/// commands all the time), within `SETTLE_LIMIT`. Without it the phases
-/// that follow the command phases (the query API above all) measured the
-/// machine still working through thousands of sagas.
-async fn settle(ctx: &Ctx) {
-    let processed = || async {
-        super::metrics::scrape(&ctx.http, &ctx.args.command_url)
-            .await
-            .get("commands_processed_total")
-            .copied()
-    };
-    let started = Instant::now();
-    let (mut before, mut quiet) = (processed().await, 0);
-    while quiet < 2 {
-        if started.elapsed() > SETTLE_LIMIT {
-            progress("the sagas did not settle; measuring anyway");
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = processed().await;
-        quiet = if now == before { quiet + 1 } else { 0 };
-        before = now;
-    }
-}
-
-/// Longest wait for the sagas of the command phases to finish.
-const SETTLE_LIMIT: Duration = Duration::from_secs(180);
 
 pub async fn catch_up(ctx: &Ctx) -> Outcome {
     progress("projection catch-up (a fresh projector over the whole log)");
