@@ -117,11 +117,11 @@ pub async fn run(
     let app = http::router(http::AppState {
         bus: Arc::new(bus),
         auth: verifier,
-        settings: http::Settings {
+        settings: Arc::new(http::Settings {
             query_api_url: config.query_api_url.clone(),
             reply_wait: config.reply_wait,
             signing: config.auth.signing.clone(),
-        },
+        }),
         probes: Arc::new(probe::ProbeWriter::new(
             &config.kafka,
             format!("{}{}-probe", config.kafka.topic_prefix, config.instance_id),

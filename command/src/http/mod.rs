@@ -49,11 +49,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState<B: CommandBus> {
     pub bus: Arc<B>,
     pub auth: Arc<JwtVerifier>,
-    pub settings: Settings,
+    pub settings: Arc<Settings>,
     pub probes: Arc<ProbeWriter>,
 }
 
-// Written by hand: a derive would require `B: Clone`, but only the `Arc` is cloned.
+// Written by hand: a derive would require `B: Clone`, but only the `Arc`s are
+// cloned (one reference count each per request).
 impl<B: CommandBus> Clone for AppState<B> {
     fn clone(&self) -> Self {
         Self {

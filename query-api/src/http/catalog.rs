@@ -4,12 +4,11 @@
 //! consistency token asks for), else from PostgreSQL.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use events::domain::Sku;
 use projections::read::documents;
 
-use super::{AppState, QueryError, cached_response, database_response};
+use super::{AppState, QueryError, TokenHeader, cached_response, database_response};
 use crate::consistency::Resource;
 
 #[utoipa::path(
@@ -25,11 +24,11 @@ use crate::consistency::Resource;
 pub async fn item(
     State(state): State<AppState>,
     Path(sku): Path<String>,
-    headers: HeaderMap,
+    header: TokenHeader,
 ) -> Result<Response, QueryError> {
     let sku = Sku::new(sku.clone()).map_err(|_| QueryError::BadId(sku))?;
     // The catalog is public: a token for this item is all it takes.
-    let token = state.token(&headers, Resource::Item(sku.as_str()))?;
+    let token = state.token(&header, Resource::Item(sku.as_str()))?;
     let lookup = state.cache.item(sku.as_str());
     if let Some(entry) = state
         .cached("catalog", sku.as_str(), token.as_ref(), lookup)

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,7 +18,7 @@ use projections::read::orders::{self, HistoryCursor, OrderRow};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{AppState, Caller, QueryError};
+use super::{AppState, Caller, QueryError, TokenHeader};
 use crate::consistency::Resource;
 use projections::read::documents::Price;
 
@@ -65,7 +64,7 @@ pub async fn customer_orders(
     Caller(caller): Caller,
     Path(customer_id): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-    headers: HeaderMap,
+    header: TokenHeader,
 ) -> Result<Response, QueryError> {
     // No customer id holds a control character (PostgreSQL refuses a NUL
     // in text outright): such a path names nobody.
@@ -82,7 +81,7 @@ pub async fn customer_orders(
     let limit = parse_limit(params.get("limit").map(String::as_str))?;
     let cursor = params.get("cursor").map(|c| decode_cursor(c)).transpose()?;
     // Authorized above, before any wait.
-    state.read_your_writes(&headers, Resource::History).await?;
+    state.read_your_writes(&header, Resource::History).await?;
     // One row more than asked tells whether another page follows.
     let mut rows = orders::history(&state.pool, &customer_id, cursor, limit + 1).await?;
     let more = rows.len() as i64 > limit;

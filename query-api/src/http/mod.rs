@@ -27,7 +27,7 @@ use tracing::Instrument;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::command::Principal;
@@ -94,6 +94,18 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The request's `X-Consistency-Token` header alone: a `HeaderMap` argument
+/// would copy every header of every read.
+pub(crate) struct TokenHeader(Option<HeaderValue>);
+
+impl<S: Sync> FromRequestParts<S> for TokenHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(TokenHeader(parts.headers.get(consistency::HEADER).cloned()))
+    }
+}
+
 /// Cache misses PostgreSQL answers at the same time at most (its pool has 16
 /// connections; a few per connection may wait).
 pub const MAX_FALLBACKS: usize = 64;
@@ -114,10 +126,10 @@ impl AppState {
     /// at once (never a wait).
     fn token(
         &self,
-        headers: &HeaderMap,
+        header: &TokenHeader,
         resource: Resource<'_>,
     ) -> Result<Option<ConsistencyToken>, QueryError> {
-        let Some(value) = headers.get(consistency::HEADER) else {
+        let Some(value) = &header.0 else {
             return Ok(None);
         };
         value
@@ -150,10 +162,10 @@ impl AppState {
     /// Honours `X-Consistency-Token` for reads served from PostgreSQL only.
     async fn read_your_writes(
         &self,
-        headers: &HeaderMap,
+        header: &TokenHeader,
         resource: Resource<'_>,
     ) -> Result<(), QueryError> {
-        let token = self.token(headers, resource)?;
+        let token = self.token(header, resource)?;
         self.wait_for(token.as_ref()).await
     }
 

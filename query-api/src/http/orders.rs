@@ -5,14 +5,13 @@
 //! order.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use events::command::{Principal, Role};
 use projections::read::documents;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{AppState, Caller, QueryError, cached_response, database_response};
+use super::{AppState, Caller, QueryError, TokenHeader, cached_response, database_response};
 use crate::consistency::Resource;
 
 /// True when `caller` may see orders of `customer_id`.
@@ -38,10 +37,10 @@ pub async fn order(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(order_id): Path<String>,
-    headers: HeaderMap,
+    header: TokenHeader,
 ) -> Result<Response, QueryError> {
     let id = Uuid::parse_str(&order_id).map_err(|_| QueryError::BadId(order_id))?;
-    let token = state.token(&headers, Resource::Order(id))?;
+    let token = state.token(&header, Resource::Order(id))?;
     let key = id.to_string();
     if let Some(entry) = state
         .cached("orders", &key, token.as_ref(), state.cache.order(id))

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use events::command::{Principal, Role};
@@ -24,7 +23,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::history::{decode_cursor, encode_cursor, parse_limit};
-use super::{AppState, Caller, QueryError, database_response};
+use super::{AppState, Caller, QueryError, TokenHeader, database_response};
 use crate::consistency::Resource;
 
 /// One step of a saga's history.
@@ -122,13 +121,13 @@ pub async fn saga(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(order_id): Path<String>,
-    headers: HeaderMap,
+    header: TokenHeader,
 ) -> Result<Response, QueryError> {
     if caller.role == Role::Carrier {
         return Err(QueryError::Forbidden("sagas"));
     }
     let id = Uuid::parse_str(&order_id).map_err(|_| QueryError::BadId(order_id))?;
-    let token = state.token(&headers, Resource::Order(id))?;
+    let token = state.token(&header, Resource::Order(id))?;
     if token.is_some() {
         // Authorize before waiting: a saga the view already holds is
         // someone else's at once, without a wait.
@@ -172,7 +171,7 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-    headers: HeaderMap,
+    header: TokenHeader,
 ) -> Result<Response, QueryError> {
     if !matches!(caller.role, Role::Admin | Role::System) {
         return Err(QueryError::Forbidden("saga lists"));
@@ -186,7 +185,7 @@ pub async fn list(
         order_id: c.order_id,
     });
     // Operators only (checked above), before any wait.
-    state.read_your_writes(&headers, Resource::Any).await?;
+    state.read_your_writes(&header, Resource::Any).await?;
     // One row more than asked tells whether another page follows.
     let mut rows = saga_timelines::page(&state.pool, status, cursor, limit + 1).await?;
     let more = rows.len() as i64 > limit;

@@ -142,11 +142,11 @@ pub(super) fn app() -> TestApp {
     let state = AppState {
         bus: bus.clone(),
         auth: Arc::new(JwtVerifier::new(&AuthConfig::hs256(SECRET)).unwrap()),
-        settings: Settings {
+        settings: Arc::new(Settings {
             query_api_url: format!("{QUERY_API}/"),
             reply_wait: Duration::from_millis(10),
             signing: signing(),
-        },
+        }),
         // Connects lazily; these tests never record a probe.
         probes: Arc::new(ProbeWriter::new(
             &KafkaConfig::new("127.0.0.1:1"),
