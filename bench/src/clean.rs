@@ -2,11 +2,7 @@
 //! benchmark's prefix, its databases, and its cache keys. Only names the
 //! benchmark owns are touched.
 
-use std::time::Duration;
-
 use clap::Args;
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
 use sqlx::migrate::MigrateDatabase;
 
 #[derive(Debug, Clone, Args)]
@@ -31,7 +27,11 @@ pub async fn clean(args: &CleanArgs) -> anyhow::Result<()> {
         "refusing to delete topics under the short prefix {:?}",
         args.topic_prefix
     );
-    let topics = delete_topics(&args.kafka_brokers, &args.topic_prefix).await?;
+    let kafka = events::kafka::KafkaConfig {
+        topic_prefix: args.topic_prefix.clone(),
+        ..events::kafka::KafkaConfig::new(args.kafka_brokers.as_str())
+    };
+    let topics = kafka.delete_prefixed_topics().await?;
     for name in &args.databases {
         let url = format!("{}/{name}", args.postgres_url);
         if sqlx::Postgres::database_exists(&url).await? {
@@ -44,25 +44,6 @@ pub async fn clean(args: &CleanArgs) -> anyhow::Result<()> {
         args.databases.len()
     );
     Ok(())
-}
-
-async fn delete_topics(brokers: &str, prefix: &str) -> anyhow::Result<usize> {
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(10))?;
-    let topics: Vec<&str> = metadata
-        .topics()
-        .iter()
-        .map(|t| t.name())
-        .filter(|name| name.starts_with(prefix))
-        .collect();
-    if !topics.is_empty() {
-        admin.delete_topics(&topics, &AdminOptions::new()).await?;
-    }
-    Ok(topics.len())
 }
 
 /// Deletes the cache keys of the views databases named `databases` (the

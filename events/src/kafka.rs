@@ -250,6 +250,30 @@ impl KafkaConfig {
         Ok(())
     }
 
+    /// Deletes every topic whose name starts with this config's prefix (the
+    /// clean-up of tests and of the benchmark); how many there were. A
+    /// prefix shorter than three characters deletes nothing: it could name
+    /// topics that are not the caller's.
+    pub async fn delete_prefixed_topics(&self) -> Result<usize, KafkaError> {
+        if self.topic_prefix.len() < 3 {
+            return Ok(0);
+        }
+        let admin: AdminClient<DefaultClientContext> = self.base().create()?;
+        let topics: Vec<String> = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))?
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|name| name.starts_with(&self.topic_prefix))
+            .collect();
+        if !topics.is_empty() {
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            admin.delete_topics(&names, &AdminOptions::new()).await?;
+        }
+        Ok(topics.len())
+    }
+
     /// Asks the cluster for its metadata: the readiness check of every service.
     pub async fn check(&self) -> Result<(), KafkaError> {
         let config = self.base();

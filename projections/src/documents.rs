@@ -184,8 +184,9 @@ struct Stored {
     timeline: Vec<TimelineEntry>,
 }
 
-/// Each view's row as JSON (a table's columns are its row type's fields),
-/// the timeline as a JSON array.
+/// Each view's row as JSON (a table's columns are its row type's fields;
+/// `row_to_json` of a row the outer join did not find is NULL), the
+/// timeline as a JSON array. Ids with no row at all are left out.
 const STORED: &str = "\
     SELECT row_to_json(o) AS order_row, row_to_json(p) AS payment, \
            row_to_json(s) AS shipment, coalesce(t.timeline, '[]') AS timeline \

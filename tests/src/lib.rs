@@ -268,36 +268,13 @@ impl Drop for TestEnv {
             runtime.block_on(async {
                 // Give in-process services a moment to close their connections.
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                delete_topics(&kafka).await;
+                drop(kafka.delete_prefixed_topics().await);
                 for url in databases {
                     drop(sqlx::Postgres::force_drop_database(&url).await);
                 }
             });
         });
         drop(cleanup.join());
-    }
-}
-
-async fn delete_topics(kafka: &KafkaConfig) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let Ok(admin) = kafka
-        .producer()
-        .create::<AdminClient<DefaultClientContext>>()
-    else {
-        return;
-    };
-    let Ok(metadata) = admin.inner().fetch_metadata(None, Duration::from_secs(5)) else {
-        return;
-    };
-    let topics: Vec<&str> = metadata
-        .topics()
-        .iter()
-        .map(|t| t.name())
-        .filter(|name| name.starts_with(&kafka.topic_prefix))
-        .collect();
-    if !topics.is_empty() {
-        drop(admin.delete_topics(&topics, &AdminOptions::new()).await);
     }
 }
 
