@@ -5,6 +5,7 @@
 //! of librdkafka (partitioner, idempotence, read_committed, latency
 //! defaults) are dealt with once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -258,15 +259,24 @@ impl KafkaConfig {
         if self.topic_prefix.len() < 3 {
             return Ok(0);
         }
-        let admin: AdminClient<DefaultClientContext> = self.base().create()?;
-        let topics: Vec<String> = admin
-            .inner()
-            .fetch_metadata(None, Duration::from_secs(10))?
-            .topics()
-            .iter()
-            .map(|t| t.name().to_owned())
-            .filter(|name| name.starts_with(&self.topic_prefix))
-            .collect();
+        let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(self.base().create()?);
+        let (lookup, prefix) = (admin.clone(), self.topic_prefix.clone());
+        // The metadata call blocks.
+        let topics: Vec<String> = tokio::task::spawn_blocking(move || {
+            let metadata = lookup
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(10))?;
+            Ok::<_, KafkaError>(
+                metadata
+                    .topics()
+                    .iter()
+                    .map(|t| t.name().to_owned())
+                    .filter(|name| name.starts_with(&prefix))
+                    .collect(),
+            )
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)??;
         if !topics.is_empty() {
             let names: Vec<&str> = topics.iter().map(String::as_str).collect();
             admin.delete_topics(&names, &AdminOptions::new()).await?;
