@@ -186,7 +186,7 @@ struct Stored {
 
 /// Each view's row as JSON (a table's columns are its row type's fields;
 /// `row_to_json` of a row the outer join did not find is NULL), the
-/// timeline as a JSON array. Ids with no row at all are left out.
+/// timeline's rows as a JSON array. Ids with no row at all are left out.
 const STORED: &str = "\
     SELECT row_to_json(o) AS order_row, row_to_json(p) AS payment, \
            row_to_json(s) AS shipment, coalesce(t.timeline, '[]') AS timeline \
@@ -195,11 +195,8 @@ const STORED: &str = "\
     LEFT JOIN order_payments p ON p.order_id = ids.order_id \
     LEFT JOIN order_shipments s ON s.order_id = ids.order_id \
     LEFT JOIN LATERAL ( \
-        SELECT json_agg(json_build_object( \
-                   'order_id', e.order_id, 'source', e.source, 'sequence', e.sequence, \
-                   'event_type', e.event_type, 'occurred_at', e.occurred_at, \
-                   'detail', e.detail)) AS timeline \
-        FROM order_timeline e WHERE e.order_id = o.order_id) t ON true \
+        SELECT json_agg(e) AS timeline FROM order_timeline e WHERE e.order_id = o.order_id \
+    ) t ON true \
     WHERE o.order_id IS NOT NULL OR p.order_id IS NOT NULL OR s.order_id IS NOT NULL";
 
 /// What the projector knows of an order whose own row it has not folded:
