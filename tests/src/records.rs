@@ -13,6 +13,31 @@ use uuid::Uuid;
 
 use crate::TestEnv;
 
+/// The metadata a writer puts on `event`, the `sequence`th of
+/// `aggregate_id`'s `stream`, stamped `occurred_at`, with fresh ids.
+pub fn meta<E: EventPayload>(
+    event: &E,
+    stream: AggregateType,
+    aggregate_id: &str,
+    sequence: u64,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+) -> EventMeta {
+    let id = new_id();
+    EventMeta {
+        event_id: id,
+        event_type: event.event_type().into(),
+        schema_version: E::SCHEMA_VERSION,
+        aggregate_type: stream,
+        aggregate_id: aggregate_id.into(),
+        sequence,
+        occurred_at,
+        command_id: id,
+        correlation_id: id,
+        causation_id: id,
+        traceparent: None,
+    }
+}
+
 /// Appends `event` as the `sequence`th of `aggregate`'s `stream`; answers
 /// the partition and offset it landed at.
 pub async fn append<E: EventPayload>(
@@ -23,20 +48,13 @@ pub async fn append<E: EventPayload>(
     sequence: u64,
     event: &E,
 ) -> (i32, i64) {
-    let id = new_id();
-    let meta = EventMeta {
-        event_id: id,
-        event_type: event.event_type().into(),
-        schema_version: E::SCHEMA_VERSION,
-        aggregate_type: stream,
-        aggregate_id: aggregate.to_string(),
+    let meta = meta(
+        event,
+        stream,
+        &aggregate.to_string(),
         sequence,
-        occurred_at: chrono::Utc::now(),
-        command_id: id,
-        correlation_id: aggregate,
-        causation_id: id,
-        traceparent: None,
-    };
+        chrono::Utc::now(),
+    );
     let payload = serde_json::to_vec(event).unwrap();
     let key = aggregate.to_string();
     let topic = env.kafka.events_topic(stream);

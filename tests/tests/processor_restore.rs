@@ -22,7 +22,7 @@ use command::processor::snapshot::{self, CHECKPOINT_KEY, Checkpoint, SNAPSHOT_LA
 use command::processor::store::Versioned;
 use events::command::{DomainCommand, Outcome};
 use events::domain::{CatalogCommand, CatalogEvent};
-use events::{AggregateType, EventMeta, KafkaConfig, kafka, new_id};
+use events::{AggregateType, KafkaConfig, kafka};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -32,23 +32,6 @@ const EVENTS: u64 = 1_000_000;
 /// The version the produced snapshot is at; events after it form the tail.
 const SNAPSHOT_AT: u64 = EVENTS - 2 * SNAPSHOT_LAG as u64;
 const SKU: &str = "BIG-1";
-
-fn meta(event: &CatalogEvent, sequence: u64) -> EventMeta {
-    let id = new_id();
-    EventMeta {
-        event_id: id,
-        event_type: event.event_type().to_owned(),
-        schema_version: CatalogEvent::SCHEMA_VERSION,
-        aggregate_type: AggregateType::CatalogItem,
-        aggregate_id: SKU.into(),
-        sequence,
-        occurred_at: Utc::now(),
-        command_id: id,
-        correlation_id: id,
-        causation_id: id,
-        traceparent: None,
-    }
-}
 
 /// The item's history: created without stock, then restocked one unit at a
 /// time, keyed as the processor would have written it, plus its snapshot
@@ -77,7 +60,13 @@ fn produce_history(kafka: &KafkaConfig) {
         let record = BaseRecord::to(&topic)
             .key(SKU)
             .payload(&payload)
-            .headers(kafka::to_headers(&meta(event, sequence)));
+            .headers(kafka::to_headers(&tests::records::meta(
+                event,
+                AggregateType::CatalogItem,
+                SKU,
+                sequence,
+                Utc::now(),
+            )));
         send(&producer, record);
     }
     let snapshots = snapshot::topic(kafka, AggregateType::CatalogItem);

@@ -6,31 +6,19 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use events::AggregateType;
 use events::domain::{Currency, CustomerId, OrderEvent, OrderLine, PaymentEvent, ShipmentEvent};
-use events::{AggregateType, EventMeta};
 use projections::documents::{self, Unplaced};
 use projections::views::{order_payments, order_shipments, order_timeline, orders};
 use tests::TestEnv;
 use tests::processor::{address, usd};
+use tests::records::meta;
 use uuid::Uuid;
 
-fn meta(aggregate: AggregateType, id: Uuid, sequence: u64, event_type: &str) -> EventMeta {
-    EventMeta {
-        event_id: Uuid::now_v7(),
-        event_type: event_type.into(),
-        schema_version: 1,
-        aggregate_type: aggregate,
-        aggregate_id: id.to_string(),
-        sequence,
-        // Whole microseconds, as PostgreSQL keeps them.
-        occurred_at: DateTime::<Utc>::from_timestamp_micros(1_800_000_000_000_000 + 1_234_567)
-            .unwrap()
-            + chrono::Duration::seconds(sequence as i64),
-        command_id: Uuid::nil(),
-        correlation_id: Uuid::nil(),
-        causation_id: Uuid::nil(),
-        traceparent: None,
-    }
+/// Whole microseconds, as PostgreSQL keeps them, `sequence` seconds apart.
+fn at(sequence: u64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(1_800_000_001_234_567).unwrap()
+        + chrono::Duration::seconds(sequence as i64)
 }
 
 #[tokio::test]
@@ -61,7 +49,7 @@ async fn an_order_read_back_equals_the_document_the_fold_builds() {
     };
     let shipment = ShipmentEvent::ShipmentRequested { address: address() };
 
-    let m = meta(AggregateType::Order, placed, 1, "OrderPlaced");
+    let m = meta(&order, AggregateType::Order, &placed.to_string(), 1, at(1));
     let row = orders::evolve(None, &m, &order).unwrap();
     let mut timeline = vec![order_timeline::entry(placed, &m, &order)];
     let mut payments = HashMap::new();
@@ -69,12 +57,24 @@ async fn an_order_read_back_equals_the_document_the_fold_builds() {
         .into_iter()
         .chain([(paid_only, 1, &requested)])
     {
-        let m = meta(AggregateType::Payment, id, sequence, "Payment");
+        let m = meta(
+            event,
+            AggregateType::Payment,
+            &id.to_string(),
+            sequence,
+            at(sequence),
+        );
         let folded = order_payments::evolve(payments.remove(&id), &m, event).unwrap();
         payments.insert(id, folded);
         timeline.push(order_timeline::entry(id, &m, event));
     }
-    let m = meta(AggregateType::Shipment, placed, 1, "ShipmentRequested");
+    let m = meta(
+        &shipment,
+        AggregateType::Shipment,
+        &placed.to_string(),
+        1,
+        at(1),
+    );
     let shipped = order_shipments::evolve(None, &m, &shipment).unwrap();
     timeline.push(order_timeline::entry(placed, &m, &shipment));
 
