@@ -298,7 +298,7 @@ pub async fn apply_batch(
         applied.counts.push((set, fresh.len()));
     }
     if !moved.is_empty() {
-        positions::advance(tx, &moved, &letters).await?;
+        positions::advance(tx, &positions::Moved::of(&moved), &letters).await?;
     }
     Ok(applied)
 }

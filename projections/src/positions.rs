@@ -125,28 +125,59 @@ pub async fn claim<'r>(
     Ok(Claimed { next, held })
 }
 
-/// The next offset of a partition and when its last record was appended.
-type Reached = (i64, Option<DateTime<Utc>>);
+/// Where a batch leaves each partition it read (with the projection that
+/// read it): the next offset, and when the broker appended the partition's
+/// last record of the batch (for the lag in seconds).
+#[derive(Debug)]
+pub struct Moved(Vec<Reached>);
 
-/// Stores `letters` and moves the positions past `records` (each with its
-/// projection), remembering when the broker appended the last record of
-/// each partition (for the lag in seconds); one statement.
+#[derive(Debug)]
+struct Reached {
+    projection: &'static str,
+    topic: String,
+    partition: i32,
+    next_offset: i64,
+    appended_at: Option<DateTime<Utc>>,
+}
+
+impl Moved {
+    pub fn of(records: &[(&'static str, &Record)]) -> Moved {
+        let mut next: HashMap<Partition<'_>, (i64, Option<DateTime<Utc>>)> = HashMap::new();
+        for (projection, r) in records {
+            let entry = next
+                .entry((projection, r.topic.as_str(), r.partition))
+                .or_insert((0, None));
+            if r.offset + 1 > entry.0 {
+                *entry = (r.offset + 1, r.appended_at);
+            }
+        }
+        let mut moved: Vec<Reached> = next
+            .into_iter()
+            .map(
+                |((projection, topic, partition), (next_offset, appended_at))| Reached {
+                    projection,
+                    topic: topic.to_owned(),
+                    partition,
+                    next_offset,
+                    appended_at,
+                },
+            )
+            .collect();
+        moved.sort_unstable_by(|a, b| {
+            (a.projection, &a.topic, a.partition).cmp(&(b.projection, &b.topic, b.partition))
+        });
+        Moved(moved)
+    }
+}
+
+/// Stores `letters` and moves the positions as far as `moved` says; one
+/// statement.
 pub async fn advance(
     tx: &mut Transaction<'_, Postgres>,
-    records: &[(&'static str, &Record)],
+    moved: &Moved,
     letters: &[DeadLetter],
 ) -> Result<(), sqlx::Error> {
-    let mut next: HashMap<Partition<'_>, Reached> = HashMap::new();
-    for (projection, r) in records {
-        let entry = next
-            .entry((projection, r.topic.as_str(), r.partition))
-            .or_insert((0, None));
-        if r.offset + 1 > entry.0 {
-            *entry = (r.offset + 1, r.appended_at);
-        }
-    }
-    let mut positions: Vec<(Partition<'_>, Reached)> = next.into_iter().collect();
-    positions.sort_unstable_by_key(|(p, _)| *p);
+    let positions = &moved.0;
     crate::dead_letters::log(letters);
     sqlx::query(
         "WITH letters AS (
@@ -162,11 +193,11 @@ pub async fn advance(
               AS u(j, t, n, o, a)
          WHERE p.projection = u.j AND p.topic = u.t AND p.partition = u.n",
     )
-    .bind(positions.iter().map(|(p, _)| p.0).collect::<Vec<_>>())
-    .bind(positions.iter().map(|(p, _)| p.1).collect::<Vec<_>>())
-    .bind(positions.iter().map(|(p, _)| p.2).collect::<Vec<_>>())
-    .bind(positions.iter().map(|(_, r)| r.0).collect::<Vec<_>>())
-    .bind(positions.iter().map(|(_, r)| r.1).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.projection).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.topic.as_str()).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.partition).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.next_offset).collect::<Vec<_>>())
+    .bind(positions.iter().map(|p| p.appended_at).collect::<Vec<_>>())
     .bind(letters.iter().map(|l| l.projection).collect::<Vec<_>>())
     .bind(letters.iter().map(|l| l.topic.as_str()).collect::<Vec<_>>())
     .bind(letters.iter().map(|l| l.partition).collect::<Vec<_>>())

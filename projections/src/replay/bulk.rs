@@ -40,7 +40,7 @@ use super::{Context, ReplayError};
 use crate::dead_letters::DeadLetter;
 use crate::dispatch::{Events, ViewSet};
 use crate::hold::HeldKeys;
-use crate::positions;
+use crate::positions::{self, Moved};
 use crate::record::Record;
 use crate::views::order_set::{self, Carry, Folded};
 
@@ -54,10 +54,13 @@ struct Decoded {
     letters: Vec<DeadLetter>,
 }
 
-/// One batch for the writer: what to write and the records it moves past.
+/// One batch for the writer: what to write and how far it moves the
+/// positions (the records themselves are dropped by the fold, which leaves
+/// the writer, the stage PostgreSQL paces, nothing but the writing).
 struct Write {
     folded: Folded,
-    records: Vec<Record>,
+    moved: Moved,
+    records: usize,
     letters: Vec<DeadLetter>,
 }
 
@@ -83,13 +86,9 @@ pub async fn load(
     start_positions(pool, set, spans).await?;
     let (to_fold, decoded) = mpsc::channel(AHEAD);
     let (to_write, folded) = mpsc::channel(AHEAD);
-    let writer = tokio::spawn(write_all(
-        pool.clone(),
-        set.projection(),
-        folded,
-        progress.clone(),
-    ));
-    let fold = tokio::task::spawn_blocking(move || fold_all(decoded, to_write, budget));
+    let writer = tokio::spawn(write_all(pool.clone(), folded, progress.clone()));
+    let fold =
+        tokio::task::spawn_blocking(move || fold_all(set.projection(), decoded, to_write, budget));
     let read = read_all(ctx, set, spans, batch, to_fold).await;
     // Each stage ends when the one before it is gone. The writer's error
     // comes first, as a failed write is why the others stopped.
@@ -136,6 +135,7 @@ async fn read_all(
 /// Folds decoded batches into the carried rows until `budget` rows are
 /// carried; answers whether it folded every batch the reader sent.
 fn fold_all(
+    projection: &'static str,
     mut receiver: mpsc::Receiver<Decoded>,
     sender: mpsc::Sender<Write>,
     budget: usize,
@@ -150,9 +150,12 @@ fn fold_all(
             // Only the order set is bulk loaded (`ViewSet::bulk`).
             _ => Folded::default(),
         };
+        let records: Vec<(&'static str, &Record)> =
+            decoded.records.iter().map(|r| (projection, r)).collect();
         let write = Write {
             folded,
-            records: decoded.records,
+            moved: Moved::of(&records),
+            records: records.len(),
             letters: decoded.letters,
         };
         if sender.blocking_send(write).is_err() {
@@ -166,7 +169,6 @@ fn fold_all(
 /// Writes each batch in its own transaction; answers how many records.
 async fn write_all(
     pool: PgPool,
-    projection: &'static str,
     mut receiver: mpsc::Receiver<Write>,
     progress: Progress,
 ) -> Result<u64, ReplayError> {
@@ -174,12 +176,10 @@ async fn write_all(
     while let Some(write) = receiver.recv().await {
         let mut tx = pool.begin().await?;
         order_set::store_folded(&mut tx, write.folded).await?;
-        let moved: Vec<(&'static str, &Record)> =
-            write.records.iter().map(|r| (projection, r)).collect();
-        positions::advance(&mut tx, &moved, &write.letters).await?;
+        positions::advance(&mut tx, &write.moved, &write.letters).await?;
         tx.commit().await?;
-        written += write.records.len() as u64;
-        progress.inc(write.records.len());
+        written += write.records as u64;
+        progress.inc(write.records);
     }
     Ok(written)
 }
