@@ -248,7 +248,9 @@ fn a_history_placed_beyond_any_saga_is_unreadable() {
         partition: 0,
         offset: 0,
         key: Some(ID.into()),
-        headers: Some(events::kafka::to_headers(&meta)),
+        headers: Some(events::record::CopiedHeaders::of(
+            &events::kafka::to_headers(&meta),
+        )),
         payload: Some(serde_json::to_vec(&event).unwrap()),
         appended_at: None,
     };
