@@ -59,7 +59,7 @@ impl Record {
 /// fifteen or so headers on its own, and frees each again: a fifth of a
 /// rebuild's CPU went to copying records out of the consumer and dropping
 /// them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CopiedHeaders {
     /// Each header's key, then its value.
     bytes: Vec<u8>,
@@ -266,51 +266,25 @@ mod tests {
 
     #[test]
     fn copied_headers_read_as_the_originals() {
-        let original = OwnedHeaders::new()
-            .insert(Header {
-                key: "ce_id",
-                value: Some("0193".as_bytes()),
+        let original = [
+            ("ce_id", Some("0193")),
+            ("empty", Some("")),
+            ("null", None),
+            ("", Some("no key")),
+            ("ce_id", Some("again")),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: value.map(str::as_bytes),
             })
-            .insert(Header {
-                key: "empty",
-                value: Some("".as_bytes()),
-            })
-            .insert(Header {
-                key: "null",
-                value: None::<&[u8]>,
-            })
-            .insert(Header {
-                key: "",
-                value: Some("no key".as_bytes()),
-            })
-            .insert(Header {
-                key: "ce_id",
-                value: Some("again".as_bytes()),
-            });
+        });
         let copied = CopiedHeaders::of(&original);
         assert_eq!(copied.count(), 5);
         assert_eq!(pairs(&copied), pairs(&original));
         assert!(copied.try_get(5).is_none());
         assert!(copied.try_get(usize::MAX).is_none());
         assert_eq!(pairs(&CopiedHeaders::of(&OwnedHeaders::new())), vec![]);
-    }
-
-    #[test]
-    fn an_envelope_reads_back_from_copied_headers() {
-        let meta = crate::EventMeta {
-            event_id: crate::new_id(),
-            event_type: "OrderPlaced".into(),
-            schema_version: 1,
-            aggregate_type: crate::AggregateType::Order,
-            aggregate_id: crate::new_id().to_string(),
-            sequence: 1,
-            occurred_at: chrono::DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap(),
-            command_id: crate::new_id(),
-            correlation_id: crate::new_id(),
-            causation_id: crate::new_id(),
-            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
-        };
-        let copied = CopiedHeaders::of(&crate::kafka::to_headers(&meta));
-        assert_eq!(crate::kafka::from_headers(&copied), Ok(meta));
     }
 }

@@ -172,6 +172,13 @@ mod tests {
     }
 
     #[test]
+    fn an_envelope_reads_back_from_copied_headers() {
+        let meta = meta();
+        let copied = crate::record::CopiedHeaders::of(&to_headers(&meta));
+        assert_eq!(from_headers(&copied), Ok(meta));
+    }
+
+    #[test]
     fn traceparent_is_optional() {
         let meta = EventMeta {
             traceparent: None,
