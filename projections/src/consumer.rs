@@ -15,6 +15,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use events::record;
 use events::record::CountRebalances;
 use events::{KafkaConfig, telemetry};
@@ -76,6 +78,9 @@ pub async fn run(
         let Some(records) = record::next_batch_or_wait(&consumer, max, &shutdown).await else {
             return;
         };
+        let oldest = records.iter().filter_map(|r| r.appended_at).min();
+        record_age("fetched", oldest);
+        let started = Instant::now();
         max = if records.len() >= max {
             (max * 2).min(MAX_BATCH)
         } else {
@@ -89,6 +94,8 @@ pub async fn run(
         let Some((mut applied, guard)) = applied.await else {
             return;
         };
+        record_age("committed", oldest);
+        phase("apply", started);
         hints.extend(&records);
         let due = if durable {
             last_durable = Instant::now();
@@ -97,7 +104,28 @@ pub async fn run(
             Hints::default()
         };
         applied.fresh.generation = generation;
+        applied.fresh.oldest = oldest;
+        let handed = Instant::now();
         refresher.refresh(applied.fresh, due, guard).await;
+        phase("handoff", handed);
+    }
+}
+
+/// Time a batch spent in one phase: `apply` (from its records in hand to
+/// its commit, retries included), `handoff` (waiting for room in the cache
+/// refresher's queue) and, in the refresher, `cache` (writing Redis).
+pub(crate) fn phase(phase: &'static str, since: Instant) {
+    metrics::histogram!("projection_batch_phase_seconds", "phase" => phase)
+        .record(since.elapsed().as_secs_f64());
+}
+
+/// How old a batch's oldest record was (from its append to the log) when
+/// the batch was `fetched`, `committed` to PostgreSQL and, in the
+/// refresher, `cached`: where the lag from a commit to a visible view goes.
+pub(crate) fn record_age(at: &'static str, oldest: Option<DateTime<Utc>>) {
+    if let Some(oldest) = oldest {
+        let age = (Utc::now() - oldest).num_microseconds().unwrap_or(0).max(0);
+        metrics::histogram!("projection_record_age_seconds", "at" => at).record(age as f64 / 1e6);
     }
 }
 

@@ -123,16 +123,29 @@ pub async fn run(
                 .await?;
         progress(&format!("commands: open loop at {rate}/s"));
         let watch = (fraction == 0.5).then(LagWatch::default);
-        let before = metrics::scrape(&ctx.http, &args.command_url).await;
+        let (before, projector_before) = tokio::join!(
+            metrics::scrape(&ctx.http, &args.command_url),
+            metrics::scrape(&ctx.http, &args.projections_url),
+        );
         let command = paced_orders(ctx, rate, args.phase(), watch.clone()).await;
-        let after = metrics::scrape(&ctx.http, &args.command_url).await;
+        let (after, projector_after) = tokio::join!(
+            metrics::scrape(&ctx.http, &args.command_url),
+            metrics::scrape(&ctx.http, &args.projections_url),
+        );
         let command = command.with_note(format!(
             "{}; {}",
             ctx.take_statuses(),
             metrics::processor_summary(&before, &after)
         ));
         if let Some(watch) = watch {
-            lag = watch.finish(rate, args.phase()).await;
+            let projector = metrics::projector_summary(&projector_before, &projector_after);
+            lag = match watch.finish(rate, args.phase()).await {
+                Outcome::Measured(m) => {
+                    let note = format!("{}; {projector}", m.note.as_deref().unwrap_or_default());
+                    Outcome::Measured(m.with_note(note))
+                }
+                not_available => not_available,
+            };
         }
         paced.push(Paced {
             rate,

@@ -11,7 +11,11 @@
 //!   the commit markers and the reply consumer's fetch);
 //! - `reply`: the command API's wait from the command's ack to the reply;
 //! - `lag`: from the 201 of sampled orders until the query API serves them
-//!   (the projection lag at that rate, as the full run measures it at half load).
+//!   (the projection lag at that rate, as the full run measures it at half load);
+//! - the projector's batches, from its own `/metrics`: how long applying and
+//!   committing one took, its wait for the cache refresher and the cache
+//!   write, and how old its oldest record was when it was fetched, committed
+//!   and cached (from the record's append to the log).
 //!
 //! The saga worker's own commands go through the same processors and
 //! replies topics, so the per-hop figures cover them too. Means come from
@@ -42,24 +46,115 @@ pub struct Rate {
     pub lag: Outcome,
 }
 
-/// The series of the hops, in path order: (label, metric, phase label).
-const HOPS: [(&str, &str, Option<&str>); 9] = [
+/// Which service's `/metrics` a hop is read from.
+#[derive(Clone, Copy)]
+enum Service {
+    Command,
+    Projections,
+}
+
+/// A hop's row label, metric, label filter and service.
+type Hop = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    Service,
+);
+
+/// The series of the hops, in path order: (label, metric, label filter,
+/// service). The projector's rows are per batch: its phases, and how old
+/// the batch's oldest record was when it was fetched, committed to
+/// PostgreSQL and written to the cache.
+const HOPS: [Hop; 15] = [
     (
         "API produce to ack",
         "command_dispatch_phase_seconds",
-        Some("produce"),
+        Some(("phase", "produce")),
+        Service::Command,
     ),
-    ("poll age", "command_poll_age_seconds", None),
-    ("txn begin", "command_txn_phase_seconds", Some("begin")),
-    ("txn produce", "command_txn_phase_seconds", Some("produce")),
-    ("txn offsets", "command_txn_phase_seconds", Some("offsets")),
-    ("txn acks", "command_txn_phase_seconds", Some("acks")),
-    ("txn commit", "command_txn_phase_seconds", Some("commit")),
-    ("reply age", "command_reply_age_seconds", None),
+    (
+        "poll age",
+        "command_poll_age_seconds",
+        None,
+        Service::Command,
+    ),
+    (
+        "txn begin",
+        "command_txn_phase_seconds",
+        Some(("phase", "begin")),
+        Service::Command,
+    ),
+    (
+        "txn produce",
+        "command_txn_phase_seconds",
+        Some(("phase", "produce")),
+        Service::Command,
+    ),
+    (
+        "txn offsets",
+        "command_txn_phase_seconds",
+        Some(("phase", "offsets")),
+        Service::Command,
+    ),
+    (
+        "txn acks",
+        "command_txn_phase_seconds",
+        Some(("phase", "acks")),
+        Service::Command,
+    ),
+    (
+        "txn commit",
+        "command_txn_phase_seconds",
+        Some(("phase", "commit")),
+        Service::Command,
+    ),
+    (
+        "reply age",
+        "command_reply_age_seconds",
+        None,
+        Service::Command,
+    ),
     (
         "API ack to reply",
         "command_dispatch_phase_seconds",
-        Some("reply"),
+        Some(("phase", "reply")),
+        Service::Command,
+    ),
+    (
+        "projector: oldest record's age when fetched",
+        "projection_record_age_seconds",
+        Some(("at", "fetched")),
+        Service::Projections,
+    ),
+    (
+        "projector: batch applied and committed",
+        "projection_batch_phase_seconds",
+        Some(("phase", "apply")),
+        Service::Projections,
+    ),
+    (
+        "projector: oldest record's age when committed",
+        "projection_record_age_seconds",
+        Some(("at", "committed")),
+        Service::Projections,
+    ),
+    (
+        "projector: wait for the cache refresher",
+        "projection_batch_phase_seconds",
+        Some(("phase", "handoff")),
+        Service::Projections,
+    ),
+    (
+        "projector: cache write",
+        "projection_batch_phase_seconds",
+        Some(("phase", "cache")),
+        Service::Projections,
+    ),
+    (
+        "projector: oldest record's age when cached",
+        "projection_record_age_seconds",
+        Some(("at", "cached")),
+        Service::Projections,
     ),
 ];
 
@@ -77,18 +172,25 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
         progress(&format!("commands: raw produce at {rate}/s"));
         let raw_produce = kafka::produce_paced(&args.kafka(), &topic, rate, phase).await?;
         progress(&format!("commands: open loop at {rate}/s"));
-        let before = metrics::scrape(&ctx.http, &args.command_url).await;
+        let before = scrape_both(ctx).await;
         let watch = LagWatch::default();
         let command = paced_orders(ctx, rate, phase, Some(watch.clone())).await;
         let lag = watch.finish(rate, phase).await;
-        let after = metrics::scrape(&ctx.http, &args.command_url).await;
-        let delta = |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
+        let after = scrape_both(ctx).await;
         let hops = HOPS
             .iter()
-            .map(|(label, metric, phase)| {
-                let labels = phase.map(|p| format!("phase=\"{p}\"")).unwrap_or_default();
+            .map(|(label, metric, filter, service)| {
+                let (before, after) = match service {
+                    Service::Command => (&before.0, &after.0),
+                    Service::Projections => (&before.1, &after.1),
+                };
+                let delta =
+                    |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
                 let series = |suffix: &str, extra: &str| {
-                    let all = [labels.as_str(), extra]
+                    let filter = filter
+                        .map(|(k, v)| format!("{k}=\"{v}\""))
+                        .unwrap_or_default();
+                    let all = [filter.as_str(), extra]
                         .iter()
                         .filter(|s| !s.is_empty())
                         .copied()
@@ -112,6 +214,8 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
                 (label.to_string(), mean, median)
             })
             .collect();
+        let (before, after) = (before.0, after.0);
+        let delta = |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
         let transactions = delta("command_batch_seconds_count");
         out.push(Rate {
             rate,
@@ -125,6 +229,14 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
         });
     }
     Ok(out)
+}
+
+/// The command service's and the projector's metrics, scraped together.
+async fn scrape_both(ctx: &Ctx) -> (HashMap<String, f64>, HashMap<String, f64>) {
+    tokio::join!(
+        metrics::scrape(&ctx.http, &ctx.args.command_url),
+        metrics::scrape(&ctx.http, &ctx.args.projections_url),
+    )
 }
 
 /// The services' histogram bounds (`events::service::metrics_handle`), seconds.

@@ -1,6 +1,7 @@
 //! The services' own Prometheus counters, read before and after a phase so
 //! a figure can say what the service did inside it (for the command
-//! processor: transactions, commands per transaction, time per transaction).
+//! processor: transactions, commands per transaction, time per transaction;
+//! for the projector: batches, time per phase, the age of their records).
 
 use std::collections::HashMap;
 
@@ -56,6 +57,40 @@ pub fn processor_summary(before: &HashMap<String, f64>, after: &HashMap<String, 
     )
 }
 
+/// What the projector did between two scrapes, in words: its batches, the
+/// time each phase took, and how old a batch's oldest record was at each
+/// step (from its append to the log), so the lag shows where it goes.
+pub fn projector_summary(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> String {
+    let delta = |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
+    let mean = |metric: &str, label: &str, value: &str| {
+        let count = delta(&format!("{metric}_count{{{label}=\"{value}\"}}"));
+        let sum = delta(&format!("{metric}_sum{{{label}=\"{value}\"}}"));
+        format!(
+            "{value} {:.1}",
+            if count > 0.0 {
+                1000.0 * sum / count
+            } else {
+                f64::NAN
+            }
+        )
+    };
+    let batches = delta("projection_batch_phase_seconds_count{phase=\"apply\"}");
+    if batches <= 0.0 {
+        return "no projector batches seen in /metrics".into();
+    }
+    format!(
+        "projector: {batches:.0} batches, {:.1} events each; mean ms per batch: {}; \
+         mean age in ms of a batch's oldest record when {}",
+        delta("projection_events_applied_total") / batches,
+        ["apply", "handoff", "cache"]
+            .map(|p| mean("projection_batch_phase_seconds", "phase", p))
+            .join(", "),
+        ["fetched", "committed", "cached"]
+            .map(|a| mean("projection_record_age_seconds", "at", a))
+            .join(", "),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +112,24 @@ mod tests {
             s,
             "processor: 10 transactions, 4.0 commands each, 50.0 ms each on average \
              (ms per phase: begin 0.0, produce 0.0, offsets 0.0, acks 0.0, commit 0.0, store 0.0)"
+        );
+        let after = parse(
+            "projection_batch_phase_seconds_count{phase=\"apply\"} 4\n\
+             projection_batch_phase_seconds_sum{phase=\"apply\"} 0.02\n\
+             projection_events_applied_total{projection=\"orders\"} 30\n\
+             projection_events_applied_total{projection=\"sagas\"} 10\n\
+             projection_record_age_seconds_count{at=\"cached\"} 2\n\
+             projection_record_age_seconds_sum{at=\"cached\"} 0.3\n",
+        );
+        assert_eq!(
+            projector_summary(&HashMap::new(), &after),
+            "projector: 4 batches, 10.0 events each; mean ms per batch: apply 5.0, handoff NaN, \
+             cache NaN; mean age in ms of a batch's oldest record when fetched NaN, committed NaN, \
+             cached 150.0"
+        );
+        assert_eq!(
+            projector_summary(&after, &after),
+            "no projector batches seen in /metrics"
         );
         let text = "p_sum{phase=\"commit\"} 0.2\np_sum{phase=\"begin\"} 0.1\n";
         let m = parse(text);

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use chrono::{DateTime, Utc};
+
 use uuid::Uuid;
 
 use crate::documents::{ItemDocument, OrderDocument, Unplaced};
@@ -22,6 +24,8 @@ pub struct Fresh {
     /// The cache's generation when the batch began to read
     /// ([`Refresher::generation`]).
     pub generation: u64,
+    /// When the batch's oldest record was appended to the log.
+    pub oldest: Option<DateTime<Utc>>,
 }
 
 impl Fresh {
@@ -72,11 +76,14 @@ pub(super) struct Merged {
     pub(super) reload: Touched,
     /// The oldest generation of the batches.
     pub(super) generation: Option<u64>,
+    /// When the oldest record of the batches was appended to the log.
+    pub(super) oldest: Option<DateTime<Utc>>,
 }
 
 impl Merged {
     pub(super) fn add(&mut self, fresh: Fresh) {
         self.reload.merge(fresh.reload);
+        self.oldest = self.oldest.into_iter().chain(fresh.oldest).min();
         self.generation = Some(
             self.generation
                 .map_or(fresh.generation, |g| g.min(fresh.generation)),
@@ -123,7 +130,6 @@ impl Merged {
 mod tests {
     use super::*;
     use crate::documents;
-    use chrono::Utc;
 
     fn item(sku: &str, version: i64) -> ItemDocument {
         ItemDocument {

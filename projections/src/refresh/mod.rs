@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::cache::{Cache, CacheError, Entry, Outcome};
-use crate::consumer::Hints;
+use crate::consumer::{self, Hints};
 use crate::documents;
 use crate::pause::BatchGuard;
 
@@ -165,7 +165,9 @@ impl Writer {
                 self.due.merge(job.hints);
                 guards.push(job.guard);
             }
+            let started = Instant::now();
             self.write_merged(merged).await;
+            consumer::phase("cache", started);
             futures::future::join_all(guards.into_iter().map(BatchGuard::leave)).await;
         }
     }
@@ -201,7 +203,10 @@ impl Writer {
             // Both writers of such an entry have committed by now (each
             // writes after its commit), so PostgreSQL holds a document
             // covering both: written below, once, with the pending keys.
-            Ok(bodiless) => self.pending.orders.extend(bodiless),
+            Ok(bodiless) => {
+                consumer::record_age("cached", merged.oldest);
+                self.pending.orders.extend(bodiless);
+            }
             // Older than what the emptied cache may have lost: written
             // from PostgreSQL below instead.
             Err(RefreshError::Cache(CacheError::Stale)) => self.pending.merge(merged.touched()),
