@@ -21,6 +21,7 @@
 //! - [`kafka`]: topic names, client settings, CloudEvents headers.
 //! - [`message`]: the [`message::EventPayload`] and [`message::Rejection`] traits
 //!   every event family and rejection implements, and upcasting on read.
+//! - [`pg`]: PostgreSQL pools as the services open them.
 //! - [`probe`]: the synthetic pipeline-probe event.
 //! - [`record`]: a consumed Kafka record detached from its consumer, and
 //!   the batch, retry and offset-hint pieces every consumer loop shares.
@@ -39,6 +40,7 @@ pub mod envelope;
 pub mod http;
 pub mod kafka;
 pub mod message;
+pub mod pg;
 pub mod probe;
 pub mod record;
 pub mod service;

@@ -1,7 +1,7 @@
 //! Connection to the read-model database and its migrations.
 
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 
 /// Connects to the views database, creating it when missing, and brings its
 /// schema up to date.
@@ -14,10 +14,7 @@ pub async fn connect_and_migrate(url: &str) -> Result<PgPool, sqlx::Error> {
             return Err(e);
         }
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .connect(url)
-        .await?;
+    let pool = events::pg::pool(16).connect(url).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
 }
@@ -25,8 +22,7 @@ pub async fn connect_and_migrate(url: &str) -> Result<PgPool, sqlx::Error> {
 /// A pool over the views database for readers. Lazy, so a reader starts (and
 /// reports itself not ready) while PostgreSQL is down.
 pub fn connect_lazy(url: &str) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(16)
+    events::pg::pool(16)
         .acquire_timeout(std::time::Duration::from_secs(2))
         .connect_lazy(url)
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use events::record::Record;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -27,10 +27,7 @@ pub async fn connect_and_migrate(url: &str) -> Result<PgPool, sqlx::Error> {
             return Err(e);
         }
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(12)
-        .connect(url)
-        .await?;
+    let pool = events::pg::pool(12).connect(url).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
 }
