@@ -123,15 +123,9 @@ pub async fn run(
                 .await?;
         progress(&format!("commands: open loop at {rate}/s"));
         let watch = (fraction == 0.5).then(LagWatch::default);
-        let (before, projector_before) = tokio::join!(
-            metrics::scrape(&ctx.http, &args.command_url),
-            metrics::scrape(&ctx.http, &args.projections_url),
-        );
+        let (before, projector_before) = metrics::scrape_command_and_projector(ctx).await;
         let command = paced_orders(ctx, rate, args.phase(), watch.clone()).await;
-        let (after, projector_after) = tokio::join!(
-            metrics::scrape(&ctx.http, &args.command_url),
-            metrics::scrape(&ctx.http, &args.projections_url),
-        );
+        let (after, projector_after) = metrics::scrape_command_and_projector(ctx).await;
         let command = command.with_note(format!(
             "{}; {}",
             ctx.take_statuses(),

@@ -172,11 +172,11 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
         progress(&format!("commands: raw produce at {rate}/s"));
         let raw_produce = kafka::produce_paced(&args.kafka(), &topic, rate, phase).await?;
         progress(&format!("commands: open loop at {rate}/s"));
-        let before = scrape_both(ctx).await;
+        let before = metrics::scrape_command_and_projector(ctx).await;
         let watch = LagWatch::default();
         let command = paced_orders(ctx, rate, phase, Some(watch.clone())).await;
         let lag = watch.finish(rate, phase).await;
-        let after = scrape_both(ctx).await;
+        let after = metrics::scrape_command_and_projector(ctx).await;
         let hops = HOPS
             .iter()
             .map(|(label, metric, filter, service)| {
@@ -184,8 +184,7 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
                     Service::Command => (&before.0, &after.0),
                     Service::Projections => (&before.1, &after.1),
                 };
-                let delta =
-                    |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
+                let delta = |name: &str| metrics::delta(before, after, name);
                 let series = |suffix: &str, extra: &str| {
                     let filter = filter
                         .map(|(k, v)| format!("{k}=\"{v}\""))
@@ -214,8 +213,7 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
                 (label.to_string(), mean, median)
             })
             .collect();
-        let (before, after) = (before.0, after.0);
-        let delta = |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
+        let delta = |name: &str| metrics::delta(&before.0, &after.0, name);
         let transactions = delta("command_batch_seconds_count");
         out.push(Rate {
             rate,
@@ -229,14 +227,6 @@ pub async fn run(ctx: &Arc<Ctx>, rates: &[f64], phase: Duration) -> anyhow::Resu
         });
     }
     Ok(out)
-}
-
-/// The command service's and the projector's metrics, scraped together.
-async fn scrape_both(ctx: &Ctx) -> (HashMap<String, f64>, HashMap<String, f64>) {
-    tokio::join!(
-        metrics::scrape(&ctx.http, &ctx.args.command_url),
-        metrics::scrape(&ctx.http, &ctx.args.projections_url),
-    )
 }
 
 /// The services' histogram bounds (`events::service::metrics_handle`), seconds.

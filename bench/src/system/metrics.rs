@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use super::Ctx;
+
 /// Every sample of `/metrics`, summed over label sets, by metric name, and
 /// also by its full series name (`name{label="value"}`).
 pub async fn scrape(http: &reqwest::Client, base_url: &str) -> HashMap<String, f64> {
@@ -12,6 +14,21 @@ pub async fn scrape(http: &reqwest::Client, base_url: &str) -> HashMap<String, f
         return HashMap::new();
     };
     parse(&response.text().await.unwrap_or_default())
+}
+
+/// The command service's and the projector's metrics, scraped together.
+pub async fn scrape_command_and_projector(
+    ctx: &Ctx,
+) -> (HashMap<String, f64>, HashMap<String, f64>) {
+    tokio::join!(
+        scrape(&ctx.http, &ctx.args.command_url),
+        scrape(&ctx.http, &ctx.args.projections_url),
+    )
+}
+
+/// How much the series `name` grew from one scrape to the next.
+pub fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, name: &str) -> f64 {
+    after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0)
 }
 
 pub fn parse(text: &str) -> HashMap<String, f64> {
@@ -33,7 +50,7 @@ pub fn parse(text: &str) -> HashMap<String, f64> {
 
 /// What the command processor did between two scrapes, in words.
 pub fn processor_summary(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> String {
-    let delta = |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
+    let delta = |name: &str| delta(before, after, name);
     let batches = delta("command_batch_seconds_count");
     if batches <= 0.0 {
         return "no processor transactions seen in /metrics".into();
@@ -61,7 +78,7 @@ pub fn processor_summary(before: &HashMap<String, f64>, after: &HashMap<String, 
 /// time each phase took, and how old a batch's oldest record was at each
 /// step (from its append to the log), so the lag shows where it goes.
 pub fn projector_summary(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> String {
-    let delta = |name: &str| after.get(name).unwrap_or(&0.0) - before.get(name).unwrap_or(&0.0);
+    let delta = |name: &str| delta(before, after, name);
     let mean = |metric: &str, label: &str, value: &str| {
         let count = delta(&format!("{metric}_count{{{label}=\"{value}\"}}"));
         let sum = delta(&format!("{metric}_sum{{{label}=\"{value}\"}}"));
