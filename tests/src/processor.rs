@@ -206,12 +206,21 @@ impl Instance {
         Instance { process, addr }
     }
 
-    /// The value of a counter in the instance's `/metrics` (0 when absent).
+    /// The value of a counter in the instance's `/metrics`, summed over its
+    /// label sets (0 when absent).
     pub async fn counter(&self, name: &str) -> f64 {
+        self.counter_where(name, &[]).await
+    }
+
+    /// The sum of a counter's samples whose labels include every one of
+    /// `labels` (0 when none).
+    pub async fn counter_where(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let url = format!("http://{}/metrics", self.addr);
         let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
         text.lines()
             .filter(|line| line.split([' ', '{']).next() == Some(name))
+            .filter(|line| wanted.iter().all(|label| line.contains(label.as_str())))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
