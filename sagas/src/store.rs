@@ -130,41 +130,6 @@ pub async fn lock_due(
         .collect())
 }
 
-/// Inserts or updates the given sagas.
-pub async fn save(tx: &mut Tx<'_>, sagas: &[(Uuid, &Stored)]) -> Result<(), sqlx::Error> {
-    if sagas.is_empty() {
-        return Ok(());
-    }
-    let mut ids = Vec::with_capacity(sagas.len());
-    let mut states = Vec::with_capacity(sagas.len());
-    let mut statuses = Vec::with_capacity(sagas.len());
-    let mut deadlines = Vec::with_capacity(sagas.len());
-    let mut versions = Vec::with_capacity(sagas.len());
-    for (id, stored) in sagas {
-        ids.push(*id);
-        states.push(serde_json::to_value(&stored.saga).map_err(|e| sqlx::Error::Encode(e.into()))?);
-        statuses.push(stored.saga.status().as_str());
-        deadlines.push(stored.saga.deadline());
-        versions.push(stored.version);
-    }
-    sqlx::query(
-        "INSERT INTO sagas (order_id, state, status, deadline_at, version)
-         SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $3::text[], $4::timestamptz[], $5::bigint[])
-         ON CONFLICT (order_id) DO UPDATE
-         SET state = EXCLUDED.state, status = EXCLUDED.status,
-             deadline_at = EXCLUDED.deadline_at, version = EXCLUDED.version,
-             updated_at = now()",
-    )
-    .bind(&ids)
-    .bind(&states)
-    .bind(&statuses)
-    .bind(&deadlines)
-    .bind(&versions)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// A message for the relay to publish.
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
@@ -203,48 +168,6 @@ impl Kind {
     }
 }
 
-/// Adds messages to the outbox; a message id already there is left as is.
-/// Answers the rows it inserted with their outbox ids, in the order of
-/// `messages`, for the publisher to produce after the commit.
-pub async fn enqueue(
-    tx: &mut Tx<'_>,
-    messages: Vec<OutboxMessage>,
-) -> Result<Vec<(i64, OutboxMessage)>, sqlx::Error> {
-    if messages.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
-    let orders: Vec<Uuid> = messages.iter().map(|m| m.order_id).collect();
-    let streams: Vec<&str> = messages.iter().map(|m| m.stream.as_str()).collect();
-    let kinds: Vec<&str> = messages.iter().map(|m| m.kind.as_str()).collect();
-    let keys: Vec<&str> = messages.iter().map(|m| m.key.as_str()).collect();
-    let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
-    let metas: Vec<Option<serde_json::Value>> = messages.iter().map(|m| m.meta.clone()).collect();
-    let inserted: Vec<(i64, Uuid)> = sqlx::query_as(
-        "INSERT INTO outbox (message_id, order_id, topic_stream, kind, message_key, payload, meta)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                              $6::bytea[], $7::jsonb[])
-         ORDER BY 1
-         ON CONFLICT (message_id) DO NOTHING
-         RETURNING id, message_id",
-    )
-    .bind(&ids)
-    .bind(&orders)
-    .bind(&streams)
-    .bind(&kinds)
-    .bind(&keys)
-    .bind(&payloads)
-    .bind(&metas)
-    .fetch_all(&mut **tx)
-    .await?;
-    // A message listed twice was inserted once: it is handed off once.
-    let mut row_of: HashMap<Uuid, i64> = inserted.into_iter().map(|(id, m)| (m, id)).collect();
-    Ok(messages
-        .into_iter()
-        .filter_map(|m| Some((row_of.remove(&m.message_id)?, m)))
-        .collect())
-}
-
 /// The orders whose sagas sent the given command ids (to route an event that
 /// names no order, such as `Restocked`, back to its saga).
 pub async fn orders_of_commands(
@@ -265,50 +188,90 @@ pub async fn orders_of_commands(
 
 /// Locks the positions of the batch's partitions and keeps only the records
 /// not applied yet (by this or another instance).
+///
+/// One statement: the no-op update takes the row lock (in partition order,
+/// so two workers cannot deadlock) and answers the latest committed
+/// position, and a partition read for the first time gets its row.
 pub async fn claim(tx: &mut Tx<'_>, records: Vec<Record>) -> Result<Vec<Record>, sqlx::Error> {
-    let mut partitions: Vec<(String, i32)> = records
+    let mut partitions: Vec<(&str, i32)> = records
         .iter()
-        .map(|r| (r.topic.clone(), r.partition))
+        .map(|r| (r.topic.as_str(), r.partition))
         .collect();
-    partitions.sort();
+    partitions.sort_unstable();
     partitions.dedup();
-    let (topics, numbers): (Vec<String>, Vec<i32>) = partitions.into_iter().unzip();
-    sqlx::query(
+    let (topics, numbers): (Vec<&str>, Vec<i32>) = partitions.into_iter().unzip();
+    let rows: Vec<(String, i32, i64)> = sqlx::query_as(
         "INSERT INTO saga_positions (topic, partition, next_offset)
          SELECT t, p, 0 FROM UNNEST($1::text[], $2::int[]) AS u(t, p)
          ORDER BY 1, 2
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&topics)
-    .bind(&numbers)
-    .execute(&mut **tx)
-    .await?;
-    let rows: Vec<(String, i32, i64)> = sqlx::query_as(
-        "SELECT topic, partition, next_offset FROM saga_positions
-         WHERE (topic, partition) IN (SELECT * FROM UNNEST($1::text[], $2::int[]))
-         ORDER BY topic, partition
-         FOR UPDATE",
+         ON CONFLICT (topic, partition) DO UPDATE SET next_offset = saga_positions.next_offset
+         RETURNING topic, partition, next_offset",
     )
     .bind(&topics)
     .bind(&numbers)
     .fetch_all(&mut **tx)
     .await?;
-    let next: HashMap<(String, i32), i64> = rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
-    Ok(records
-        .into_iter()
-        .filter(|r| {
-            let from = next.get(&(r.topic.clone(), r.partition)).copied();
-            r.offset >= from.unwrap_or(0)
-        })
-        .collect())
+    let next: HashMap<(&str, i32), i64> = rows
+        .iter()
+        .map(|(t, p, o)| ((t.as_str(), *p), *o))
+        .collect();
+    let fresh = |r: &Record| {
+        r.offset
+            >= next
+                .get(&(r.topic.as_str(), r.partition))
+                .copied()
+                .unwrap_or(0)
+    };
+    Ok(records.into_iter().filter(fresh).collect())
 }
 
-/// Moves the positions past the given records, and each partition's
-/// watermark up to the time of the last record read from it.
-pub async fn advance(tx: &mut Tx<'_>, records: &[Record]) -> Result<(), sqlx::Error> {
+/// What one saga transaction writes besides its locks: the sagas it
+/// changed, the messages they caused, and the records it consumed.
+#[derive(Default)]
+pub struct Writes<'a> {
+    pub sagas: Vec<(Uuid, &'a Stored)>,
+    pub messages: Vec<OutboxMessage>,
+    pub consumed: &'a [Record],
+}
+
+/// Writes in one statement (one round trip, where three separate ones
+/// cost the worker's every batch two more): inserts or updates the sagas;
+/// moves the positions past the consumed records, and each partition's
+/// watermark up to the time of the last record read from it; adds the
+/// messages to the outbox, leaving a message id already there as it is.
+/// Answers the outbox rows it inserted with their ids, in the order of
+/// `messages`, for the publisher to produce after the commit.
+///
+/// The three parts touch different tables, and the rows of the first two
+/// are already locked by this transaction (`lock`, `claim`), so running
+/// them as one statement's parts changes no lock order.
+pub async fn save(
+    tx: &mut Tx<'_>,
+    writes: Writes<'_>,
+) -> Result<Vec<(i64, OutboxMessage)>, sqlx::Error> {
+    let Writes {
+        sagas,
+        messages,
+        consumed,
+    } = writes;
+    if sagas.is_empty() && messages.is_empty() && consumed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::with_capacity(sagas.len());
+    let mut states = Vec::with_capacity(sagas.len());
+    let mut statuses = Vec::with_capacity(sagas.len());
+    let mut deadlines = Vec::with_capacity(sagas.len());
+    let mut versions = Vec::with_capacity(sagas.len());
+    for (id, stored) in &sagas {
+        ids.push(*id);
+        states.push(serde_json::to_value(&stored.saga).map_err(|e| sqlx::Error::Encode(e.into()))?);
+        statuses.push(stored.saga.status().as_str());
+        deadlines.push(stored.saga.deadline());
+        versions.push(stored.version);
+    }
     type Progress = (i64, Option<DateTime<Utc>>);
     let mut next: HashMap<(&str, i32), Progress> = HashMap::new();
-    for r in records {
+    for r in consumed {
         let entry = next.entry((r.topic.as_str(), r.partition)).or_default();
         entry.0 = entry.0.max(r.offset + 1);
         entry.1 = entry.1.max(r.appended_at);
@@ -318,24 +281,63 @@ pub async fn advance(tx: &mut Tx<'_>, records: &[Record]) -> Result<(), sqlx::Er
     let mut offsets = Vec::with_capacity(next.len());
     let mut times = Vec::with_capacity(next.len());
     for ((topic, partition), (offset, time)) in next {
-        topics.push(topic.to_owned());
+        topics.push(topic);
         numbers.push(partition);
         offsets.push(offset);
         times.push(time);
     }
-    sqlx::query(
-        "UPDATE saga_positions AS p SET next_offset = u.o, updated_at = now(),
-             watermark_at = GREATEST(p.watermark_at, u.w)
-         FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::timestamptz[]) AS u(t, n, o, w)
-         WHERE p.topic = u.t AND p.partition = u.n",
+    let message_ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
+    let orders: Vec<Uuid> = messages.iter().map(|m| m.order_id).collect();
+    let streams: Vec<&str> = messages.iter().map(|m| m.stream.as_str()).collect();
+    let kinds: Vec<&str> = messages.iter().map(|m| m.kind.as_str()).collect();
+    let keys: Vec<&str> = messages.iter().map(|m| m.key.as_str()).collect();
+    let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
+    let metas: Vec<Option<&serde_json::Value>> = messages.iter().map(|m| m.meta.as_ref()).collect();
+    let inserted: Vec<(i64, Uuid)> = sqlx::query_as(
+        "WITH saved AS (
+             INSERT INTO sagas (order_id, state, status, deadline_at, version)
+             SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $3::text[], $4::timestamptz[], $5::bigint[])
+             ON CONFLICT (order_id) DO UPDATE
+             SET state = EXCLUDED.state, status = EXCLUDED.status,
+                 deadline_at = EXCLUDED.deadline_at, version = EXCLUDED.version,
+                 updated_at = now()
+         ), moved AS (
+             UPDATE saga_positions AS p SET next_offset = u.o, updated_at = now(),
+                 watermark_at = GREATEST(p.watermark_at, u.w)
+             FROM UNNEST($6::text[], $7::int[], $8::bigint[], $9::timestamptz[]) AS u(t, n, o, w)
+             WHERE p.topic = u.t AND p.partition = u.n
+         )
+         INSERT INTO outbox (message_id, order_id, topic_stream, kind, message_key, payload, meta)
+         SELECT * FROM UNNEST($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::text[],
+                              $15::bytea[], $16::jsonb[])
+         ORDER BY 1
+         ON CONFLICT (message_id) DO NOTHING
+         RETURNING id, message_id",
     )
+    .bind(&ids)
+    .bind(&states)
+    .bind(&statuses)
+    .bind(&deadlines)
+    .bind(&versions)
     .bind(&topics)
     .bind(&numbers)
     .bind(&offsets)
     .bind(&times)
-    .execute(&mut **tx)
+    .bind(&message_ids)
+    .bind(&orders)
+    .bind(&streams)
+    .bind(&kinds)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&metas)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    // A message listed twice was inserted once: it is handed off once.
+    let mut row_of: HashMap<Uuid, i64> = inserted.into_iter().map(|(id, m)| (m, id)).collect();
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| Some((row_of.remove(&m.message_id)?, m)))
+        .collect())
 }
 
 /// A record the worker could not read, kept with its position and error.

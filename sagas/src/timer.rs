@@ -82,7 +82,7 @@ pub async fn fire_due(
         // A deadline that changed nothing must not fire again and again.
         batch.changed.insert(order_id);
     }
-    let inserted = worker::save(&mut tx, &mut batch).await?;
+    let inserted = worker::save(&mut tx, &mut batch, &[]).await?;
     tx.commit().await?;
     handoff.committed(inserted).await;
     metrics::counter!("saga_deadlines_fired_total").increment(fired as u64);

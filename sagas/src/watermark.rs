@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rdkafka::ClientContext;
@@ -178,6 +178,37 @@ pub async fn mark(tx: &mut Tx<'_>, ends: &Ends, step: Duration) -> Result<(), sq
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Paces the marks of one worker's batches: a watermark moves only once it
+/// is a step behind anyway ([`mark`]), so a batch within a step of the
+/// worker's last mark skips the statement. A watermark then lags by up to
+/// two steps, and at a few orders a second most batches spare a round trip.
+pub struct Marks {
+    step: Duration,
+    last: Option<Instant>,
+}
+
+impl Marks {
+    pub fn new(pace: Pace) -> Marks {
+        Marks {
+            step: step(pace),
+            last: None,
+        }
+    }
+
+    /// The ends the next batch marks: none within a step of the last mark.
+    pub fn due(&mut self, consumer: &StreamConsumer<Progress>) -> Ends {
+        if self.last.is_some_and(|last| last.elapsed() < self.step) {
+            return Ends::default();
+        }
+        self.last = Some(Instant::now());
+        observe(consumer)
+    }
+
+    pub fn step(&self) -> Duration {
+        self.step
+    }
 }
 
 /// Marks the caught-up partitions in a transaction of its own (the worker

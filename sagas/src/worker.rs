@@ -56,7 +56,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     // Without records the watermarks still follow the clock, so deadlines fire.
-    let idle = watermark::step(pace);
+    let mut marks = watermark::Marks::new(pace);
+    let idle = marks.step();
     let mut busy_since = Instant::now();
     loop {
         consumer.context().waiting_after(busy_since.elapsed());
@@ -75,8 +76,8 @@ pub async fn run(
             return;
         };
         // Observed after the batch was delivered: once the batch commits,
-        // everything up to these ends has been applied.
-        let ends = watermark::observe(&consumer);
+        // everything up to these ends has been applied. At most once a step.
+        let ends = marks.due(&consumer);
         let applied = record::retry_until(&shutdown, "applying a saga batch", || {
             apply(&pool, &topics, pace, max_open, records.to_vec(), &ends)
         });
@@ -139,33 +140,38 @@ pub async fn apply(
     for r in routed {
         feed(&mut tx, &mut batch, r, &restocked_by).await?;
     }
-    let inserted = save(&mut tx, &mut batch).await?;
     store::store_dead_letters(&mut tx, &dead).await?;
-    store::advance(&mut tx, &fresh).await?;
+    let inserted = save(&mut tx, &mut batch, &fresh).await?;
     watermark::mark(&mut tx, ends, watermark::step(pace)).await?;
     tx.commit().await?;
     metrics::counter!("saga_events_consumed_total").increment(fresh.len() as u64);
     Ok(inserted)
 }
 
-/// Stores the batch's changed sagas and enqueues the messages they caused,
-/// in the transaction of the worker's batch or of the timer's round.
-/// Answers the outbox rows it inserted, for the publisher.
+/// Stores the batch's changed sagas, enqueues the messages they caused and
+/// moves the positions past `consumed`, in the transaction of the worker's
+/// batch or of the timer's round (which consumed nothing). Answers the
+/// outbox rows it inserted, for the publisher.
 pub(crate) async fn save(
     tx: &mut store::Tx<'_>,
     batch: &mut Batch,
+    consumed: &[Record],
 ) -> Result<Vec<(i64, store::OutboxMessage)>, sqlx::Error> {
-    let changed: Vec<(Uuid, &store::Stored)> = batch
+    // An unencodable message rolls the transaction back (sqlx's encode error).
+    let messages = batch
+        .take_outbox()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let sagas = batch
         .changed
         .iter()
         .filter_map(|id| batch.sagas.get(id).map(|s| (*id, s)))
         .collect();
-    store::save(tx, &changed).await?;
-    // An unencodable message rolls the transaction back (sqlx's encode error).
-    let outbox = batch
-        .take_outbox()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    store::enqueue(tx, outbox).await
+    let writes = store::Writes {
+        sagas,
+        messages,
+        consumed,
+    };
+    store::save(tx, writes).await
 }
 
 /// Reads every record; the unreadable ones become dead letters.

@@ -22,7 +22,11 @@ async fn a_passed_deadline_waits_for_the_worker_to_read_up_to_it() {
     let id = *order.order_id.as_uuid();
     let stored = sagas::store::Stored { saga, version: 1 };
     let mut tx = pool.begin().await.unwrap();
-    sagas::store::save(&mut tx, &[(id, &stored)]).await.unwrap();
+    let writes = sagas::store::Writes {
+        sagas: vec![(id, &stored)],
+        ..Default::default()
+    };
+    sagas::store::save(&mut tx, writes).await.unwrap();
     tx.commit().await.unwrap();
     let topics = vec!["t.catalog.events".to_owned()];
     let set_watermark = |at: chrono::DateTime<Utc>| {

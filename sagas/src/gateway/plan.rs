@@ -90,7 +90,8 @@ impl Payment {
 }
 
 /// The calls `records` need, in log order, after storing what they taught
-/// about the payments, in one transaction.
+/// about the payments, in one transaction (none for a batch of shipment
+/// events only).
 pub async fn plan(pool: &PgPool, records: &[Record]) -> Result<Vec<Request>, sqlx::Error> {
     let events: Vec<(EventMeta, OrderId, Event)> = records.iter().filter_map(read).collect();
     let orders: Vec<Uuid> = events
@@ -98,8 +99,24 @@ pub async fn plan(pool: &PgPool, records: &[Record]) -> Result<Vec<Request>, sql
         .filter(|(_, _, event)| matches!(event, Event::Payment(_)))
         .map(|(_, order_id, _)| *order_id.as_uuid())
         .collect();
+    if orders.is_empty() {
+        // Shipments only: nothing to read or store, so no transaction.
+        return Ok(calls(events, &mut HashMap::new()));
+    }
     let mut tx = pool.begin().await?;
     let mut payments = load(&mut tx, &orders).await?;
+    let requests = calls(events, &mut payments);
+    store(&mut tx, &payments).await?;
+    tx.commit().await?;
+    Ok(requests)
+}
+
+/// The calls the events need, in log order, judged against `payments` as
+/// they change along the way.
+fn calls(
+    events: Vec<(EventMeta, OrderId, Event)>,
+    payments: &mut HashMap<OrderId, Payment>,
+) -> Vec<Request> {
     let mut requests = Vec::new();
     for (cause, order_id, event) in events {
         let call = match event {
@@ -117,9 +134,7 @@ pub async fn plan(pool: &PgPool, records: &[Record]) -> Result<Vec<Request>, sql
             });
         }
     }
-    store(&mut tx, &payments).await?;
-    tx.commit().await?;
-    Ok(requests)
+    requests
 }
 
 enum Event {
