@@ -51,8 +51,11 @@ pub struct ServeArgs {
     #[arg(long, env = "REPLY_WAIT_MS", default_value_t = 3000)]
     reply_wait_ms: u64,
     /// Processor lanes of this instance: consumer group members with their
-    /// own transactional ids, whose transactions overlap.
-    #[arg(long, env = "PROCESSOR_LANES", default_value_t = 4)]
+    /// own transactional ids, whose transactions overlap. Two by default:
+    /// on a machine where the broker is the bottleneck, fewer and larger
+    /// transactions carried a quarter more confirmed orders a second than
+    /// four lanes (BENCHMARKS.md, "Two processor lanes").
+    #[arg(long, env = "PROCESSOR_LANES", default_value_t = 2)]
     processor_lanes: usize,
     /// Where the processor keeps its partitions' state on disk: a cache
     /// rebuilt from the snapshots topic (default: a folder in the system's
