@@ -234,8 +234,8 @@ pub struct Writes<'a> {
     pub consumed: &'a [Record],
 }
 
-/// Writes in one statement (one round trip, where three separate ones
-/// cost the worker's every batch two more): inserts or updates the sagas;
+/// Writes in one statement, one round trip where there were three:
+/// inserts or updates the sagas;
 /// moves the positions past the consumed records, and each partition's
 /// watermark up to the time of the last record read from it; adds the
 /// messages to the outbox, leaving a message id already there as it is.
