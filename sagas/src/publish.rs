@@ -31,8 +31,8 @@ const PER_ROUND: usize = 64;
 /// How long acknowledged rows may wait to be marked published. No message
 /// waits for its mark (the relay leaves a row alone for its grace period,
 /// seconds), so the marks of the rounds in this window share one statement:
-/// at a few orders a second that was one autocommit statement per saga hop,
-/// a third of the saga database's transactions.
+/// at a few orders a second each round was a statement of its own, about
+/// one per saga hop.
 const MARK_EVERY: Duration = Duration::from_millis(100);
 
 /// Rows a transaction inserted into the outbox, in the order it wrote them.
