@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use sqlx::Connection;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 /// A connection back in the pool for less than this is handed out again
 /// without a liveness check.
@@ -35,4 +36,24 @@ pub fn pool(max_connections: u32) -> PgPoolOptions {
                 Ok(true)
             })
         })
+}
+
+/// Connects to the database at `url` with a [`pool`] of `max_connections`,
+/// creating the database when it is missing, and runs `migrations`.
+pub async fn connect_and_migrate(
+    url: &str,
+    max_connections: u32,
+    migrations: &Migrator,
+) -> Result<PgPool, sqlx::Error> {
+    if !sqlx::Postgres::database_exists(url).await? {
+        // Two instances may race to create it; losing that race is fine.
+        if let Err(e) = sqlx::Postgres::create_database(url).await
+            && !sqlx::Postgres::database_exists(url).await?
+        {
+            return Err(e);
+        }
+    }
+    let pool = pool(max_connections).connect(url).await?;
+    migrations.run(&pool).await?;
+    Ok(pool)
 }

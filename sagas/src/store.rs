@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use events::record::Record;
-use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -19,17 +18,7 @@ pub type Tx<'c> = Transaction<'c, Postgres>;
 
 /// Connects to the saga database, creating it when missing, and migrates it.
 pub async fn connect_and_migrate(url: &str) -> Result<PgPool, sqlx::Error> {
-    if !sqlx::Postgres::database_exists(url).await? {
-        // Two instances may race to create it; losing that race is fine.
-        if let Err(e) = sqlx::Postgres::create_database(url).await
-            && !sqlx::Postgres::database_exists(url).await?
-        {
-            return Err(e);
-        }
-    }
-    let pool = events::pg::pool(12).connect(url).await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-    Ok(pool)
+    events::pg::connect_and_migrate(url, 12, &sqlx::migrate!("./migrations")).await
 }
 
 /// A saga as stored, with the number of saga events it emitted so far.
