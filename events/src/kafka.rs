@@ -53,13 +53,15 @@ impl From<KafkaArgs> for KafkaConfig {
     }
 }
 
-/// Partitions per topic unless configured. Four fit one small broker:
-/// librdkafka names every partition a consumer reads in every fetch (it has
-/// no incremental fetch sessions), and the broker walks all of them on each
-/// fetch and on each append that may complete a waiting fetch, so partitions
-/// nobody needs cost broker CPU on every record. Four lanes still get one
-/// partition of each aggregate type each.
-pub const PARTITIONS: i32 = 4;
+/// Partitions per topic unless configured. Two fit one small broker: a lane's
+/// transaction produces to one events and one replies partition per commands
+/// partition it drew commands from, one request each (and one verification
+/// of each by the broker), and librdkafka names every partition a consumer
+/// reads in every fetch (it has no incremental fetch sessions), so the broker
+/// walks all of them on each fetch and on each append that may complete a
+/// waiting one. Two still let two members of every group share the work, and
+/// are what the tests run on (BENCHMARKS.md, "Two partitions per topic").
+pub const PARTITIONS: i32 = 2;
 
 /// Where the brokers are and how this deployment names its topics.
 #[derive(Debug, Clone)]
