@@ -60,7 +60,10 @@ fn commands_and_replies_are_keyed_like_their_events() {
         for kind in ["Commands", "Replies", "Events"] {
             let channel = &doc["channels"][format!("{stream}{kind}")];
             assert_eq!(channel["x-partitioner"], "murmur2_random", "{stream}{kind}");
-            assert_eq!(channel["bindings"]["kafka"]["partitions"], 4);
+            assert_eq!(
+                channel["bindings"]["kafka"]["partitions"],
+                crate::kafka::PARTITIONS
+            );
         }
     }
     assert!(doc["channels"]["probesCommands"].is_null());
