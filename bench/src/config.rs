@@ -54,8 +54,9 @@ pub struct RunArgs {
     /// The topic prefix the services were started with.
     #[arg(long, default_value = "bench.")]
     pub topic_prefix: String,
-    /// Partitions of the services' topics (and of the raw baselines' topic).
-    #[arg(long, default_value_t = events::kafka::PARTITIONS)]
+    /// Partitions of the services' topics (and of the raw baselines' topic):
+    /// the services' own setting and default.
+    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = events::kafka::PARTITIONS)]
     pub partitions: i32,
     /// PostgreSQL server, without a database name.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:15432")]

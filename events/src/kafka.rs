@@ -53,14 +53,9 @@ impl From<KafkaArgs> for KafkaConfig {
     }
 }
 
-/// Partitions per topic unless configured. Two fit one small broker: a lane's
-/// transaction produces to one events and one replies partition per commands
-/// partition it drew commands from, one request each (and one verification
-/// of each by the broker), and librdkafka names every partition a consumer
-/// reads in every fetch (it has no incremental fetch sessions), so the broker
-/// walks all of them on each fetch and on each append that may complete a
-/// waiting one. Two still let two members of every group share the work, and
-/// are what the tests run on (BENCHMARKS.md, "Two partitions per topic").
+/// Partitions per topic unless configured: two, since a transaction and a
+/// fetch cost the broker per partition they name, and two still let two
+/// members of every group share the work (ARCHITECTURE.md, `kafka`).
 pub const PARTITIONS: i32 = 2;
 
 /// Where the brokers are and how this deployment names its topics.
