@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use events::KafkaConfig;
+use events::kafka::KafkaArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,15 +50,10 @@ pub struct RunArgs {
     /// A running service to account memory and CPU to, as `name=pid` (repeatable).
     #[arg(long = "service", value_parser = parse_service)]
     pub services: Vec<(String, u32)>,
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
-    pub kafka_brokers: String,
-    /// The topic prefix the services were started with.
-    #[arg(long, default_value = "bench.")]
-    pub topic_prefix: String,
-    /// Partitions of the services' topics (and of the raw baselines' topic):
-    /// the services' own setting and default.
-    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = events::kafka::PARTITIONS)]
-    pub partitions: i32,
+    /// The brokers, topic prefix and partitions the services were started
+    /// with: the services' own flags (and the raw baselines' topic's).
+    #[command(flatten)]
+    pub kafka_args: KafkaArgs,
     /// PostgreSQL server, without a database name.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:15432")]
     pub postgres_url: String,
@@ -108,11 +104,7 @@ fn parse_service(text: &str) -> Result<(String, u32), String> {
 
 impl RunArgs {
     pub fn kafka(&self) -> KafkaConfig {
-        KafkaConfig {
-            brokers: self.kafka_brokers.clone(),
-            topic_prefix: self.topic_prefix.clone(),
-            partitions: self.partitions,
-        }
+        self.kafka_args.clone().into()
     }
 
     pub fn database_url(&self, name: &str) -> String {

@@ -41,7 +41,7 @@ pub struct Baselines {
 
 /// The topic the Kafka baselines write (the run's prefix keeps it apart).
 pub fn topic(args: &RunArgs) -> String {
-    format!("{}baseline.raw", args.topic_prefix)
+    format!("{}baseline.raw", args.kafka_args.topic_prefix)
 }
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<Baselines> {

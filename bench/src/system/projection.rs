@@ -119,12 +119,19 @@ async fn measure_catch_up(ctx: &Ctx) -> anyhow::Result<Measured> {
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .args([
             "--group-id",
-            &format!("{}catch-up-{}", args.topic_prefix, Uuid::new_v4()),
+            &format!(
+                "{}catch-up-{}",
+                args.kafka_args.topic_prefix,
+                Uuid::new_v4()
+            ),
         ])
         .args(["--database-url", &url, "--redis-url", &args.redis_url])
-        .args(["--kafka-brokers", &args.kafka_brokers])
-        .args(["--topic-prefix", &args.topic_prefix])
-        .args(["--kafka-partitions", &args.partitions.to_string()])
+        .args(["--kafka-brokers", &args.kafka_args.brokers])
+        .args(["--topic-prefix", &args.kafka_args.topic_prefix])
+        .args([
+            "--kafka-partitions",
+            &args.kafka_args.partitions.to_string(),
+        ])
         // Development mode, as scripts/bench starts the other services.
         .arg("--dev")
         .stdout(Stdio::null())

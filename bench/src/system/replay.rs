@@ -52,7 +52,7 @@ fn events(ctx: &Ctx) -> u64 {
 
 async fn rebuild(ctx: &Ctx) -> anyhow::Result<Measured> {
     let args = &ctx.args;
-    let prefix = format!("{}replay.", args.topic_prefix);
+    let prefix = format!("{}replay.", args.kafka_args.topic_prefix);
     let kafka = events::KafkaConfig {
         topic_prefix: prefix.clone(),
         ..args.kafka()
@@ -75,9 +75,9 @@ async fn rebuild(ctx: &Ctx) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let output = Command::new(args.bin_dir.join("replay"))
         .args(["rebuild", "orders"])
-        .env("KAFKA_BROKERS", &args.kafka_brokers)
+        .env("KAFKA_BROKERS", &args.kafka_args.brokers)
         .env("TOPIC_PREFIX", &prefix)
-        .env("KAFKA_PARTITIONS", args.partitions.to_string())
+        .env("KAFKA_PARTITIONS", args.kafka_args.partitions.to_string())
         .env("DATABASE_URL", args.own_database_url(REPLAY_DB))
         .env("REDIS_URL", &args.redis_url)
         .stdout(Stdio::null())
