@@ -246,6 +246,10 @@ pub enum Mode {
     /// The live projector (and a dead-letter retry): the cached documents
     /// the batch changed are built from the rows it folded.
     Live,
+    /// The live projector far behind (see `consumer`): the cached item
+    /// documents are built as in [`Mode::Live`], the orders' are not, and
+    /// their entries get the versions alone ([`crate::documents::Unbuilt`]).
+    CatchUp,
     /// A rebuild into a shadow: no documents (the cache is left alone until
     /// the swap), and append-only tables are loaded with `COPY`.
     Rebuild,
@@ -264,7 +268,7 @@ pub struct Applied {
 /// one per view table writes it, one stores the dead letters and moves the
 /// positions. Positions are locked in one fixed order, so concurrent
 /// instances never deadlock. In [`Mode::Live`], the cached documents the batch
-/// changed are built from the rows it folded.
+/// changed are built from the rows it folded ([`Mode::CatchUp`]: see there).
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     routes: &Routes,
@@ -285,7 +289,7 @@ pub async fn apply_batch(
         let (fresh, seen): (Vec<&Record>, Vec<&Record>) = records
             .into_iter()
             .partition(|r| claimed.is_new(projection, r));
-        if mode == Mode::Live {
+        if mode != Mode::Rebuild {
             reload_seen(set, &seen, &mut applied.fresh.reload);
         }
         if fresh.is_empty() {
@@ -336,7 +340,7 @@ pub async fn apply_set(
     match events {
         Events::Catalog(events) => {
             let items = catalog_items::apply_batch(tx, &events).await?;
-            if mode == Mode::Live {
+            if mode != Mode::Rebuild {
                 fresh
                     .items
                     .extend(items.into_iter().map(ItemDocument::from));
@@ -346,6 +350,7 @@ pub async fn apply_set(
             let orders = order_set::apply_batch(tx, &events, mode).await?;
             fresh.orders.extend(orders.documents);
             fresh.unplaced.extend(orders.unplaced);
+            fresh.unbuilt.extend(orders.unbuilt);
         }
         Events::Sagas(events) => saga_timelines::apply_batch(tx, &events).await?,
         Events::Probes(events) => probes::apply(tx, &events).await?,

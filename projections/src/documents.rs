@@ -167,6 +167,7 @@ pub async fn order_entries(pool: &PgPool, ids: &[Uuid]) -> Result<OrderEntries, 
     Ok(OrderEntries {
         unplaced: unplaced(&rows, &payments, &shipments),
         documents: assemble(rows, payments, shipments, timelines),
+        unbuilt: Vec::new(),
     })
 }
 
@@ -225,11 +226,24 @@ impl Unplaced {
     }
 }
 
+/// An order whose document a batch did not build because the projector
+/// was far behind (`dispatch::Mode::CatchUp`), with the versions the batch
+/// left its rows at (0 for a stream whose rows the batch did not load).
+/// Written as an entry without a body, it takes the body away from an
+/// entry older in one of them, so readers go to PostgreSQL for the order
+/// until a later batch writes its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unbuilt {
+    pub order_id: Uuid,
+    pub versions: [(AggregateType, i64); 3],
+}
+
 /// What a live batch hands the cache for the orders it touched.
 #[derive(Debug, Default)]
 pub struct OrderEntries {
     pub documents: Vec<OrderDocument>,
     pub unplaced: Vec<Unplaced>,
+    pub unbuilt: Vec<Unbuilt>,
 }
 
 /// The orders that have a payment or shipment row among those given but
@@ -250,6 +264,34 @@ pub fn unplaced(
             order_id,
             payment_version: payments.get(&order_id).map_or(0, |p| p.version),
             shipment_version: shipments.get(&order_id).map_or(0, |s| s.version),
+        })
+        .collect()
+}
+
+/// The versions of the orders `ids` in the rows given (see [`Unbuilt`]).
+pub fn unbuilt(
+    ids: Vec<Uuid>,
+    rows: &HashMap<Uuid, OrderRow>,
+    payments: &HashMap<Uuid, PaymentRow>,
+    shipments: &HashMap<Uuid, ShipmentRow>,
+) -> Vec<Unbuilt> {
+    ids.into_iter()
+        .map(|order_id| Unbuilt {
+            order_id,
+            versions: [
+                (
+                    AggregateType::Order,
+                    rows.get(&order_id).map_or(0, |r| r.version),
+                ),
+                (
+                    AggregateType::Payment,
+                    payments.get(&order_id).map_or(0, |p| p.version),
+                ),
+                (
+                    AggregateType::Shipment,
+                    shipments.get(&order_id).map_or(0, |s| s.version),
+                ),
+            ],
         })
         .collect()
 }
@@ -309,4 +351,4 @@ pub fn assemble(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

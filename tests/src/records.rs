@@ -48,19 +48,27 @@ pub async fn append<E: EventPayload>(
     sequence: u64,
     event: &E,
 ) -> (i32, i64) {
-    let meta = meta(
-        event,
-        stream,
-        &aggregate.to_string(),
-        sequence,
-        chrono::Utc::now(),
-    );
+    let now = chrono::Utc::now();
+    append_at(producer, env, (stream, aggregate, sequence), event, now).await
+}
+
+/// [`append`] with the event and its record stamped `at` (the topics keep
+/// the producer's time), as if it had been written then.
+pub async fn append_at<E: EventPayload>(
+    producer: &FutureProducer,
+    env: &TestEnv,
+    (stream, aggregate, sequence): (AggregateType, Uuid, u64),
+    event: &E,
+    at: chrono::DateTime<chrono::Utc>,
+) -> (i32, i64) {
+    let meta = meta(event, stream, &aggregate.to_string(), sequence, at);
     let payload = serde_json::to_vec(event).unwrap();
     let key = aggregate.to_string();
     let topic = env.kafka.events_topic(stream);
     let record = FutureRecord::to(&topic)
         .key(&key)
         .payload(&payload)
+        .timestamp(at.timestamp_millis())
         .headers(kafka::to_headers(&meta));
     let delivery = producer.send(record, Duration::from_secs(5)).await.unwrap();
     (delivery.partition, delivery.offset)

@@ -4,7 +4,7 @@
 use events::AggregateType;
 
 use super::Cache;
-use crate::documents::{ItemDocument, OrderDocument, Unplaced};
+use crate::documents::{ItemDocument, OrderDocument, Unbuilt, Unplaced};
 
 /// One document ready to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,16 @@ impl Cache {
         Entry {
             key: self.order_key(unplaced.order_id),
             versions: named(unplaced.versions()),
+            fields: Vec::new(),
+        }
+    }
+
+    /// An order's versions without a body (see [`Unbuilt`]): it takes the
+    /// body of an entry older in one of them away.
+    pub fn unbuilt_entry(&self, unbuilt: &Unbuilt) -> Entry {
+        Entry {
+            key: self.order_key(unbuilt.order_id),
+            versions: named(unbuilt.versions),
             fields: Vec::new(),
         }
     }

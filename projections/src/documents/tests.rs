@@ -13,7 +13,7 @@ fn entry(order_id: Uuid, source: &str, sequence: i64, seconds: u64) -> TimelineE
     }
 }
 
-fn order(order_id: Uuid, version: i64) -> OrderRow {
+pub(crate) fn order(order_id: Uuid, version: i64) -> OrderRow {
     OrderRow {
         order_id,
         customer_id: "c".into(),

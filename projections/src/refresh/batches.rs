@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use uuid::Uuid;
 
-use crate::documents::{ItemDocument, OrderDocument, Unplaced};
+use crate::documents::{ItemDocument, OrderDocument, Unbuilt, Unplaced};
 
 /// The documents a committed batch changed, as it left them.
 #[derive(Debug, Default)]
@@ -17,6 +17,9 @@ pub struct Fresh {
     /// Orders the batch named without an order row: written as versions
     /// without a body.
     pub unplaced: Vec<Unplaced>,
+    /// Orders whose documents the batch did not build (it was far
+    /// behind): written as versions without a body.
+    pub unbuilt: Vec<Unbuilt>,
     /// Keys of records the batch skipped as already applied: whoever applied
     /// them may have died before writing their documents, so these are
     /// written again from PostgreSQL.
@@ -38,6 +41,7 @@ impl Fresh {
                 .iter()
                 .map(|o| o.order_id)
                 .chain(self.unplaced.iter().map(|u| u.order_id))
+                .chain(self.unbuilt.iter().map(|u| u.order_id))
                 .collect(),
         };
         touched.merge(self.reload.clone());
@@ -73,6 +77,7 @@ pub(super) struct Merged {
     pub(super) items: HashMap<String, ItemDocument>,
     pub(super) orders: HashMap<Uuid, OrderDocument>,
     pub(super) unplaced: HashMap<Uuid, Unplaced>,
+    pub(super) unbuilt: HashMap<Uuid, Unbuilt>,
     pub(super) reload: Touched,
     /// The oldest generation of the batches.
     pub(super) generation: Option<u64>,
@@ -104,8 +109,15 @@ impl Merged {
                 .get(&order.order_id)
                 .is_none_or(|held| sum(held) <= sum(&order));
             if newer {
+                self.unbuilt.remove(&order.order_id);
                 self.orders.insert(order.order_id, order);
             }
+        }
+        for unbuilt in fresh.unbuilt {
+            // A later batch of this projector: at least as new in every
+            // stream it loaded, so the earlier document need not be written.
+            self.orders.remove(&unbuilt.order_id);
+            self.unbuilt.insert(unbuilt.order_id, unbuilt);
         }
         for unplaced in fresh.unplaced {
             // One projector's versions only grow, so the later one covers the earlier.
@@ -120,6 +132,7 @@ impl Merged {
                 .orders
                 .keys()
                 .chain(self.unplaced.keys())
+                .chain(self.unbuilt.keys())
                 .copied()
                 .collect(),
         }
@@ -145,6 +158,37 @@ mod tests {
             version,
             updated_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn the_later_of_a_document_and_versions_alone_is_kept() {
+        let (id, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let unbuilt = |order_id, version| Unbuilt {
+            order_id,
+            versions: [
+                (events::AggregateType::Order, version),
+                (events::AggregateType::Payment, 0),
+                (events::AggregateType::Shipment, 0),
+            ],
+        };
+        let mut merged = Merged::default();
+        merged.add(Fresh {
+            orders: vec![documents::tests::order(id, 2).into()],
+            ..Fresh::default()
+        });
+        merged.add(Fresh {
+            unbuilt: vec![unbuilt(id, 3), unbuilt(other, 1)],
+            ..Fresh::default()
+        });
+        assert!(merged.orders.is_empty(), "the later versions cover it");
+        assert_eq!(merged.unbuilt.len(), 2);
+        merged.add(Fresh {
+            orders: vec![documents::tests::order(id, 4).into()],
+            ..Fresh::default()
+        });
+        assert_eq!(merged.orders[&id].version, 4);
+        assert_eq!(merged.unbuilt.keys().collect::<Vec<_>>(), [&other]);
+        assert_eq!(merged.touched().orders.len(), 2);
     }
 
     #[test]

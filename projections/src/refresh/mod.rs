@@ -243,8 +243,9 @@ impl Writer {
         let Some(generation) = merged.generation else {
             return Ok(Vec::new());
         };
-        let mut entries =
-            Vec::with_capacity(merged.items.len() + merged.orders.len() + merged.unplaced.len());
+        let mut entries = Vec::with_capacity(
+            merged.items.len() + merged.orders.len() + merged.unplaced.len() + merged.unbuilt.len(),
+        );
         let mut orders = Vec::with_capacity(entries.capacity());
         for item in merged.items.values() {
             entries.push(self.cache.item_entry(item)?);
@@ -257,6 +258,12 @@ impl Writer {
         for unplaced in merged.unplaced.values() {
             entries.push(self.cache.unplaced_entry(unplaced));
             orders.push(Some(unplaced.order_id));
+        }
+        // An entry these leave without a body is meant to have none: it
+        // is not rewritten from PostgreSQL.
+        for unbuilt in merged.unbuilt.values() {
+            entries.push(self.cache.unbuilt_entry(unbuilt));
+            orders.push(None);
         }
         let mut bodiless = Vec::new();
         for (chunk, orders) in entries.chunks(CHUNK).zip(orders.chunks(CHUNK)) {

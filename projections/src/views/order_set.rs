@@ -93,7 +93,9 @@ impl<'e> Split<'e> {
 /// Applies `events`. In [`Mode::Live`], also answers the document of
 /// every order the batch named, built from the rows as this transaction
 /// leaves them (see [`documents::assemble`] for why they equal what a reader
-/// loads), and the versions of those it named without an order row.
+/// loads), and the versions of those it named without an order row; in
+/// [`Mode::CatchUp`], only the versions of every order it named (see
+/// [`documents::Unbuilt`]).
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     events: &[OrderSetEvent],
@@ -135,11 +137,24 @@ pub async fn apply_batch(
     order_shipments::store(tx, changed(&shipments, &batch.shipments)).await?;
 
     match mode {
-        Mode::Live => order_timeline::store(tx, &batch.timeline).await?,
+        Mode::Live | Mode::CatchUp => order_timeline::store(tx, &batch.timeline).await?,
         Mode::Rebuild => order_timeline::copy(tx, &batch.timeline).await?,
     }
-    if !want_documents {
-        return Ok(OrderEntries::default());
+    match mode {
+        Mode::Live => {}
+        Mode::CatchUp => {
+            let unbuilt = documents::unbuilt(
+                ids(batch.timeline.iter().map(|e| e.order_id)),
+                &order_rows,
+                &payments,
+                &shipments,
+            );
+            return Ok(OrderEntries {
+                unbuilt,
+                ..OrderEntries::default()
+            });
+        }
+        Mode::Rebuild => return Ok(OrderEntries::default()),
     }
     let mut timelines = stored_timelines(tx, earlier).await?;
     for entry in batch.timeline {
@@ -155,6 +170,7 @@ pub async fn apply_batch(
     Ok(OrderEntries {
         documents: documents::assemble(order_rows, payments, shipments, timelines),
         unplaced,
+        unbuilt: Vec::new(),
     })
 }
 

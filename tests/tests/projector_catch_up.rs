@@ -1,0 +1,129 @@
+//! A projector far behind the log (every record of a batch older than ten
+//! seconds) applies the batch without building its orders' documents: their
+//! cache entries keep only the versions, so a body older than PostgreSQL is
+//! never served, readers go to PostgreSQL, and the next batch of a projector
+//! that keeps up writes the document again.
+//!
+//! The events are written straight to the topic with their record time set
+//! in the past, as a projector catching up after an outage reads them.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use events::AggregateType;
+use events::domain::OrderEvent;
+use projections::cache::Cache;
+use rdkafka::producer::FutureProducer;
+use tests::records::{append, append_at, placed};
+use tests::{TestEnv, eventually};
+use uuid::Uuid;
+
+/// The order version of `id`'s cached body, `None` while it has no body.
+async fn cached_version(cache: &Cache, id: Uuid) -> Option<i64> {
+    let entry = cache.order(id).await.unwrap()?;
+    Some(entry.version(AggregateType::Order))
+}
+
+#[tokio::test]
+async fn batches_far_behind_leave_their_orders_documents_to_postgres() {
+    let env = TestEnv::new();
+    env.kafka
+        .ensure_topics(&env.kafka.all_topics())
+        .await
+        .unwrap();
+    let projections = env.spawn_projections().await;
+    let producer: FutureProducer = env.kafka.producer().create().unwrap();
+    let cache = tests::views::cache(&env);
+    let views = sqlx::PgPool::connect(&env.views_db_url).await.unwrap();
+    let stored = |id: Uuid| {
+        let views = views.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT version FROM orders WHERE order_id = $1")
+                .bind(id)
+                .fetch_optional(&views)
+                .await
+                .unwrap()
+        }
+    };
+    let orders = AggregateType::Order;
+    let (kept, late) = (Uuid::now_v7(), Uuid::now_v7());
+    let long_ago = Utc::now() - chrono::Duration::seconds(60);
+
+    // A projector that keeps up caches the document.
+    append(&producer, &env, orders, kept, 1, &placed("ann")).await;
+    let first = eventually(Duration::from_secs(30), || async {
+        (cached_version(&cache, kept).await == Some(1)).then_some(())
+    });
+    assert!(first.await.is_some(), "the placed order was never cached");
+
+    // A minute-old event of the same order, and a minute-old order: the
+    // batch is far behind. Both reach PostgreSQL; the cached body of version
+    // 1 is taken away rather than left older than the view, and the new
+    // order gets no body.
+    let request = OrderEvent::OrderCancellationRequested {
+        reason: "changed my mind".into(),
+    };
+    append_at(&producer, &env, (orders, kept, 2), &request, long_ago).await;
+    append_at(&producer, &env, (orders, late, 1), &placed("ann"), long_ago).await;
+    let applied = eventually(Duration::from_secs(30), || async {
+        (stored(kept).await == Some(2) && stored(late).await == Some(1)).then_some(())
+    });
+    assert!(
+        applied.await.is_some(),
+        "the old events never reached the views"
+    );
+    let emptied = eventually(Duration::from_secs(10), || async {
+        cached_version(&cache, kept).await.is_none().then_some(())
+    });
+    assert!(
+        emptied.await.is_some(),
+        "the body of version 1 is still served: {:?}",
+        cached_version(&cache, kept).await
+    );
+    assert_eq!(cached_version(&cache, late).await, None);
+    let entry: Vec<(String, String)> = redis::cmd("HGETALL")
+        .arg(cache.order_key(kept))
+        .query_async(&mut redis_connection(&env).await)
+        .await
+        .unwrap();
+    assert!(
+        entry.contains(&("orders".into(), "2".into())),
+        "the entry keeps the version the views reached: {entry:?}"
+    );
+
+    // The next event is fresh: its batch writes the whole document again.
+    append(
+        &producer,
+        &env,
+        orders,
+        kept,
+        3,
+        &OrderEvent::OrderConfirmed,
+    )
+    .await;
+    let rewritten = eventually(Duration::from_secs(30), || async {
+        (cached_version(&cache, kept).await == Some(3)).then_some(())
+    });
+    assert!(
+        rewritten.await.is_some(),
+        "the document was not cached again"
+    );
+
+    let metrics = projections.get("/metrics").await.text().await.unwrap();
+    let catch_up = metrics
+        .lines()
+        .find(|l| l.starts_with("projection_batches_total{mode=\"catch_up\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert!(
+        catch_up.is_some_and(|n| n >= 1),
+        "no batch counted as catching up: {catch_up:?}"
+    );
+}
+
+async fn redis_connection(env: &TestEnv) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(env.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
