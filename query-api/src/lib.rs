@@ -121,6 +121,7 @@ pub async fn run(
         verifier,
         consistency_wait: config.consistency_wait,
         fallbacks: tokio::sync::Semaphore::new(http::MAX_FALLBACKS),
+        fills: Arc::new(tokio::sync::Semaphore::new(http::MAX_FILLS)),
         signing: config.auth.signing.clone(),
         waits: tokio::sync::Semaphore::new(config.max_waits),
         upstreams: console::Upstreams {

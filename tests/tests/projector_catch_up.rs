@@ -1,8 +1,8 @@
 //! A projector far behind the log (every record of a batch older than ten
 //! seconds) applies the batch without building its orders' documents: their
 //! cache entries keep only the versions, so a body older than PostgreSQL is
-//! never served, readers go to PostgreSQL, and the next batch of a projector
-//! that keeps up writes the document again.
+//! never served; a read goes to PostgreSQL and caches what it read, and the
+//! next batch of a projector that keeps up writes the document again.
 //!
 //! The events are written straight to the topic with their record time set
 //! in the past, as a projector catching up after an outage reads them.
@@ -32,6 +32,8 @@ async fn batches_far_behind_leave_their_orders_documents_to_postgres() {
         .await
         .unwrap();
     let projections = env.spawn_projections().await;
+    let query = env.spawn_query_api().await;
+    let ann = tests::auth::token(events::command::Role::Customer, "ann");
     let producer: FutureProducer = env.kafka.producer().create().unwrap();
     let cache = tests::views::cache(&env);
     let views = sqlx::PgPool::connect(&env.views_db_url).await.unwrap();
@@ -81,6 +83,14 @@ async fn batches_far_behind_leave_their_orders_documents_to_postgres() {
         cached_version(&cache, kept).await
     );
     assert_eq!(cached_version(&cache, late).await, None);
+    // The first read of the order is PostgreSQL's, which caches it.
+    let path = format!("/orders/{late}");
+    assert_eq!(served_from(&query, &path, &ann).await, "postgres");
+    let filled = eventually(Duration::from_secs(10), || async {
+        (served_from(&query, &path, &ann).await == "cache").then_some(())
+    });
+    assert!(filled.await.is_some(), "the read did not fill the cache");
+    assert_eq!(cached_version(&cache, late).await, Some(1));
     let entry: Vec<(String, String)> = redis::cmd("HGETALL")
         .arg(cache.order_key(kept))
         .query_async(&mut redis_connection(&env).await)
@@ -118,6 +128,22 @@ async fn batches_far_behind_leave_their_orders_documents_to_postgres() {
         catch_up.is_some_and(|n| n >= 1),
         "no batch counted as catching up: {catch_up:?}"
     );
+}
+
+/// Where a read of `path` was served from, after checking it succeeded.
+async fn served_from(query: &tests::Service, path: &str, bearer: &str) -> String {
+    let response = query
+        .http
+        .get(query.url(path))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
+    let source = response.headers().get("x-served-from").cloned();
+    source
+        .map(|s| s.to_str().unwrap().to_owned())
+        .unwrap_or_default()
 }
 
 async fn redis_connection(env: &TestEnv) -> redis::aio::MultiplexedConnection {

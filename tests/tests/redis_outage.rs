@@ -1,6 +1,7 @@
 //! Redis dies under the read side: the query API keeps answering from
 //! PostgreSQL, the projector keeps folding, and once Redis is back the cache
-//! is written again and agrees with PostgreSQL.
+//! is written again (by the projector, and by the reads PostgreSQL answers)
+//! and agrees with PostgreSQL.
 //!
 //! This binary stops the shared Redis, so it holds a single test; cargo runs
 //! test binaries one after another, so no other test sees the outage.
@@ -148,6 +149,9 @@ async fn reads_survive_a_redis_outage_and_the_cache_catches_up() {
     let body = served(&query, "/catalog/items/LAMP-1", &admin, "cache", version).await;
     assert_eq!(body["on_hand"], 17);
     served(&query, &second_path, &alice, "cache", 1).await;
+    // The restarted Redis is empty: the first order, unchanged since, is
+    // read from PostgreSQL once and cached by that read.
+    served(&query, &first_path, &alice, "cache", 1).await;
     let agreed = eventually(Duration::from_secs(30), || async {
         cache_agrees(&env, second).await.then_some(())
     })

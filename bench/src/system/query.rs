@@ -1,6 +1,8 @@
 //! `GET /orders/{id}` as the order's customer: from the Redis cache (max,
 //! then open loop at half of it or at `--query-rate`), then with the orders
-//! evicted from the cache so every read falls through to PostgreSQL.
+//! evicted from the cache so every read falls through to PostgreSQL. A read
+//! PostgreSQL answers caches the order again, so the miss phase reads each
+//! order once: every order placed, in a stride, not only the newest.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,22 +45,23 @@ impl Served {
 }
 
 pub async fn run(ctx: &Arc<Ctx>) -> anyhow::Result<(Measured, Measured, Measured)> {
-    let orders: Arc<Vec<(Uuid, usize)>> = Arc::new(
-        ctx.orders
-            .lock()
-            .map(|o| o.iter().rev().take(50_000).copied().collect())
-            .unwrap_or_default(),
-    );
-    anyhow::ensure!(!orders.is_empty(), "no orders were placed to read");
+    let placed: Vec<(Uuid, usize)> = ctx
+        .orders
+        .lock()
+        .map(|o| o.iter().rev().copied().collect())
+        .unwrap_or_default();
+    anyhow::ensure!(!placed.is_empty(), "no orders were placed to read");
     let served = Arc::new(Served::default());
-    let read = {
-        let (ctx, orders, served) = (ctx.clone(), orders.clone(), served.clone());
+    let reader = |orders: Arc<Vec<(Uuid, usize)>>| {
+        let (ctx, served) = (ctx.clone(), served.clone());
         move |i: u64| {
             let (ctx, served) = (ctx.clone(), served.clone());
             let (id, customer) = orders[(i as usize).wrapping_mul(7919) % orders.len()];
             async move { read_order(&ctx, &served, id, customer).await }
         }
     };
+    let newest = Arc::new(placed.iter().take(50_000).copied().collect::<Vec<_>>());
+    let read = reader(newest);
     let phase = ctx.args.phase();
     let services = &ctx.args.services;
 
@@ -80,7 +83,8 @@ pub async fn run(ctx: &Arc<Ctx>) -> anyhow::Result<(Measured, Measured, Measured
     let hit_paced = hit_paced.with_note(served.take());
 
     progress("query api: cache misses (closed loop)");
-    evict(ctx, &orders).await?;
+    evict(ctx, &placed).await?;
+    let read = reader(Arc::new(placed));
     let miss = load::closed_loop(READERS, phase / 5, phase, services, read).await;
     let miss = miss.with_note(served.take());
     Ok((hit, hit_paced, miss))
@@ -105,7 +109,7 @@ async fn read_order(ctx: &Ctx, served: &Served, id: Uuid, customer: usize) -> bo
 }
 
 /// Deletes the orders' cache entries (the projector rewrites an entry only
-/// when the order changes, so they stay gone for the miss phase).
+/// when the order changes, and a read only the order it read).
 async fn evict(ctx: &Ctx, orders: &[(Uuid, usize)]) -> anyhow::Result<()> {
     let client = redis::Client::open(ctx.args.redis_url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;

@@ -68,14 +68,19 @@ impl Cache {
     }
 
     pub fn order_entry(&self, document: &OrderDocument) -> Result<Entry, serde_json::Error> {
+        Ok(self.order_entry_of(document, serde_json::to_string(document)?))
+    }
+
+    /// [`order_entry`](Self::order_entry) with the document's JSON already
+    /// encoded as `body`.
+    pub fn order_entry_of(&self, document: &OrderDocument, body: String) -> Entry {
         let key = self.order_key(document.order_id);
-        let body = serde_json::to_string(document)?;
         let fields = self.owned_fields(&key, body, document.customer_id.clone());
-        Ok(Entry {
+        Entry {
             key,
             versions: named(document.versions()),
             fields,
-        })
+        }
     }
 
     /// An order's versions without a body (see [`Unplaced`]): it never

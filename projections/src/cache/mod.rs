@@ -1,6 +1,8 @@
 //! The Redis cache of the hot views: derived data only, never a source of
 //! truth. The projector writes a document after the PostgreSQL commit that
-//! produced it; readers try the cache first and fall back to PostgreSQL.
+//! produced it; readers try the cache first and fall back to PostgreSQL,
+//! and the query API writes an order it read there (as any writer: under
+//! the guard and the epoch below).
 //!
 //! Every entry is a hash: `v` (the guard version), `body` (the served JSON),
 //! `owner` (the customer an order belongs to, so readers can check access

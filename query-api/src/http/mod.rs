@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::command::Principal;
 use events::consistency::ConsistencyToken;
-use projections::read::{Cache, CacheError, Cached};
+use projections::read::{Cache, CacheError, Cached, documents};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
@@ -75,6 +75,9 @@ pub struct Shared {
     /// Reads waiting for a consistency token at the same time at most; more
     /// answer 503 at once, so waits cannot tie up PostgreSQL's polling.
     pub waits: Semaphore,
+    /// Cache writes of documents PostgreSQL answered, in flight at most
+    /// (see [`AppState::fill`]); beyond it a read is answered without one.
+    pub fills: Arc<Semaphore>,
 }
 
 /// The authenticated caller, or 401. First among a handler's arguments, so
@@ -111,6 +114,8 @@ impl<S: Sync> FromRequestParts<S> for TokenHeader {
 pub const MAX_FALLBACKS: usize = 64;
 /// Reads waiting for their consistency token at the same time at most.
 pub const MAX_WAITS: usize = 128;
+/// Cache writes of documents read from PostgreSQL in flight at most.
+pub const MAX_FILLS: usize = 64;
 
 impl AppState {
     /// A slot for a read PostgreSQL answers instead of the cache, or 503.
@@ -119,6 +124,35 @@ impl AppState {
             metrics::counter!("query_shed_total", "reason" => "fallbacks").increment(1);
             QueryError::Busy
         })
+    }
+
+    /// Writes an order document PostgreSQL answered into the cache, in the
+    /// background, so the order's next reads are cache hits (an entry the
+    /// projector left without a body, one a swap or a Redis restart
+    /// removed, or one whose lifetime ran out). `generation` is the cache's,
+    /// taken before the read: the write goes through the same version guard
+    /// and epoch check as the projector's, so it never replaces a newer
+    /// entry, and one read before the cache was emptied is refused.
+    fn fill(&self, generation: u64, document: &documents::OrderDocument, body: String) {
+        let Ok(permit) = self.fills.clone().try_acquire_owned() else {
+            metrics::counter!("query_cache_fills_total", "outcome" => "skipped").increment(1);
+            return;
+        };
+        let entry = self.cache.order_entry_of(document, body);
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            let outcome = match cache.put(generation, &[entry]).await {
+                Ok(1) => "written",
+                Ok(_) => "superseded",
+                Err(CacheError::Stale) => "stale",
+                Err(e) => {
+                    tracing::debug!(error = %e, "filling the cache failed");
+                    "error"
+                }
+            };
+            metrics::counter!("query_cache_fills_total", "outcome" => outcome).increment(1);
+            drop(permit);
+        });
     }
 
     /// The request's `X-Consistency-Token`, if any. A malformed or unsigned
@@ -249,6 +283,15 @@ fn database_response(document: impl serde::Serialize) -> Response {
     response
 }
 
+/// A document read from PostgreSQL, already encoded.
+fn database_body(body: String) -> Response {
+    let mut response = cached_response(body);
+    response
+        .headers_mut()
+        .insert(SOURCE_HEADER, HeaderValue::from_static("postgres"));
+    response
+}
+
 pub fn router(state: Shared) -> Router {
     let state = AppState(Arc::new(state));
     Router::new()
@@ -294,6 +337,7 @@ mod tests {
             ),
             consistency_wait: Duration::from_millis(10),
             fallbacks: Semaphore::new(0),
+            fills: Arc::new(Semaphore::new(0)),
             upstreams: crate::console::Upstreams {
                 command_url: "http://127.0.0.1:1".into(),
                 projections_url: "http://127.0.0.1:1".into(),

@@ -11,7 +11,9 @@ use projections::read::documents;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{AppState, Caller, QueryError, TokenHeader, cached_response, database_response};
+use super::{
+    AppState, Caller, QueryError, TokenHeader, cached_response, database_body, database_response,
+};
 use crate::consistency::Resource;
 
 /// True when `caller` may see orders of `customer_id`.
@@ -63,11 +65,18 @@ pub async fn order(
     }
     state.wait_for(token.as_ref()).await?;
     let _slot = state.fallback()?;
+    let generation = state.cache.generation();
     let order = documents::orders(&state.pool, &[id])
         .instrument(super::read_span("query read", "postgres", "orders"))
         .await?
         .pop()
         .filter(|o| may_read(&caller, &o.customer_id))
         .ok_or(QueryError::NotFound("order"))?;
-    Ok(database_response(order))
+    // Encoded once, for the answer and the cache (encoding an order
+    // document does not fail; if it did, axum's answer would say so).
+    let Ok(body) = serde_json::to_string(&order) else {
+        return Ok(database_response(order));
+    };
+    state.fill(generation, &order, body.clone());
+    Ok(database_body(body))
 }
