@@ -30,6 +30,15 @@ pub fn cache(env: &TestEnv) -> projections::cache::Cache {
     .with_signing(&crate::auth_config().signing)
 }
 
+/// The version of the order `id` in the `orders` view, if it has a row.
+pub async fn order_version(views: &sqlx::PgPool, id: Uuid) -> Option<i64> {
+    sqlx::query_scalar("SELECT version FROM orders WHERE order_id = $1")
+        .bind(id)
+        .fetch_optional(views)
+        .await
+        .unwrap()
+}
+
 /// The projector service (`binary`: the test's
 /// `CARGO_BIN_EXE_projections-service`) in a process of its own, in the
 /// test's consumer group, caching in the Redis at `redis_url`; answers the

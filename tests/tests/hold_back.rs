@@ -37,16 +37,7 @@ async fn later_events_of_a_poisoned_order_are_held_back() {
     append(&producer, &env, orders, healthy, 2, &cancel).await;
 
     let views = sqlx::PgPool::connect(&env.views_db_url).await.unwrap();
-    let version = |id: Uuid| {
-        let views = views.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT version FROM orders WHERE order_id = $1")
-                .bind(id)
-                .fetch_optional(&views)
-                .await
-                .unwrap()
-        }
-    };
+    let version = |id: Uuid| tests::views::order_version(&views, id);
     let healthy_done = eventually(Duration::from_secs(30), || async {
         (version(healthy).await == Some(2)).then_some(())
     });

@@ -37,16 +37,7 @@ async fn batches_far_behind_leave_their_orders_documents_to_postgres() {
     let producer: FutureProducer = env.kafka.producer().create().unwrap();
     let cache = tests::views::cache(&env);
     let views = sqlx::PgPool::connect(&env.views_db_url).await.unwrap();
-    let stored = |id: Uuid| {
-        let views = views.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT version FROM orders WHERE order_id = $1")
-                .bind(id)
-                .fetch_optional(&views)
-                .await
-                .unwrap()
-        }
-    };
+    let stored = |id: Uuid| tests::views::order_version(&views, id);
     let orders = AggregateType::Order;
     let (kept, late) = (Uuid::now_v7(), Uuid::now_v7());
     let long_ago = Utc::now() - chrono::Duration::seconds(60);
@@ -132,13 +123,7 @@ async fn batches_far_behind_leave_their_orders_documents_to_postgres() {
 
 /// Where a read of `path` was served from, after checking it succeeded.
 async fn served_from(query: &tests::Service, path: &str, bearer: &str) -> String {
-    let response = query
-        .http
-        .get(query.url(path))
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .unwrap();
+    let response = tests::views::query::get(query, path, Some(bearer), None).await;
     assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
     let source = response.headers().get("x-served-from").cloned();
     source

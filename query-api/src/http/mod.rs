@@ -260,18 +260,7 @@ const SOURCE_HEADER: &str = "x-served-from";
 
 /// A cached body, answered as is.
 fn cached_response(body: String) -> Response {
-    let mut response = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(SOURCE_HEADER, HeaderValue::from_static("cache"));
-    response
+    encoded_response(body, "cache")
 }
 
 /// A document read from PostgreSQL.
@@ -285,10 +274,22 @@ fn database_response(document: impl serde::Serialize) -> Response {
 
 /// A document read from PostgreSQL, already encoded.
 fn database_body(body: String) -> Response {
-    let mut response = cached_response(body);
+    encoded_response(body, "postgres")
+}
+
+/// An encoded JSON document, answered as is, saying where it came from.
+fn encoded_response(body: String, source: &'static str) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
     response
         .headers_mut()
-        .insert(SOURCE_HEADER, HeaderValue::from_static("postgres"));
+        .insert(SOURCE_HEADER, HeaderValue::from_static(source));
     response
 }
 
