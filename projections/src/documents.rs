@@ -231,7 +231,7 @@ impl Unplaced {
 /// left its rows at (0 for a stream whose rows the batch did not load).
 /// Written as an entry without a body, it takes the body away from an
 /// entry older in one of them, so readers go to PostgreSQL for the order
-/// until a later batch writes its document.
+/// until a read of it there or a later batch writes its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unbuilt {
     pub order_id: Uuid,

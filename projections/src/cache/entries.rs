@@ -2,6 +2,7 @@
 //! an entry as readers get it back.
 
 use events::AggregateType;
+use uuid::Uuid;
 
 use super::Cache;
 use crate::documents::{ItemDocument, OrderDocument, Unbuilt, Unplaced};
@@ -87,19 +88,19 @@ impl Cache {
     /// replaces a body (its order version is 0), but one that is newer in a
     /// stream takes the body of an entry that does not reflect it away.
     pub fn unplaced_entry(&self, unplaced: &Unplaced) -> Entry {
-        Entry {
-            key: self.order_key(unplaced.order_id),
-            versions: named(unplaced.versions()),
-            fields: Vec::new(),
-        }
+        self.versions_entry(unplaced.order_id, unplaced.versions())
     }
 
     /// An order's versions without a body (see [`Unbuilt`]): it takes the
     /// body of an entry older in one of them away.
     pub fn unbuilt_entry(&self, unbuilt: &Unbuilt) -> Entry {
+        self.versions_entry(unbuilt.order_id, unbuilt.versions)
+    }
+
+    fn versions_entry(&self, order_id: Uuid, versions: [(AggregateType, i64); 3]) -> Entry {
         Entry {
-            key: self.order_key(unbuilt.order_id),
-            versions: named(unbuilt.versions),
+            key: self.order_key(order_id),
+            versions: named(versions),
             fields: Vec::new(),
         }
     }
