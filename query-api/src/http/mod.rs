@@ -133,14 +133,14 @@ impl AppState {
     /// taken before the read: the write goes through the same version guard
     /// and epoch check as the projector's, so it never replaces a newer
     /// entry, and one read before the cache was emptied is refused.
-    fn fill(&self, generation: u64, document: &documents::OrderDocument, body: String) {
+    fn fill(&self, generation: u64, document: documents::OrderDocument, body: String) {
         let Ok(permit) = self.fills.clone().try_acquire_owned() else {
             metrics::counter!("query_cache_fills_total", "outcome" => "skipped").increment(1);
             return;
         };
-        let entry = self.cache.order_entry_of(document, body);
         let cache = self.cache.clone();
         tokio::spawn(async move {
+            let entry = cache.order_entry_of(&document, body);
             let outcome = match cache.put(generation, &[entry]).await {
                 Ok(1) => "written",
                 Ok(_) => "superseded",

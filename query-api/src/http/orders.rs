@@ -77,6 +77,7 @@ pub async fn order(
     let Ok(body) = serde_json::to_string(&order) else {
         return Ok(database_response(order));
     };
-    state.fill(generation, &order, body.clone());
-    Ok(database_body(body))
+    let answer = database_body(body.clone());
+    state.fill(generation, order, body);
+    Ok(answer)
 }
