@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use events::record;
 use events::record::CountRebalances;
 use events::{KafkaConfig, telemetry};
+use futures::future;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -54,6 +55,9 @@ const DURABLE_EVERY: Duration = Duration::from_secs(1);
 /// PostgreSQL. Far above the lag of a projector that keeps up (a second at
 /// p99 on a saturated machine), so a burst never reaches it.
 const CATCH_UP_AGE: Duration = Duration::from_secs(10);
+/// A [`Mode::CatchUp`] batch is applied as this many transactions at once,
+/// each over its own partitions (see [`parts`]).
+const CATCH_UP_PARTS: i32 = 2;
 
 pub fn subscribe(
     kafka: &KafkaConfig,
@@ -81,12 +85,18 @@ pub async fn run(
     let mut last_durable = Instant::now();
     let mut max = MIN_BATCH;
     loop {
-        let Some(records) = record::next_batch_or_wait(&consumer, max, &shutdown).await else {
+        let fetching = Instant::now();
+        let Some(mut records) = record::next_batch_or_wait(&consumer, max, &shutdown).await else {
             return;
         };
+        phase("fetch", fetching);
         let oldest = records.iter().filter_map(|r| r.appended_at).min();
         record_age("fetched", oldest);
         let mode = mode_for(&records);
+        if mode == Mode::CatchUp {
+            // Each part's records side by side, each partition's in log order.
+            records.sort_by_key(part_of);
+        }
         let started = Instant::now();
         max = if records.len() >= max {
             (max * 2).min(MAX_BATCH)
@@ -118,9 +128,11 @@ pub async fn run(
     }
 }
 
-/// Time a batch spent in one phase: `apply` (from its records in hand to
-/// its commit, retries included), `handoff` (waiting for room in the cache
-/// refresher's queue) and, in the refresher, `cache` (writing Redis).
+/// Time a batch spent in one phase: `fetch` (from asking for records to
+/// holding the batch, idle waits for new records included), `apply` (from
+/// its records in hand to its commit, retries included), `handoff` (waiting
+/// for room in the cache refresher's queue) and, in the refresher, `cache`
+/// (writing Redis).
 pub(crate) fn phase(phase: &'static str, since: Instant) {
     metrics::histogram!("projection_batch_phase_seconds", "phase" => phase)
         .record(since.elapsed().as_secs_f64());
@@ -148,6 +160,31 @@ fn mode_for(records: &[Record]) -> Mode {
     if behind { Mode::CatchUp } else { Mode::Live }
 }
 
+/// The part of a catch-up batch a record is applied in: its partition's.
+fn part_of(record: &Record) -> i32 {
+    record.partition.rem_euclid(CATCH_UP_PARTS)
+}
+
+/// The transactions `records` are applied in: one, or in [`Mode::CatchUp`]
+/// one per part of the partitions (`records` sorted by [`part_of`]), so
+/// PostgreSQL works on one while the projector folds another.
+///
+/// Parts never write the same row but the sales buckets: the records of an
+/// order, an item or a saga share a key, so a partition (the topics are
+/// co-partitioned, see `KafkaConfig::partitions`), and each part claims
+/// and moves its own partitions' positions. A catch-up batch
+/// reads only the rows of the streams it writes, so no part reads what
+/// another is changing; a live batch reads every stream of its orders to
+/// build their documents, and stays whole. The sales buckets are added to
+/// last, so a part waits there for the other's commit, and in one order
+/// (see `sales::store`), so the parts cannot deadlock.
+fn parts(records: &[Record], mode: Mode) -> Vec<&[Record]> {
+    match mode {
+        Mode::CatchUp => records.chunk_by(|a, b| part_of(a) == part_of(b)).collect(),
+        Mode::Live | Mode::Rebuild => vec![records],
+    }
+}
+
 async fn apply(
     pool: &PgPool,
     routes: &Routes,
@@ -160,16 +197,25 @@ async fn apply(
     } else {
         "BEGIN; SET LOCAL synchronous_commit = off"
     };
-    // The batch's own transaction opens while the pause lock is taken; it
-    // reads and writes nothing before the lock is held.
+    // The batch's own transactions open while the pause lock is taken; they
+    // read and write nothing before the lock is held.
     let (batch, spans) = spans(records);
-    let (guard, tx) = tokio::join!(BatchGuard::enter(pool), pool.begin_with(begin));
-    let (guard, mut tx) = (guard?, tx?);
-    let applied = dispatch::apply_batch(&mut tx, routes, records, mode)
-        .instrument(batch.clone())
+    let parts = parts(records, mode);
+    let (guard, txs) = tokio::join!(
+        BatchGuard::enter(pool),
+        future::try_join_all(parts.iter().map(|_| pool.begin_with(begin)))
+    );
+    let (guard, txs) = (guard?, txs?);
+    let applied =
+        future::try_join_all(txs.into_iter().zip(parts).map(|(mut tx, part)| async move {
+            let applied = dispatch::apply_batch(&mut tx, routes, part, mode).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(applied)
+        }))
+        .instrument(batch)
         .await?;
-    tx.commit().instrument(batch).await?;
     drop(spans);
+    let applied = applied.into_iter().fold(Applied::default(), Applied::merge);
     let label = if mode == Mode::CatchUp {
         "catch_up"
     } else {

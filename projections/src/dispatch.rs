@@ -263,6 +263,15 @@ pub struct Applied {
     pub fresh: Fresh,
 }
 
+impl Applied {
+    /// Both of two batches over different keys, as one.
+    pub fn merge(mut self, other: Applied) -> Applied {
+        self.counts.extend(other.counts);
+        self.fresh.extend(other.fresh);
+        self
+    }
+}
+
 /// Applies a batch to every view set it touches, with their positions and
 /// dead letters: one statement locks the positions and reads the held keys,
 /// one per view table writes it, one stores the dead letters and moves the

@@ -32,6 +32,16 @@ pub struct Fresh {
 }
 
 impl Fresh {
+    /// Adds the documents of a batch over different keys (the other part of
+    /// a batch applied in parts); the generation and age are set after.
+    pub fn extend(&mut self, other: Fresh) {
+        self.items.extend(other.items);
+        self.orders.extend(other.orders);
+        self.unplaced.extend(other.unplaced);
+        self.unbuilt.extend(other.unbuilt);
+        self.reload.merge(other.reload);
+    }
+
     /// The keys of the documents (and of those to reload).
     pub fn touched(&self) -> Touched {
         let mut touched = Touched {

@@ -122,7 +122,6 @@ pub async fn apply_batch(
         fold_into(&mut order_rows, *key, meta, *event, orders::evolve);
     }
     orders::store(tx, changed(&order_rows, &batch.orders)).await?;
-    sales::store(tx, &sold).await?;
 
     let mut payments =
         order_payments::find_many(tx, &load(ids(batch.payments.iter().map(|e| e.0)))).await?;
@@ -140,6 +139,10 @@ pub async fn apply_batch(
         Mode::Live | Mode::CatchUp => order_timeline::store(tx, &batch.timeline).await?,
         Mode::Rebuild => order_timeline::copy(tx, &batch.timeline).await?,
     }
+    // The last write: batches add to the same few buckets, so a batch
+    // written beside this one (by another instance, or the other part of a
+    // catch-up batch) waits here until this one commits.
+    sales::store(tx, &sold).await?;
     match mode {
         Mode::Live => {}
         Mode::CatchUp => {

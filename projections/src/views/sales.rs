@@ -122,7 +122,8 @@ pub fn bucketed(deltas: &[SaleDelta]) -> BTreeMap<(Bucket, DateTime<Utc>, String
     sums
 }
 
-/// Adds `deltas` to the stored sums.
+/// Adds `deltas` to the stored sums, locking the buckets in one order (by
+/// bucket, start and currency), so batches adding at once never deadlock.
 pub async fn store(
     tx: &mut Transaction<'_, Postgres>,
     deltas: &[SaleDelta],
