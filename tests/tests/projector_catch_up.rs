@@ -126,7 +126,7 @@ async fn batches_far_behind_leave_their_orders_documents_to_postgres() {
 async fn a_projector_catching_up_over_two_partitions_equals_the_fold() {
     const ORDERS: usize = 400;
     let env = TestEnv::new();
-    assert_eq!(env.kafka.partitions, 2, "parts need partitions");
+    assert_eq!(env.kafka.partitions, 2, "the halves need two partitions");
     let _command = env.spawn_command().await;
     let bus = Arc::new(
         KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
