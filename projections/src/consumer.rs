@@ -169,15 +169,19 @@ fn part_of(record: &Record) -> i32 {
 /// one per part of the partitions (`records` sorted by [`part_of`]), so
 /// PostgreSQL works on one while the projector folds another.
 ///
-/// Parts never write the same row but the sales buckets: the records of an
-/// order, an item or a saga share a key, so a partition (the topics are
-/// co-partitioned, see `KafkaConfig::partitions`), and each part claims
-/// and moves its own partitions' positions. A catch-up batch reads only the
-/// rows of the streams it writes, so no part reads what another is
-/// changing; a live batch reads every stream of its orders to build their
-/// documents, and stays whole. The sales buckets are added to last, so a
-/// part waits there for the other's commit, and in one order (see
-/// `sales::store`), so the parts cannot deadlock.
+/// Parts never write the same row but the sales buckets: a view row is
+/// written only by the records of its own stream and key, which a topic
+/// keeps in one partition, and each part claims and moves its own
+/// partitions' positions. A catch-up batch reads only the rows of the
+/// streams it writes, so no part reads what another is changing. A live
+/// batch reads every stream of its orders to build their documents, which
+/// holds only while every topic has as many partitions (the topics are
+/// co-partitioned, see `KafkaConfig::partitions`, but a topic keeps the
+/// count it was created with), so it stays whole; a key held back in one
+/// stream holds its other streams' records only under the same condition
+/// (see `hold`). The sales buckets are added to last, so a part waits there
+/// for the other's commit, and in one order (see `sales::store`), so the
+/// parts cannot deadlock.
 fn parts(records: &[Record], mode: Mode) -> Vec<&[Record]> {
     match mode {
         Mode::CatchUp => records.chunk_by(|a, b| part_of(a) == part_of(b)).collect(),
