@@ -204,7 +204,7 @@ impl<'a> Session<'a> {
         drop(std::fs::remove_dir_all(&state_dir));
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| ProcessorError::StateDir(state_dir.clone(), e))?;
-        let state = StateFile::create(&state_dir.join("state")).map_err(StoreError::from)?;
+        let state = StateFile::create(&state_dir.join("state.redb")).map_err(StoreError::from)?;
         consumer.subscribe(&names)?;
         Ok(Session {
             config,
