@@ -239,6 +239,30 @@ fn outcomes_are_forgotten_past_capacity() {
 }
 
 #[test]
+fn outcomes_are_forgotten_after_the_window_and_the_newest_kept() {
+    let mut store = open(AggregateType::CatalogItem, 1000, 1000);
+    let created = envelope(create());
+    let long_ago = Utc::now() - chrono::Duration::hours(2);
+    store.handle(&created, long_ago).unwrap();
+    store.commit().unwrap();
+    let restocks: Vec<_> = (0..3)
+        .map(|_| envelope(CatalogCommand::Restock { quantity: 1 }))
+        .collect();
+    for restock in &restocks {
+        handle(&mut store, restock);
+    }
+    // Decided two hours ago, past the hour's window: the aggregate answers.
+    let retry = handle(&mut store, &created);
+    assert!(matches!(retry.reply.outcome, Outcome::Rejected { .. }));
+    // Each restock within the window is still answered as recorded.
+    for restock in &restocks {
+        let again = handle(&mut store, restock);
+        assert!(again.events.is_empty(), "a remembered restock adds nothing");
+        assert!(matches!(again.reply.outcome, Outcome::Accepted { .. }));
+    }
+}
+
+#[test]
 fn commands_of_another_aggregate_type_are_refused() {
     let mut store = open(AggregateType::Order, 10, 1000);
     let decision = handle(&mut store, &envelope(create()));
