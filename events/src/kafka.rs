@@ -165,6 +165,14 @@ impl KafkaConfig {
             // shares the machine's cores.
             .set("fetch.wait.max.ms", "100")
             .set("fetch.queue.backoff.ms", "5")
+            // librdkafka prefetches up to 64 MiB per consumer, fetched up to
+            // 1 MiB per partition: working off a backlog, the saga service
+            // held 123 MiB of prefetched records in its two consumers. A few
+            // MiB already hold several of the largest batches any reader
+            // takes (1,000 records); the queue is overshot by at most one
+            // fetch, so that is bounded too (BENCHMARKS.md, "Prefetch bounded").
+            .set("queued.max.messages.kbytes", "4096")
+            .set("max.partition.fetch.bytes", "262144")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000");
         overrides(&mut config);
