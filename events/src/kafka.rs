@@ -167,10 +167,11 @@ impl KafkaConfig {
             .set("fetch.queue.backoff.ms", "5")
             // librdkafka prefetches up to 64 MiB per consumer, fetched up to
             // 1 MiB per partition: working off a backlog, the saga service
-            // held 123 MiB of prefetched records in its two consumers. A few
-            // MiB already hold several of the largest batches any reader
-            // takes (1,000 records); the queue is overshot by at most one
-            // fetch, so that is bounded too (BENCHMARKS.md, "Prefetch bounded").
+            // held about 105 MB of prefetched records in its two consumers.
+            // A few MiB already hold several of the largest batches any
+            // reader takes (1,000 records); the queue is overshot by at most
+            // one fetch, so that is bounded too (BENCHMARKS.md, "Prefetch
+            // bounded").
             .set("queued.max.messages.kbytes", "4096")
             .set("max.partition.fetch.bytes", "262144")
             .set("session.timeout.ms", "10000")

@@ -45,12 +45,10 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(kafka: &KafkaConfig, spans: &[Span]) -> Result<Reader, ReplayError> {
-        let mut config = kafka.consumer("replay");
-        // Larger fetches: the replay reads far more than it waits.
-        config
-            .set("fetch.wait.max.ms", "100")
-            .set("queued.min.messages", "100000");
-        let consumer: StreamConsumer = config.create()?;
+        // The consumer's defaults: both settings this once repeated were
+        // them, and its bounded prefetch did not slow a rebuild
+        // (BENCHMARKS.md, "Prefetch bounded").
+        let consumer: StreamConsumer = kafka.consumer("replay").create()?;
         let mut list = TopicPartitionList::new();
         let mut open = HashMap::new();
         for span in spans.iter().filter(|s| s.start < s.end) {
