@@ -45,9 +45,8 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(kafka: &KafkaConfig, spans: &[Span]) -> Result<Reader, ReplayError> {
-        // The consumer's defaults: both settings this once repeated were
-        // them, and its bounded prefetch did not slow a rebuild
-        // (BENCHMARKS.md, "Prefetch bounded").
+        // Every consumer's settings, the bounded prefetch included: a
+        // rebuild was not slower with it (BENCHMARKS.md, "Prefetch bounded").
         let consumer: StreamConsumer = kafka.consumer("replay").create()?;
         let mut list = TopicPartitionList::new();
         let mut open = HashMap::new();
