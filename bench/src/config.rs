@@ -27,6 +27,9 @@ pub enum Phases {
     /// Only the replay rebuild, beside the raw consume, raw upsert and
     /// naive replay baselines it is held against (needs no service).
     Rebuild,
+    /// Only the command service's memory over `--orders` orders and its
+    /// restore after a SIGKILL, on a command service the phase starts.
+    Restore,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -39,6 +42,10 @@ pub struct RunArgs {
     /// Seconds per rate of `--phases commands`.
     #[arg(long, default_value_t = 15)]
     pub rate_seconds: u64,
+    /// Orders `--phases restore` places before it restarts the command
+    /// service (default: 100,000 quick, 1,000,000 full).
+    #[arg(long)]
+    pub orders: Option<u64>,
     #[arg(long, value_enum, default_value = "quick")]
     pub mode: Mode,
     #[arg(long, default_value = "http://127.0.0.1:8080")]

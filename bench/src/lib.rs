@@ -68,6 +68,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     match args.phases {
         config::Phases::Commands => return system::commands_only(&args).await,
         config::Phases::Rebuild => return system::replay::rebuild_only(&args).await,
+        config::Phases::Restore => return system::restore::run(&args).await,
         config::Phases::All => {}
     }
     let started = chrono::Utc::now();

@@ -11,6 +11,8 @@
 //! - `milestones`: the order, payment, shipment and stock events of the
 //!   orders placed end to end, followed on Kafka: completion and per-hop latency.
 //! - `replay`: the slot for `replay rebuild` over 1 M events.
+//! - `restore`: the command service's memory over many orders and its
+//!   restore after a SIGKILL, on a command service of its own.
 
 pub mod commands;
 pub mod end_to_end;
@@ -20,6 +22,7 @@ pub mod milestones;
 pub mod projection;
 pub mod query;
 pub mod replay;
+pub mod restore;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
