@@ -10,6 +10,10 @@
 //! the lag, so the processor's first transaction writes a newer snapshot and
 //! checkpoint, and a second start (after a SIGKILL) reads only the events
 //! after it. Both answer with the version the whole history gives.
+//!
+//! A second test restores 25,000 items from their snapshots alone, more
+//! than the restore sorts in memory at once, so they reach the processor's
+//! local store through sorted runs on disk.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,17 +84,7 @@ fn produce_history(kafka: &KafkaConfig) {
         &producer,
         BaseRecord::to(&snapshots).key(SKU).payload(&state),
     );
-    let checkpoint = Checkpoint {
-        events_offset: SNAPSHOT_AT as i64,
-    }
-    .encode()
-    .unwrap();
-    send(
-        &producer,
-        BaseRecord::to(&snapshots)
-            .key(CHECKPOINT_KEY)
-            .payload(&checkpoint),
-    );
+    send_checkpoint(&producer, kafka, SNAPSHOT_AT as i64);
     producer.flush(Duration::from_secs(60)).expect("flushing");
 }
 
@@ -162,9 +156,51 @@ async fn kill(mut child: tokio::process::Child) {
     child.wait().await.unwrap();
 }
 
+/// A test's slice of the stack with one partition per topic, created.
+async fn one_partition() -> TestEnv {
+    let mut env = TestEnv::new();
+    env.kafka.partitions = 1;
+    env.kafka
+        .ensure_topics(&env.kafka.all_topics())
+        .await
+        .unwrap();
+    env.kafka
+        .ensure_compacted_topics(&snapshot::topics(&env.kafka))
+        .await
+        .unwrap();
+    env
+}
+
+async fn bus(env: &TestEnv) -> Arc<KafkaBus> {
+    Arc::new(
+        KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
+            .await
+            .unwrap(),
+    )
+}
+
+/// Writes the catalog snapshots topic's checkpoint.
+fn send_checkpoint(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    kafka: &KafkaConfig,
+    events_offset: i64,
+) {
+    let checkpoint = Checkpoint { events_offset }.encode().unwrap();
+    send(
+        producer,
+        BaseRecord::to(&snapshot::topic(kafka, AggregateType::CatalogItem))
+            .key(CHECKPOINT_KEY)
+            .payload(&checkpoint),
+    );
+}
+
 async fn restock(bus: &KafkaBus) -> u64 {
+    restock_item(bus, SKU).await
+}
+
+async fn restock_item(bus: &KafkaBus, sku: &str) -> u64 {
     let command = tests::envelope(
-        SKU,
+        sku,
         tests::auth::operator(),
         DomainCommand::CatalogItem(CatalogCommand::Restock { quantity: 1 }),
     );
@@ -183,27 +219,14 @@ async fn restock(bus: &KafkaBus) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
-    let mut env = TestEnv::new();
-    env.kafka.partitions = 1;
-    env.kafka
-        .ensure_topics(&env.kafka.all_topics())
-        .await
-        .unwrap();
-    env.kafka
-        .ensure_compacted_topics(&snapshot::topics(&env.kafka))
-        .await
-        .unwrap();
+    let env = one_partition().await;
     let produced = Instant::now();
     let kafka = env.kafka.clone();
     tokio::task::spawn_blocking(move || produce_history(&kafka))
         .await
         .unwrap();
     println!("produced {EVENTS} events in {:?}", produced.elapsed());
-    let bus = Arc::new(
-        KafkaBus::start(env.kafka.clone(), env.shutdown.child_token())
-            .await
-            .unwrap(),
-    );
+    let bus = bus(&env).await;
 
     let (child, read, took) = start(&env).await;
     println!("snapshot at {SNAPSHOT_AT}: ready after {took:?}, read {read:?}");
@@ -235,5 +258,79 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
         EVENTS + 3,
         "the state is the whole history's"
     );
+    kill(child).await;
+}
+
+/// Items whose snapshots the second test writes, more than one sorted run.
+const ITEMS: u64 = 25_000;
+
+/// Item `i`'s snapshot: created, then restocked `i % 7` times.
+fn item_snapshot(i: u64) -> Vec<u8> {
+    let created = CatalogEvent::ItemCreated {
+        name: format!("Item {i}"),
+        unit_price: tests::processor::usd(5),
+        initial_stock: 0,
+    };
+    let mut state = CatalogItem::default().evolve(&created);
+    for _ in 0..i % 7 {
+        state = state.evolve(&CatalogEvent::Restocked { quantity: 1 });
+    }
+    Slot::Catalog(Versioned {
+        state,
+        version: 1 + i % 7,
+    })
+    .encode()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_items_restore_from_their_snapshots_through_sorted_runs() {
+    let env = one_partition().await;
+    let kafka = env.kafka.clone();
+    tokio::task::spawn_blocking(move || {
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            kafka.producer().create().expect("a producer");
+        let snapshots = snapshot::topic(&kafka, AggregateType::CatalogItem);
+        // An older state of item 0 first: the restore must keep the newer.
+        let stale = Slot::Catalog(Versioned {
+            state: CatalogItem::default(),
+            version: 99,
+        })
+        .encode()
+        .unwrap();
+        send(
+            &producer,
+            BaseRecord::to(&snapshots).key("ITEM-0").payload(&stale),
+        );
+        for i in 0..ITEMS {
+            let key = format!("ITEM-{i}");
+            send(
+                &producer,
+                BaseRecord::to(&snapshots)
+                    .key(key.as_str())
+                    .payload(&item_snapshot(i)),
+            );
+        }
+        send_checkpoint(&producer, &kafka, 0);
+        producer.flush(Duration::from_secs(60)).expect("flushing");
+    })
+    .await
+    .unwrap();
+    let bus = bus(&env).await;
+
+    let (child, read, took) = start(&env).await;
+    println!("{ITEMS} items: ready after {took:?}, read {read:?}");
+    assert_eq!(read["command_restore_snapshots"], ITEMS + 2);
+    assert_eq!(read["command_restore_events_read"], 0);
+    // The first and the last item written, one from the middle, and item
+    // 0, written twice: each continues from its own snapshot.
+    for i in [0, 1, ITEMS / 2 + 3, ITEMS - 1] {
+        assert_eq!(
+            restock_item(&bus, &format!("ITEM-{i}")).await,
+            2 + i % 7,
+            "item {i} restocked after its snapshot at version {}",
+            1 + i % 7
+        );
+    }
     kill(child).await;
 }

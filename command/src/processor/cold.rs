@@ -65,6 +65,11 @@ impl StateFile {
             path: path.to_owned(),
         }))
     }
+
+    /// The lane's folder, which holds the file.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
 }
 
 impl Drop for StateFile {
