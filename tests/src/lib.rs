@@ -141,7 +141,10 @@ impl TestEnv {
             query_api_url: "http://127.0.0.1:8081".into(),
             reply_wait: Duration::from_secs(5),
             lanes: 2,
-            state_dir: command::default_state_dir(),
+            // scripts/test gives the suite a folder of its own, which it
+            // empties first (the processors keep their tables there).
+            state_dir: std::env::var_os("COMMAND_STATE_DIR")
+                .map_or_else(command::default_state_dir, std::path::PathBuf::from),
             http: test_http(),
         }
     }

@@ -9,13 +9,18 @@
 //! only that tail; the item's first unsnapshotted event is then older than
 //! the lag, so the processor's first transaction writes a newer snapshot and
 //! checkpoint, and a second start (after a SIGKILL) reads only the events
-//! after it. Both answer with the version the whole history gives.
+//! after it. Both answer with the version the whole history gives. Each
+//! start is given a state folder: the ones named again resume from the
+//! tables the killed process left there (an earlier start's, even those of
+//! one that another process has since moved past) and read only what
+//! follows them; a new one restores from the snapshots.
 //!
 //! A second test restores 25,000 items from their snapshots alone, more
 //! than the restore sorts in memory at once, so they reach the processor's
 //! local store through sorted runs on disk.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,7 +124,10 @@ fn gauge(metrics: &str, env: &TestEnv, name: &str) -> u64 {
 
 /// Starts the command service as a process, waits until it has restored,
 /// and answers it with what its restore read.
-async fn start(env: &TestEnv) -> (tokio::process::Child, HashMap<&'static str, u64>, Duration) {
+async fn start(
+    env: &TestEnv,
+    state: &Path,
+) -> (tokio::process::Child, HashMap<&'static str, u64>, Duration) {
     let started = Instant::now();
     let (child, addr) = spawn_process(
         env!("CARGO_BIN_EXE_command-service"),
@@ -128,6 +136,7 @@ async fn start(env: &TestEnv) -> (tokio::process::Child, HashMap<&'static str, u
             ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
             ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
             ("INSTANCE_ID", "restorer".into()),
+            ("COMMAND_STATE_DIR", state.display().to_string()),
         ],
     )
     .await;
@@ -140,6 +149,7 @@ async fn start(env: &TestEnv) -> (tokio::process::Child, HashMap<&'static str, u
         .unwrap();
     let mut read = HashMap::new();
     for name in [
+        "command_restore_resumed",
         "command_restore_snapshots",
         "command_restore_events_read",
         "command_restore_events_folded",
@@ -149,8 +159,8 @@ async fn start(env: &TestEnv) -> (tokio::process::Child, HashMap<&'static str, u
     (child, read, ready_after)
 }
 
-/// SIGKILLs the service: its local state is left behind and must not be
-/// trusted by the next start.
+/// SIGKILLs the service: its local state is left behind, as of its last
+/// commit.
 async fn kill(mut child: tokio::process::Child) {
     child.start_kill().unwrap();
     child.wait().await.unwrap();
@@ -227,9 +237,12 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
         .unwrap();
     println!("produced {EVENTS} events in {:?}", produced.elapsed());
     let bus = bus(&env).await;
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
 
-    let (child, read, took) = start(&env).await;
+    let (child, read, took) = start(&env, first.path()).await;
     println!("snapshot at {SNAPSHOT_AT}: ready after {took:?}, read {read:?}");
+    assert_eq!(read["command_restore_resumed"], 0, "nothing to resume");
     assert_eq!(
         read["command_restore_snapshots"], 2,
         "the item and the checkpoint"
@@ -243,8 +256,9 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
     assert_eq!(restock(&bus).await, EVENTS + 2);
     kill(child).await;
 
-    let (child, read, took) = start(&env).await;
+    let (child, read, took) = start(&env, second.path()).await;
     println!("snapshot by the processor: ready after {took:?}, read {read:?}");
+    assert_eq!(read["command_restore_resumed"], 0, "a new state folder");
     assert!(
         read["command_restore_events_read"] <= 2,
         "only the tail after the new checkpoint is read: {read:?}"
@@ -256,6 +270,35 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
     assert_eq!(
         restock(&bus).await,
         EVENTS + 3,
+        "the state is the whole history's"
+    );
+    kill(child).await;
+
+    let (child, read, took) = start(&env, second.path()).await;
+    println!("resumed from its own tables: ready after {took:?}, read {read:?}");
+    assert_eq!(read["command_restore_resumed"], 1, "{read:?}");
+    assert_eq!(read["command_restore_snapshots"], 0, "{read:?}");
+    assert!(
+        read["command_restore_events_read"] <= 3,
+        "only the events from the checkpoint on: {read:?}"
+    );
+    assert_eq!(
+        read["command_restore_events_folded"], 0,
+        "the tables hold every committed restock: {read:?}"
+    );
+    assert_eq!(restock(&bus).await, EVENTS + 4);
+    kill(child).await;
+
+    let (child, read, took) = start(&env, first.path()).await;
+    println!("resumed from tables two restocks behind: ready after {took:?}, read {read:?}");
+    assert_eq!(read["command_restore_resumed"], 1, "{read:?}");
+    assert_eq!(
+        read["command_restore_events_folded"], 2,
+        "the restocks another process committed after these tables: {read:?}"
+    );
+    assert_eq!(
+        restock(&bus).await,
+        EVENTS + 5,
         "the state is the whole history's"
     );
     kill(child).await;
@@ -318,7 +361,8 @@ async fn many_items_restore_from_their_snapshots_through_sorted_runs() {
     .unwrap();
     let bus = bus(&env).await;
 
-    let (child, read, took) = start(&env).await;
+    let state = tempfile::tempdir().unwrap();
+    let (child, read, took) = start(&env, state.path()).await;
     println!("{ITEMS} items: ready after {took:?}, read {read:?}");
     assert_eq!(read["command_restore_snapshots"], ITEMS + 2);
     assert_eq!(read["command_restore_events_read"], 0);

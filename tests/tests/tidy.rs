@@ -34,7 +34,6 @@ const FILE_LINES: usize = 400;
 const LONG_FILES: &[(&str, usize)] = &[
     ("tests/src/lib.rs", 541),
     ("command/src/processor/mod.rs", 462),
-    ("command/src/processor/store.rs", 403),
     ("events/src/domain/tests/samples.rs", 414),
 ];
 

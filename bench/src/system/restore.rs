@@ -10,7 +10,10 @@
 //! the service's memory at every tenth of them; then it kills the service
 //! with SIGKILL and starts it again over the same topics [`RESTARTS`] times,
 //! each time timing the start until ready and reading from `/metrics` what
-//! the restore read and how long it took.
+//! the restore read and how long it took. The first half of the starts find
+//! the local tables the killed process left (a restart on the same host,
+//! which resumes from them); the second half start from an empty state
+//! folder (another host, which restores from the snapshots).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -28,7 +31,7 @@ use crate::config::RunArgs;
 use crate::procstat::{self, Memory};
 
 /// Kills and restarts after the orders are placed.
-const RESTARTS: usize = 3;
+const RESTARTS: usize = 4;
 
 /// Memory samples while the orders are placed.
 const SAMPLES: u64 = 10;
@@ -59,19 +62,31 @@ async fn measure(args: &RunArgs, state_dir: &Path) -> anyhow::Result<()> {
     let statuses = ctx.take_statuses();
     let mut restarts = Vec::new();
     for i in 1..=RESTARTS {
-        progress(&format!("restore: SIGKILL and restart {i} of {RESTARTS}"));
+        let emptied = i > RESTARTS / 2;
+        let folder = if emptied { "emptied" } else { "kept" };
+        progress(&format!(
+            "restore: SIGKILL and restart {i} of {RESTARTS}, state folder {folder}"
+        ));
         service.child.kill().await.ok();
+        if emptied {
+            std::fs::remove_dir_all(state_dir).ok();
+        }
         service = Service::start(args, state_dir).await?;
         let scraped = metrics::scrape(&ctx.http, &service.url).await;
         let value = |name: &str| scraped.get(name).copied().unwrap_or(0.0);
-        let longest = scraped
-            .iter()
-            .filter(|(series, _)| series.starts_with("command_restore_seconds{"))
-            .map(|(_, seconds)| *seconds)
-            .fold(0.0, f64::max);
+        let longest = |name: &str| {
+            scraped
+                .iter()
+                .filter(|(series, _)| series.starts_with(&format!("{name}{{")))
+                .map(|(_, seconds)| *seconds)
+                .fold(0.0, f64::max)
+        };
         restarts.push(Restart {
+            folder,
+            resumed: value("command_restore_resumed"),
+            open: value("command_state_file_open_seconds_sum"),
             ready: service.ready,
-            longest_restore: longest,
+            longest_restore: longest("command_restore_seconds"),
             snapshots: value("command_restore_snapshots"),
             events_read: value("command_restore_events_read"),
             memory: procstat::memory("command", service.pid),
@@ -175,6 +190,12 @@ struct Sample {
 }
 
 struct Restart {
+    /// Whether the state folder was kept from the killed process or emptied.
+    folder: &'static str,
+    /// Partitions resumed from the tables left in it.
+    resumed: f64,
+    /// Seconds the service took to open its partitions' state files, summed.
+    open: f64,
     ready: Duration,
     /// The longest restore of one partition (`command_restore_seconds`).
     longest_restore: f64,
@@ -262,13 +283,16 @@ fn markdown(
     }
     out.push_str(
         "\nThen SIGKILL and a start over the same topics, each time:\n\n\
-         | restart | start to ready s | longest restore of a partition s | snapshots read | events read | RSS MiB once ready |\n\
-         |---|---|---|---|---|---|\n",
+         | restart | state folder | partitions resumed | state files open s (sum) | start to ready s | longest restore of a partition s | snapshots read | events read | RSS MiB once ready |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for (i, r) in restarts.iter().enumerate() {
         out.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.0} | {:.0} | {} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {} |\n",
             i + 1,
+            r.folder,
+            r.resumed,
+            r.open,
             r.ready.as_secs_f64(),
             r.longest_restore,
             r.snapshots,

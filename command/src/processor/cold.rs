@@ -1,31 +1,49 @@
 //! The on-disk half of a partition's state: every aggregate of the
 //! partition and the deduplication outcomes of the window, in an embedded
-//! key-value file (redb), so memory holds only the hot aggregates.
+//! key-value file (redb) of its own, so memory holds only the hot
+//! aggregates.
 //!
-//! Each lane has one [`StateFile`] (a redb database costs about a megabyte
-//! of memory whatever it holds, so not one per partition), and each of its
-//! partitions three tables in it. The file is a cache, never the record: it
-//! is created empty when a lane's session starts and deleted when the
-//! session ends; a partition's tables are created empty on assignment,
-//! filled from the snapshots and the events topics, written only with
-//! committed state, and dropped on revocation. Because of that it is never
-//! synced to the disk: a crash loses nothing the log does not hold.
+//! The files of an instance's partitions share a folder, whichever lane
+//! holds them: a restarted instance's lanes are given its partitions
+//! afresh. A file is a cache, never the record: it is written only with
+//! committed state, and every commit also records where in the logs that
+//! state ends ([`Resume`]), so the next session on this host (after a
+//! crash, a deploy or a rebalance) resumes the partition from it and reads
+//! only the logs' tails. A file that cannot be trusted (none, another
+//! layout, another boot, another topic of the same name, or too far behind)
+//! is emptied and restored from the log. It is never synced to the disk: a
+//! process that dies leaves its writes in the kernel's page cache, and
+//! after a reboot, which may lose them, [`Resume::boot`] no longer matches.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redb::backends::FileBackend;
-use redb::{Database, ReadableTable, ReadableTableMetadata, StorageBackend, TableDefinition};
+use redb::{
+    Database, DatabaseError, ReadableTable, ReadableTableMetadata, StorageBackend, TableDefinition,
+};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 type Slots<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
 type Outcomes<'a> = TableDefinition<'a, u128, &'static [u8]>;
 /// Outcomes by the time they were decided (ms), oldest first, to expire them.
 type Expiry<'a> = TableDefinition<'a, (i64, u128), ()>;
+/// Each partition's [`Resume`], by its tables' name.
+const RESUMES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("resume");
+/// The tables' layout: a session that finds another restores from the log.
+const FORMAT: u32 = 1;
+/// How a partition's file name ends; anything else in the folder is left
+/// over from a killed process.
+const EXTENSION: &str = "redb";
+/// How long a file another lane of this process still has open is waited
+/// for (it closes it before the group gives the partition away).
+const LOCKED_FOR_AT_MOST: Duration = Duration::from_secs(10);
 
-/// redb's page cache per lane; the OS page cache does the rest.
-const CACHE_BYTES: usize = 4 << 20;
+/// redb's page cache per partition; the OS page cache does the rest.
+const CACHE_BYTES: usize = 2 << 20;
 /// Most expired outcomes removed per commit, so a commit stays short.
 const EXPIRE_PER_COMMIT: usize = 10_000;
 
@@ -40,50 +58,128 @@ impl<E: Into<redb::Error>> From<E> for ColdError {
     }
 }
 
-/// A lane's state file, deleted when the last of its stores is dropped.
+/// Creates the folder of an instance's partition files, or empties it of
+/// whatever else a killed process left there (a restore's spilled runs).
+pub fn sweep(dir: &Path) -> Result<(), std::io::Error> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .extension()
+            .is_none_or(|extension| extension != EXTENSION)
+        {
+            drop(std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path)));
+        }
+    }
+    Ok(())
+}
+
+/// A partition's state file, kept across sessions.
 pub struct StateFile {
     db: Database,
     path: PathBuf,
 }
 
 impl StateFile {
-    /// Creates an empty file at `path`, replacing whatever was there.
-    pub fn create(path: &Path) -> Result<Arc<StateFile>, ColdError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(redb::Error::Io)?;
-        let backend = Unsynced(FileBackend::new(file)?);
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create_with_backend(backend)?;
-        Ok(Arc::new(StateFile {
-            db,
-            path: path.to_owned(),
-        }))
-    }
-
-    /// The lane's folder, which holds the file.
-    pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+    /// Opens the file `name` in the instance's folder `dir`, created if
+    /// missing. A file that does not open as a store is replaced by an
+    /// empty one: it is only a cache.
+    pub fn open(dir: &Path, name: &str) -> Result<Arc<StateFile>, std::io::Error> {
+        let path = dir.join(format!("{name}.{EXTENSION}"));
+        let started = Instant::now();
+        let db = loop {
+            match open_db(&path) {
+                Ok(db) => break db,
+                Err(DatabaseError::DatabaseAlreadyOpen)
+                    if started.elapsed() < LOCKED_FOR_AT_MOST =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "a local state file does not open, starting an empty one");
+                    // Unlinked, not truncated: a process that still has it
+                    // open keeps its own copy.
+                    std::fs::remove_file(&path)?;
+                    break open_db(&path).map_err(std::io::Error::other)?;
+                }
+            }
+        };
+        // After a crash, redb first checks the whole file and rebuilds its
+        // allocator state.
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(path = %path.display(), seconds, "opened a local state file");
+        metrics::histogram!("command_state_file_open_seconds").record(seconds);
+        Ok(Arc::new(StateFile { db, path }))
     }
 }
 
-impl Drop for StateFile {
-    fn drop(&mut self) {
-        drop(std::fs::remove_file(&self.path));
+fn open_db(path: &Path) -> Result<Database, DatabaseError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| DatabaseError::Storage(e.into()))?;
+    let backend = Unsynced(FileBackend::new(file)?);
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create_with_backend(backend)
+}
+
+/// Where a partition's tables end in the logs, written with every commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    format: u32,
+    /// The kernel boot the file was written under.
+    boot: Option<String>,
+    /// The events partition's first record (offset, timestamp in ms): a
+    /// topic deleted and created again under the same name has another.
+    pub origin: Option<(i64, i64)>,
+    /// The snapshots checkpoint the store last wrote or read.
+    pub checkpoint: Option<i64>,
+    /// One past the last event the tables' state covers.
+    pub events_end: i64,
+    /// One past the last reply the outcomes hold.
+    pub replies_end: Option<i64>,
+}
+
+impl Resume {
+    pub fn new(
+        origin: Option<(i64, i64)>,
+        checkpoint: Option<i64>,
+        events_end: i64,
+        replies_end: Option<i64>,
+    ) -> Resume {
+        Resume {
+            format: FORMAT,
+            boot: boot_id(),
+            origin,
+            checkpoint,
+            events_end,
+            replies_end,
+        }
+    }
+
+    /// Written by this layout since this host's boot (when the host tells
+    /// its boot apart at all).
+    fn current(&self) -> bool {
+        self.format == FORMAT && self.boot.is_some() && self.boot == boot_id()
     }
 }
 
-/// One partition's cold state: its tables in the lane's file.
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_owned())
+}
+
+/// One partition's cold state: its tables in its file.
 pub struct ColdStore {
     file: Arc<StateFile>,
     slots: String,
     outcomes: String,
     expiry: String,
+    name: String,
 }
 
 impl std::fmt::Debug for ColdStore {
@@ -105,24 +201,55 @@ pub struct ColdWrite {
     pub expire_before_ms: i64,
     /// Most outcomes kept; the oldest go first.
     pub outcome_capacity: usize,
+    /// Where the tables end once this is written (none while a restore
+    /// from the log is still filling them).
+    pub resume: Option<Resume>,
 }
 
 impl ColdStore {
-    /// Empty tables named after `name` (e.g. `orders-3`) in the lane's file.
+    /// Empty tables named after `name` (e.g. `orders.events-3`) in the
+    /// partition's file, replacing any of that name.
     pub fn create(file: &Arc<StateFile>, name: &str) -> Result<ColdStore, ColdError> {
-        let store = ColdStore {
-            file: file.clone(),
-            slots: format!("{name}/slots"),
-            outcomes: format!("{name}/outcomes"),
-            expiry: format!("{name}/outcome_expiry"),
-        };
-        store.drop_tables()?;
+        let store = ColdStore::named(file, name);
         let txn = store.file.db.begin_write()?;
+        txn.delete_table(store.slots_table())?;
+        txn.delete_table(store.outcomes_table())?;
+        txn.delete_table(store.expiry_table())?;
+        txn.open_table(RESUMES)?.remove(name)?;
         txn.open_table(store.slots_table())?;
         txn.open_table(store.outcomes_table())?;
         txn.open_table(store.expiry_table())?;
         txn.commit()?;
         Ok(store)
+    }
+
+    /// The tables named after `name` as an earlier session left them, with
+    /// where they end, if that session finished restoring them on this
+    /// boot with this layout.
+    pub fn reopen(
+        file: &Arc<StateFile>,
+        name: &str,
+    ) -> Result<Option<(ColdStore, Resume)>, ColdError> {
+        let txn = file.db.begin_read()?;
+        let resume = match txn.open_table(RESUMES) {
+            Ok(table) => table.get(name)?.map(|v| v.value().to_vec()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let resume = resume.and_then(|bytes| serde_json::from_slice::<Resume>(&bytes).ok());
+        Ok(resume
+            .filter(Resume::current)
+            .map(|resume| (ColdStore::named(file, name), resume)))
+    }
+
+    fn named(file: &Arc<StateFile>, name: &str) -> ColdStore {
+        ColdStore {
+            file: file.clone(),
+            slots: format!("{name}/slots"),
+            outcomes: format!("{name}/outcomes"),
+            expiry: format!("{name}/outcome_expiry"),
+            name: name.to_owned(),
+        }
     }
 
     fn slots_table(&self) -> Slots<'_> {
@@ -135,15 +262,6 @@ impl ColdStore {
 
     fn expiry_table(&self) -> Expiry<'_> {
         TableDefinition::new(&self.expiry)
-    }
-
-    fn drop_tables(&self) -> Result<(), ColdError> {
-        let txn = self.file.db.begin_write()?;
-        txn.delete_table(self.slots_table())?;
-        txn.delete_table(self.outcomes_table())?;
-        txn.delete_table(self.expiry_table())?;
-        txn.commit()?;
-        Ok(())
     }
 
     /// The stored state of one aggregate, as JSON.
@@ -188,24 +306,20 @@ impl ColdStore {
                 expiry.remove((at, id))?;
                 outcomes.remove(id)?;
             }
+            if let Some(resume) = &write.resume {
+                let value = serde_json::to_vec(resume).map_err(|e| redb::Error::Io(e.into()))?;
+                txn.open_table(RESUMES)?
+                    .insert(self.name.as_str(), value.as_slice())?;
+            }
         }
         txn.commit()?;
         Ok(())
     }
 }
 
-impl Drop for ColdStore {
-    /// A revoked partition's tables go; in a failed session the whole file
-    /// goes anyway, so an error here only costs disk space until then.
-    fn drop(&mut self) {
-        if let Err(error) = self.drop_tables() {
-            tracing::warn!(%error, table = %self.slots, "dropping a partition's local state failed");
-        }
-    }
-}
-
 /// A file backend that never syncs: the store is rebuilt from the log
-/// whenever it could have been lost, so durability would only cost time.
+/// whenever it could have been lost (a reboot, [`Resume::boot`]), so
+/// durability would only cost time.
 #[derive(Debug)]
 struct Unsynced(FileBackend);
 

@@ -33,7 +33,7 @@ pub mod store;
 mod txn;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -48,7 +48,6 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use cold::StateFile;
 use rebalance::RebalanceLog;
 use store::{Decision, Limits, PartitionStore, StoreError};
 use txn::{Deliveries, Phases, TxnProducer};
@@ -77,8 +76,8 @@ pub struct ProcessorConfig {
     pub dedup_capacity: usize,
     /// Most aggregates per partition kept in memory.
     pub hot_aggregates: usize,
-    /// Where each lane keeps its partitions' state on disk (a cache of the
-    /// snapshots topic, emptied when a lane's session starts).
+    /// Where the instance keeps its partitions' state on disk (a cache of
+    /// the log, one file per partition, which a restart resumes from).
     pub state_dir: PathBuf,
     /// The command API of this process, handed each committed transaction's
     /// replies (see [`crate::bus::ReplySink`]).
@@ -130,28 +129,37 @@ pub fn spawn(config: ProcessorConfig, shutdown: CancellationToken) -> std::io::R
         threads: Vec::new(),
         ready: Vec::new(),
     };
+    // The instance's lanes keep their partitions' files in one folder: a
+    // restarted instance's lanes are given its partitions afresh.
+    let state = config.state_dir.join(&config.transactional_id);
+    cold::sweep(&state)?;
     for lane in 0..config.lanes.max(1) {
         let ready = Arc::new(AtomicBool::new(false));
         let config = ProcessorConfig {
             transactional_id: format!("{}-{lane}", config.transactional_id),
             ..config.clone()
         };
-        let (flag, shutdown) = (ready.clone(), shutdown.clone());
+        let (flag, shutdown, state) = (ready.clone(), shutdown.clone(), state.clone());
         let thread = std::thread::Builder::new()
             .name(format!("command-lane-{lane}"))
-            .spawn(move || run(config, shutdown, flag))?;
+            .spawn(move || run(config, shutdown, flag, state))?;
         processor.threads.push(thread);
         processor.ready.push(ready);
     }
     Ok(processor)
 }
 
-fn run(config: ProcessorConfig, shutdown: CancellationToken, ready: Arc<AtomicBool>) {
+fn run(
+    config: ProcessorConfig,
+    shutdown: CancellationToken,
+    ready: Arc<AtomicBool>,
+    state: PathBuf,
+) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let started = Instant::now();
-        let outcome =
-            Session::start(&config, ready.clone()).and_then(|mut session| session.run(&shutdown));
+        let outcome = Session::start(&config, ready.clone(), &state)
+            .and_then(|mut session| session.run(&shutdown));
         ready.store(false, Ordering::Relaxed);
         match outcome {
             Ok(()) => return,
@@ -176,7 +184,8 @@ struct Session<'a> {
     producer: TxnProducer,
     topics: HashMap<String, AggregateType>,
     stores: HashMap<(AggregateType, i32), PartitionStore>,
-    state: Arc<StateFile>,
+    /// The folder of the instance's partition files.
+    state: PathBuf,
     ready: Arc<AtomicBool>,
 }
 
@@ -184,6 +193,7 @@ impl<'a> Session<'a> {
     fn start(
         config: &'a ProcessorConfig,
         ready: Arc<AtomicBool>,
+        state: &Path,
     ) -> Result<Session<'a>, ProcessorError> {
         let producer: TxnProducer = config
             .kafka
@@ -199,12 +209,6 @@ impl<'a> Session<'a> {
             .map(|t| (config.kafka.commands_topic(t), t))
             .collect();
         let names: Vec<&str> = topics.keys().map(String::as_str).collect();
-        // Whatever a previous session left on disk may be ahead of the log.
-        let state_dir = config.state_dir.join(&config.transactional_id);
-        drop(std::fs::remove_dir_all(&state_dir));
-        std::fs::create_dir_all(&state_dir)
-            .map_err(|e| ProcessorError::StateDir(state_dir.clone(), e))?;
-        let state = StateFile::create(&state_dir.join("state.redb")).map_err(StoreError::from)?;
         consumer.subscribe(&names)?;
         Ok(Session {
             config,
@@ -212,7 +216,7 @@ impl<'a> Session<'a> {
             producer,
             topics,
             stores: HashMap::new(),
-            state,
+            state: state.to_owned(),
             ready,
         })
     }
@@ -309,7 +313,7 @@ impl<'a> Session<'a> {
             dedup_capacity: config.dedup_capacity,
             hot_aggregates: config.hot_aggregates,
         };
-        let file = &self.state;
+        let dir = self.state.as_path();
         let restored: Vec<_> = std::thread::scope(|scope| {
             let handles: Vec<_> = assigned
                 .into_iter()
@@ -317,7 +321,7 @@ impl<'a> Session<'a> {
                 .map(|(aggregate, partitions)| {
                     scope.spawn(move || {
                         let stores =
-                            restore::restore(&config.kafka, aggregate, &partitions, limits, file);
+                            restore::restore(&config.kafka, aggregate, &partitions, limits, dir);
                         (aggregate, stores)
                     })
                 })
@@ -395,11 +399,7 @@ impl<'a> Session<'a> {
             sink.committed(replies);
         }
         // Only committed state reaches the disk.
-        for key in touched.partitions() {
-            if let Some(store) = self.stores.get_mut(key) {
-                store.commit()?;
-            }
-        }
+        touched.commit(&self.producer, kafka, &mut self.stores)?;
         phases.mark("store");
         metrics::counter!("commands_processed_total").increment(batch.len() as u64);
         metrics::counter!("events_appended_total").increment(produced as u64);

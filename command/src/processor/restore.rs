@@ -1,77 +1,91 @@
 //! Rebuilds [`PartitionStore`]s when a processor is assigned commands
-//! partitions, from the same partitions of three topics: the snapshots
-//! (every aggregate's latest state and the checkpoint), the events after the
-//! checkpoint (all of them when there is none, as in a deployment that
-//! predates snapshots), and the replies inside the deduplication window.
-//! Snapshots and replies reach the store's disk half in key order, sorted
-//! on the way ([`Keyed`]).
+//! partitions. A partition whose tables an earlier session on this host
+//! left, and that the log has not moved far past, resumes from them: the
+//! events from their checkpoint on and the replies after them. Any other
+//! is restored into empty tables from the same partitions of three topics:
+//! the snapshots (every aggregate's latest state and the checkpoint), the
+//! events after the checkpoint (all of them when there is none, as in a
+//! deployment that predates snapshots), and the replies inside the
+//! deduplication window. Snapshots and replies reach the store's disk half
+//! in key order, sorted on the way ([`Keyed`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use chrono::Utc;
 use events::command::Reply;
 use events::{AggregateType, KafkaConfig, kafka};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
-use rdkafka::message::BorrowedMessage;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset};
 
 use super::ProcessorError;
 use super::cold::StateFile;
 use super::snapshot::{self, CHECKPOINT_KEY, Checkpoint};
 use super::store::{Limits, PartitionStore, StoreError};
 
+mod logs;
+mod read;
 mod sorted;
 
+use logs::logs;
+use read::{Starts, read_to_end};
 use sorted::{Keyed, Sorter};
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// Longer than the transaction timeout: an open transaction of a fenced
-/// zombie holds the end of the partition back until the broker aborts it.
-const END_WITHIN: Duration = Duration::from_secs(90);
 
 /// What a restore read per partition, reported as gauges.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
+    resumed: bool,
     snapshots: u64,
     events_read: u64,
     events_folded: u64,
     replies: u64,
 }
 
-/// Reads the state of the given partitions of one aggregate type into fresh
-/// stores (their disk halves in the lane's state file), one consumer per
-/// topic for all of them. Blocking.
+/// Reads the state of the given partitions of one aggregate type into
+/// stores (their disk halves in their files in `dir`, resumed or emptied),
+/// one consumer per topic for all of them. Blocking.
 pub fn restore(
     kafka: &KafkaConfig,
     aggregate: AggregateType,
     partitions: &[i32],
     limits: Limits,
-    file: &Arc<StateFile>,
+    dir: &Path,
 ) -> Result<HashMap<i32, PartitionStore>, ProcessorError> {
     let started = Instant::now();
-    let open = |p: i32| {
-        let name = format!("{}-{p}", aggregate.as_str());
-        PartitionStore::open(aggregate, limits, file, &name)
-    };
-    let mut stores = HashMap::new();
+    let events_topic = kafka.events_topic(aggregate);
+    let replies_topic = kafka.replies_topic(aggregate);
+    let name = |p: i32| format!("{events_topic}-{p}");
+    let mut files = HashMap::new();
     for &p in partitions {
-        stores.insert(p, open(p)?);
+        let file = StateFile::open(dir, &name(p))
+            .map_err(|e| ProcessorError::StateDir(dir.to_owned(), e))?;
+        files.insert(p, file);
     }
+    let open = |p: i32| PartitionStore::open(aggregate, limits, &files[&p], &name(p));
+    let logs = logs(kafka, &events_topic, &replies_topic, partitions)?;
+    let mut stores = HashMap::new();
     let mut counts: HashMap<i32, Counts> = HashMap::new();
-    let unusable = read_snapshots(kafka, aggregate, partitions, &mut stores, &mut counts, file)?;
+    let mut fresh = Vec::new();
+    for &p in partitions {
+        let resumed = PartitionStore::reopen(aggregate, limits, &files[&p], &name(p))?
+            .filter(|(_, resume)| logs.get(&p).is_some_and(|log| log.resumes(resume)));
+        let store = match resumed {
+            Some((store, _)) => store,
+            None => {
+                fresh.push(p);
+                open(p)?
+            }
+        };
+        counts.entry(p).or_default().resumed = store.resumed();
+        stores.insert(p, store);
+    }
+    let unusable = read_snapshots(kafka, aggregate, &fresh, &mut stores, &mut counts, dir)?;
     for p in unusable {
         // An unreadable snapshot (a state type changed incompatibly): this
         // partition is folded from its first event instead, and snapshotted anew.
-        stores.remove(&p);
         stores.insert(p, open(p)?);
         counts.insert(p, Counts::default());
     }
-    let events_topic = kafka.events_topic(aggregate);
     let starts: Vec<(i32, Offset)> = partitions
         .iter()
         .map(
@@ -123,10 +137,16 @@ pub fn restore(
         // further back only inserted replies that the store's first commit
         // expired (a partition with a day of 500,000 replies was read whole).
         at_most: 2 * limits.dedup_capacity as i64,
+        // A resumed store's outcomes hold the replies before this.
+        after: partitions
+            .iter()
+            .filter_map(|p| Some((*p, stores.get(p)?.replies_end()?)))
+            .collect(),
     };
-    let replies_topic = kafka.replies_topic(aggregate);
-    let mut sorter = Sorter::new(file, &replies_topic)?;
+    let mut sorter = Sorter::new(dir, &replies_topic)?;
+    let mut replies_end: HashMap<i32, i64> = HashMap::new();
     read_to_end(kafka, &replies_topic, starts, |message| {
+        replies_end.insert(message.partition(), message.offset() + 1);
         let payload = message.payload().unwrap_or_default();
         // Only the key here: the whole reply is decoded once, in key order.
         let key: ReplyKey = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
@@ -146,7 +166,9 @@ pub fn restore(
             .map_err(|e| record.error(&replies_topic, e))?;
         counts.entry(record.partition).or_default().replies += 1;
     }
-    for store in stores.values_mut() {
+    for (p, store) in stores.iter_mut() {
+        let origin = logs.get(p).and_then(|log| log.origin);
+        store.restored(origin, replies_end.get(p).copied());
         store.commit()?;
     }
     report(&events_topic, &counts, started);
@@ -161,12 +183,15 @@ fn read_snapshots(
     partitions: &[i32],
     stores: &mut HashMap<i32, PartitionStore>,
     counts: &mut HashMap<i32, Counts>,
-    file: &StateFile,
+    dir: &Path,
 ) -> Result<HashSet<i32>, ProcessorError> {
     let mut unusable = HashSet::new();
+    if partitions.is_empty() {
+        return Ok(unusable);
+    }
     let topic = snapshot::topic(kafka, aggregate);
     let starts: Vec<(i32, Offset)> = partitions.iter().map(|p| (*p, Offset::Beginning)).collect();
-    let mut sorter = Sorter::new(file, &topic)?;
+    let mut sorter = Sorter::new(dir, &topic)?;
     read_to_end(kafka, &topic, Starts::Offsets(starts), |message| {
         let partition = message.partition();
         counts.entry(partition).or_default().snapshots += 1;
@@ -231,6 +256,7 @@ fn report(events_topic: &str, counts: &HashMap<i32, Counts>, started: Instant) {
         tracing::info!(
             topic = %events_topic,
             partition,
+            resumed = count.resumed,
             snapshots = count.snapshots,
             events_read = count.events_read,
             events_folded = count.events_folded,
@@ -242,6 +268,7 @@ fn report(events_topic: &str, counts: &HashMap<i32, Counts>, started: Instant) {
             ("topic", events_topic.to_owned()),
             ("partition", partition.to_string()),
         ];
+        metrics::gauge!("command_restore_resumed", &labels).set(f64::from(u8::from(count.resumed)));
         metrics::gauge!("command_restore_snapshots", &labels).set(count.snapshots as f64);
         metrics::gauge!("command_restore_events_read", &labels).set(count.events_read as f64);
         metrics::gauge!("command_restore_events_folded", &labels).set(count.events_folded as f64);
@@ -259,118 +286,3 @@ fn store_of(
         .get_mut(&partition)
         .ok_or_else(|| format!("a record of unassigned partition {partition}"))
 }
-
-/// Where [`read_to_end`] starts in each partition.
-enum Starts {
-    /// At these offsets.
-    Offsets(Vec<(i32, Offset)>),
-    /// At the first record written at or after `since_ms` (broker time),
-    /// but no earlier than `at_most` offsets before the end.
-    Newest {
-        partitions: Vec<i32>,
-        since_ms: i64,
-        at_most: i64,
-    },
-}
-
-/// Feeds every committed record of the partitions from the given starts to
-/// `apply`, and returns how many there were.
-fn read_to_end(
-    kafka: &KafkaConfig,
-    topic: &str,
-    starts: Starts,
-    mut apply: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>,
-) -> Result<u64, ProcessorError> {
-    // Assigned, never subscribed: a group id is required but no group is joined.
-    let mut config = kafka.consumer("command-processor-restore");
-    // The end of a partition shows as a fetch that comes back empty, which
-    // the broker holds for the whole wait: three of them per restore, on
-    // which the partitions' commands wait.
-    config
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer<QuietEof> = config.create_with_context(QuietEof)?;
-    // A consumer assigned partitions before it knows their leader starts
-    // fetching about 500 ms later (librdkafka's debug log shows the wait
-    // between the assignment and "start fetching"), three times per
-    // restore: 1.6 s for a partition of 30 records. Asking for the topic's
-    // metadata first connects it and learns the leader in one round trip.
-    consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let mut list = TopicPartitionList::new();
-    let partitions: Vec<i32> = match starts {
-        Starts::Offsets(starts) => {
-            for (partition, offset) in &starts {
-                list.add_partition_offset(topic, *partition, *offset)?;
-            }
-            starts.iter().map(|(p, _)| *p).collect()
-        }
-        Starts::Newest {
-            partitions,
-            since_ms,
-            at_most,
-        } => {
-            for &partition in &partitions {
-                list.add_partition_offset(topic, partition, Offset::Offset(since_ms))?;
-            }
-            // Timestamps become offsets; partitions with nothing newer get End.
-            let found = consumer.offsets_for_times(list, TIMEOUT)?;
-            list = TopicPartitionList::new();
-            for element in found.elements() {
-                let (_, high) = consumer.fetch_watermarks(topic, element.partition(), TIMEOUT)?;
-                let start = match element.offset() {
-                    Offset::Offset(at) => Offset::Offset(at.max(high - at_most)),
-                    other => other,
-                };
-                list.add_partition_offset(topic, element.partition(), start)?;
-            }
-            partitions
-        }
-    };
-    consumer.assign(&list)?;
-    let mut open: HashSet<i32> = partitions.into_iter().collect();
-    let mut count = 0;
-    let deadline = Instant::now() + END_WITHIN;
-    while !open.is_empty() {
-        match consumer.poll(Duration::from_millis(500)) {
-            None if Instant::now() >= deadline => {
-                return Err(ProcessorError::Restore(format!(
-                    "{topic} {open:?}: no end of partition within {END_WITHIN:?}"
-                )));
-            }
-            None => {}
-            // With read_committed the end is the last stable offset, which
-            // stops before a transaction still open: the session waits for
-            // the previous owner's last transaction to end before restoring
-            // (see `apply_rebalances`), so none of its own remains open.
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                open.remove(&partition);
-            }
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(message)) => {
-                apply(&message).map_err(|error| {
-                    ProcessorError::Restore(format!(
-                        "{topic}/{} offset {}: {error}",
-                        message.partition(),
-                        message.offset()
-                    ))
-                })?;
-                count += 1;
-            }
-        }
-    }
-    Ok(count)
-}
-
-/// Reaching the end of a partition is what a restore waits for, not an
-/// error worth logging (librdkafka also reports it as a client error).
-struct QuietEof;
-
-impl ClientContext for QuietEof {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
-            tracing::warn!(%error, reason, "kafka client error during restore");
-        }
-    }
-}
-
-impl ConsumerContext for QuietEof {}

@@ -22,8 +22,8 @@ use rdkafka::producer::{BaseRecord, Producer};
 use serde::{Deserialize, Serialize};
 
 use super::ProcessorError;
-use super::store::PartitionStore;
 pub use super::store::{CHECKPOINT_KEY, Slot, SnapshotPlan};
+use super::store::{PartitionStore, StoreError};
 use super::txn::{self, TxnProducer};
 
 /// How far behind the end of its events partition a changed aggregate's
@@ -87,8 +87,27 @@ impl Touched {
         });
     }
 
-    pub fn partitions(&self) -> impl Iterator<Item = &(AggregateType, i32)> {
-        self.0.keys()
+    /// Writes the changed partitions' state to their tables once the
+    /// transaction has committed, with where their events and replies now
+    /// end (the delivery reports of this session's records).
+    pub fn commit(
+        &self,
+        producer: &TxnProducer,
+        kafka: &KafkaConfig,
+        stores: &mut HashMap<(AggregateType, i32), PartitionStore>,
+    ) -> Result<(), StoreError> {
+        for &(aggregate, partition) in self.0.keys() {
+            if let Some(store) = stores.get_mut(&(aggregate, partition)) {
+                let delivered = |topic: String| producer.context().delivered(&topic, partition);
+                let replies = delivered(kafka.replies_topic(aggregate));
+                store.advance(
+                    delivered(kafka.events_topic(aggregate)),
+                    replies.map(|d| d.end),
+                );
+                store.commit()?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -20,12 +20,9 @@ use events::{AggregateType, EventMeta};
 use hashlink::LruCache;
 use uuid::Uuid;
 
-use super::cold::{ColdError, ColdStore, ColdWrite, StateFile};
-use super::decide::{decide_slot, recorded_version, rejected, restore_into, visible_to_issuer};
+use super::cold::{ColdError, ColdStore, ColdWrite, Resume, StateFile};
+use super::decide::{decide_slot, recorded_version, rejected, visible_to_issuer};
 pub use super::slot::{Slot, Versioned};
-
-/// Changes held in memory before they are written to disk during a restore.
-const RESTORE_FLUSH_EVERY: usize = 10_000;
 
 /// Largest snapshot record written. A larger state (a catalog item that
 /// remembers every order it ever committed grows without bound) is not
@@ -111,6 +108,11 @@ pub struct PartitionStore {
     checkpoint: Option<i64>,
     /// One past the last events offset the restore read.
     restored_end: Option<i64>,
+    /// Resumed from the tables an earlier session left (`restoring`).
+    resumed: bool,
+    /// Where the tables end, written with every commit; none while a
+    /// restore from the log is filling empty tables.
+    resume: Option<Resume>,
     cold: ColdStore,
 }
 
@@ -123,7 +125,12 @@ impl PartitionStore {
         file: &Arc<StateFile>,
         name: &str,
     ) -> Result<PartitionStore, StoreError> {
-        Ok(PartitionStore {
+        let cold = ColdStore::create(file, name)?;
+        Ok(PartitionStore::over(aggregate, limits, cold))
+    }
+
+    fn over(aggregate: AggregateType, limits: Limits, cold: ColdStore) -> PartitionStore {
+        PartitionStore {
             aggregate,
             limits,
             dirty: HashMap::new(),
@@ -134,89 +141,15 @@ impl PartitionStore {
             oversized: HashSet::new(),
             checkpoint: None,
             restored_end: None,
-            cold: ColdStore::create(file, name)?,
-        })
+            resumed: false,
+            resume: None,
+            cold,
+        }
     }
 
     /// Aggregates held in memory.
     pub fn in_memory(&self) -> usize {
         self.dirty.len() + self.hot.len()
-    }
-
-    /// Loads one aggregate's snapshot (restore).
-    pub fn restore_snapshot(&mut self, id: &str, state: &[u8]) -> Result<(), StoreError> {
-        Slot::decode(self.aggregate, state).map_err(|error| StoreError::Corrupt {
-            id: id.to_owned(),
-            error,
-        })?;
-        self.staged.push((id.to_owned(), state.to_vec()));
-        if self.staged.len() >= RESTORE_FLUSH_EVERY {
-            self.commit()?;
-        }
-        Ok(())
-    }
-
-    /// Folds one committed event into its aggregate unless the aggregate's
-    /// snapshot already covers it; answers whether it was folded (restore).
-    pub fn restore_event(
-        &mut self,
-        offset: i64,
-        meta: &EventMeta,
-        payload: &[u8],
-    ) -> Result<bool, StoreError> {
-        self.restored_end = self.restored_end.max(Some(offset + 1));
-        let id = meta.aggregate_id.as_str();
-        let Some((mut slot, origin)) = self.take(id)? else {
-            return Ok(false);
-        };
-        if meta.sequence <= slot.version() {
-            self.put_back(id, slot, origin, false);
-            return Ok(false);
-        }
-        let folded = match &mut slot {
-            Slot::Catalog(v) => restore_into(v, meta, payload),
-            Slot::Order(v) => restore_into(v, meta, payload),
-            Slot::Payment(v) => restore_into(v, meta, payload),
-            Slot::Shipment(v) => restore_into(v, meta, payload),
-        };
-        self.put_back(id, slot, origin, true);
-        folded?;
-        // Every event folded here is at or after the checkpoint the
-        // restore started from.
-        let since = self.checkpoint.unwrap_or(0);
-        if !self.pending.contains_key(id) {
-            self.pending.insert(id.to_owned(), since);
-        }
-        if self.dirty.len() >= RESTORE_FLUSH_EVERY {
-            self.commit()?;
-        }
-        Ok(true)
-    }
-
-    /// Remembers a committed reply, so a duplicate of its command is answered alike.
-    pub fn restore_reply(&mut self, reply: Reply) -> Result<(), StoreError> {
-        self.outcomes.insert(reply.command_id, reply);
-        if self.outcomes.len() >= RESTORE_FLUSH_EVERY {
-            self.commit()?;
-        }
-        Ok(())
-    }
-
-    /// The snapshots topic's checkpoint: events before this offset are
-    /// covered by the snapshots.
-    pub fn set_checkpoint(&mut self, events_offset: i64) {
-        self.checkpoint = Some(events_offset);
-    }
-
-    pub fn checkpoint(&self) -> Option<i64> {
-        self.checkpoint
-    }
-
-    /// Where this store's history ends as far as it knows without having
-    /// written any: past the last event the restore read, else its
-    /// checkpoint.
-    pub fn restored_end(&self) -> i64 {
-        self.restored_end.or(self.checkpoint).unwrap_or(0)
     }
 
     /// Writes what changed since the last commit to disk: called once the
@@ -241,6 +174,10 @@ impl PartitionStore {
             outcomes,
             expire_before_ms: horizon.timestamp_millis(),
             outcome_capacity: self.limits.dedup_capacity,
+            resume: self.resume.clone().map(|mut resume| {
+                resume.checkpoint = self.checkpoint;
+                resume
+            }),
         })?;
         // A change not yet pending (committed without `snapshots` being
         // asked) has all its unsnapshotted events after the checkpoint.
@@ -397,6 +334,7 @@ impl PartitionStore {
 }
 
 mod pending;
+mod restoring;
 #[cfg(test)]
 mod tests;
 

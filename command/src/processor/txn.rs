@@ -27,9 +27,17 @@ pub type TxnProducer = ThreadedProducer<Deliveries>;
 pub struct Deliveries {
     pending: Mutex<u64>,
     settled: Condvar,
-    /// One past the highest acknowledged offset per topic and partition,
-    /// where snapshot checkpoints come from.
-    ends: Mutex<HashMap<(String, i32), i64>>,
+    /// What was acknowledged per topic and partition.
+    ends: Mutex<HashMap<(String, i32), Delivered>>,
+}
+
+/// What a lane's session had acknowledged on one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered {
+    /// The first record's offset and timestamp (ms).
+    pub first: (i64, i64),
+    /// One past the highest offset, where snapshot checkpoints come from.
+    pub end: i64,
 }
 
 impl ClientContext for Deliveries {}
@@ -40,10 +48,14 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
         if let Ok(message) = result {
             let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
-            let end = ends
-                .entry((message.topic().to_owned(), message.partition()))
-                .or_default();
-            *end = (*end).max(message.offset() + 1);
+            let offset = message.offset();
+            let timestamp = message.timestamp().to_millis().unwrap_or_default();
+            ends.entry((message.topic().to_owned(), message.partition()))
+                .and_modify(|d| d.end = d.end.max(offset + 1))
+                .or_insert(Delivered {
+                    first: (offset, timestamp),
+                    end: offset + 1,
+                });
         }
         // A failed delivery puts the transaction in an abortable state, so
         // the commit reports it; here only the count matters.
@@ -67,6 +79,11 @@ impl Deliveries {
 
     /// One past the highest offset acknowledged on a partition, if any.
     pub fn delivered_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.delivered(topic, partition).map(|d| d.end)
+    }
+
+    /// What was acknowledged on a partition, if anything.
+    pub fn delivered(&self, topic: &str, partition: i32) -> Option<Delivered> {
         let ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
         ends.get(&(topic.to_owned(), partition)).copied()
     }

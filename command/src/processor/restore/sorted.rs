@@ -3,11 +3,11 @@
 
 use std::cmp::Ordering;
 use std::io::{Read, Write};
+use std::path::Path;
 
 use extsort::{ExternalSorter, Sortable};
 
 use crate::processor::ProcessorError;
-use crate::processor::cold::StateFile;
 
 /// A record of a snapshots or replies partition, to be written to its
 /// store in key order. Read in offset order, their keys are random ids,
@@ -71,7 +71,7 @@ impl Sortable for Keyed {
 pub(super) const SORT_RUN: usize = 10_000;
 
 /// Sorts [`Keyed`] records of one topic in runs of [`SORT_RUN`], spilled
-/// to a folder of its own in the lane's folder (which a new session
+/// to a folder of its own in the instance's folder (which a new process
 /// empties) and merged.
 pub(super) struct Sorter {
     sorter: extsort::PushExternalSorter<Keyed, fn(&Keyed, &Keyed) -> Ordering>,
@@ -80,11 +80,11 @@ pub(super) struct Sorter {
 }
 
 impl Sorter {
-    pub fn new(file: &StateFile, topic: &str) -> Result<Sorter, ProcessorError> {
+    pub fn new(folder: &Path, topic: &str) -> Result<Sorter, ProcessorError> {
         let dir = tempfile::Builder::new()
             .prefix("restore-")
-            .tempdir_in(file.dir())
-            .map_err(|e| ProcessorError::StateDir(file.dir().to_owned(), e))?;
+            .tempdir_in(folder)
+            .map_err(|e| ProcessorError::StateDir(folder.to_owned(), e))?;
         let sorter = ExternalSorter::new()
             .with_segment_size(SORT_RUN)
             .with_sort_dir(dir.path().to_owned())

@@ -12,15 +12,16 @@ use uuid::Uuid;
 use super::{Decision, Limits, PartitionStore, SnapshotPlan};
 use crate::processor::cold::StateFile;
 
-/// A store whose disk half lives in a fresh temporary file (deleted with it).
+/// A store whose disk half lives in a fresh temporary file (its folder is
+/// gone at once; the open file lives as long as the store).
 fn open(aggregate: AggregateType, dedup_capacity: usize, hot_aggregates: usize) -> PartitionStore {
     let limits = Limits {
         dedup_window: Duration::from_secs(3600),
         dedup_capacity,
         hot_aggregates,
     };
-    let path = std::env::temp_dir().join(format!("store-test-{}.redb", Uuid::new_v4()));
-    let file = StateFile::create(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = StateFile::open(dir.path(), "catalog-0").unwrap();
     PartitionStore::open(aggregate, limits, &file, "catalog-0").unwrap()
 }
 

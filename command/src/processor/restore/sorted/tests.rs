@@ -1,7 +1,6 @@
 use uuid::Uuid;
 
 use super::{Keyed, SORT_RUN, Sorter};
-use crate::processor::cold::StateFile;
 
 /// More records than three runs, so the sorter spills runs to disk and
 /// merges them: they come back ordered by partition, key and offset (a key
@@ -11,8 +10,7 @@ use crate::processor::cold::StateFile;
 fn records_come_back_in_key_order_from_spilled_runs() {
     let dir = std::env::temp_dir().join(format!("restore-test-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = StateFile::create(&dir.join("state.redb")).unwrap();
-    let mut sorter = Sorter::new(&file, "topic").unwrap();
+    let mut sorter = Sorter::new(&dir, "topic").unwrap();
     let mut pushed = Vec::new();
     for offset in 0..(3 * SORT_RUN as i64 + 7) {
         let key = match offset % 10 {
@@ -45,6 +43,5 @@ fn records_come_back_in_key_order_from_spilled_runs() {
     pushed.sort();
     assert_eq!(sorted, pushed);
     assert_eq!(spilled(&dir), 0);
-    drop(file);
     std::fs::remove_dir_all(&dir).unwrap();
 }
