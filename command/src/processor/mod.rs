@@ -19,13 +19,14 @@
 //!
 //! Each lane runs on its own OS thread because librdkafka's transaction calls
 //! block. Any failure inside a transaction ends the lane's session: its
-//! producer, consumer and state (in memory and on disk) are dropped and
-//! rebuilt from the log, exactly as after a crash, so there is one recovery path and it is
-//! always exercised.
+//! producer, consumer and state in memory are dropped and its partitions
+//! taken up again exactly as after a crash (resumed from their files, or
+//! restored from the log), so there is one recovery path and it is always
+//! exercised.
 
 mod cold;
+mod consumer;
 mod decide;
-mod rebalance;
 mod restore;
 mod slot;
 pub mod snapshot;
@@ -48,7 +49,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use rebalance::RebalanceLog;
+use consumer::RebalanceLog;
 use store::{Decision, Limits, PartitionStore, StoreError};
 use txn::{Deliveries, Phases, TxnProducer};
 
@@ -164,7 +165,7 @@ fn run(
         match outcome {
             Ok(()) => return,
             Err(e) => {
-                tracing::error!(error = %e, "command processor session failed, restarting from the log");
+                tracing::error!(error = %e, "command processor session failed, restarting");
                 metrics::counter!("command_processor_restarts_total").increment(1);
             }
         }
@@ -200,10 +201,7 @@ impl<'a> Session<'a> {
             .transactional_producer(&config.transactional_id)
             .create_with_context(Deliveries::default())?;
         producer.init_transactions(TXN_TIMEOUT)?;
-        let consumer: BaseConsumer<RebalanceLog> = config
-            .kafka
-            .consumer(&config.group_id)
-            .create_with_context(RebalanceLog::default())?;
+        let consumer = consumer::create(config)?;
         let topics: HashMap<String, AggregateType> = AggregateType::AGGREGATES
             .into_iter()
             .map(|t| (config.kafka.commands_topic(t), t))
@@ -223,7 +221,7 @@ impl<'a> Session<'a> {
 
     fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
         while !shutdown.is_cancelled() {
-            let batch = self.poll_batch();
+            let batch = consumer::poll_batch(&self.consumer, self.config.max_batch)?;
             self.apply_rebalances()?;
             let batch: Vec<OwnedMessage> = batch
                 .into_iter()
@@ -240,27 +238,6 @@ impl<'a> Session<'a> {
         self.topics
             .get(topic)
             .is_some_and(|t| self.stores.contains_key(&(*t, partition)))
-    }
-
-    /// Waits briefly for one command, then takes what else is buffered.
-    fn poll_batch(&self) -> Vec<OwnedMessage> {
-        let mut batch = Vec::new();
-        let mut timeout = Duration::from_millis(100);
-        while batch.len() < self.config.max_batch {
-            match self.consumer.poll(timeout) {
-                None => break,
-                Some(Ok(message)) => {
-                    crate::bus::record_age("command_poll_age_seconds", message.timestamp());
-                    batch.push(message.detach())
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "polling commands failed");
-                    break;
-                }
-            }
-            timeout = Duration::ZERO;
-        }
-        batch
     }
 
     /// Restores newly assigned partitions (every aggregate type in parallel)
