@@ -111,8 +111,8 @@ struct Service {
     pid: u32,
     url: String,
     /// From the start of the process until `/health/ready` answered 200:
-    /// joining the group (after a SIGKILL, once the dead members' sessions
-    /// expired) and restoring every partition.
+    /// joining the group (as the killed lanes' static members, at once)
+    /// and restoring every partition.
     ready: Duration,
 }
 
@@ -175,7 +175,8 @@ impl Service {
     }
 }
 
-/// Longer than a restore may take plus the dead members' session timeout.
+/// Longer than a restore may take plus a session timeout (10 s), should the
+/// lanes join as new members.
 const READY_WITHIN: Duration = Duration::from_secs(300);
 
 fn log_path() -> PathBuf {
@@ -301,11 +302,10 @@ fn markdown(
         ));
     }
     out.push_str(
-        "\nStart to ready includes joining the group, which after a SIGKILL waits \
-         for the dead members' sessions to expire (10 s); a partition's restore \
-         is the service's own `command_restore_seconds` (partitions of one \
-         aggregate type in one lane restore together, the lanes and the types \
-         in parallel).\n",
+        "\nStart to ready includes joining the group: the service's lanes are \
+         static members, so the restarted ones replace the killed ones at once; \
+         a partition's restore is the service's own `command_restore_seconds` \
+         (each partition in a thread of its own).\n",
     );
     out
 }

@@ -240,7 +240,7 @@ impl<'a> Session<'a> {
             .is_some_and(|t| self.stores.contains_key(&(*t, partition)))
     }
 
-    /// Restores newly assigned partitions (every aggregate type in parallel)
+    /// Restores newly assigned partitions (in parallel, one thread each)
     /// and forgets revoked ones.
     fn apply_rebalances(&mut self) -> Result<(), ProcessorError> {
         let changes = std::mem::take(
@@ -292,13 +292,16 @@ impl<'a> Session<'a> {
         };
         let dir = self.state.as_path();
         let restored: Vec<_> = std::thread::scope(|scope| {
+            // A thread per partition: each restores into a file of its own.
             let handles: Vec<_> = assigned
                 .into_iter()
-                .filter(|(_, partitions)| !partitions.is_empty())
-                .map(|(aggregate, partitions)| {
+                .flat_map(|(aggregate, partitions)| {
+                    partitions.into_iter().map(move |p| (aggregate, p))
+                })
+                .map(|(aggregate, partition)| {
                     scope.spawn(move || {
                         let stores =
-                            restore::restore(&config.kafka, aggregate, &partitions, limits, dir);
+                            restore::restore(&config.kafka, aggregate, &[partition], limits, dir);
                         (aggregate, stores)
                     })
                 })
