@@ -60,6 +60,8 @@ impl<E: Into<redb::Error>> From<E> for ColdError {
 
 /// Creates the folder of an instance's partition files, or empties it of
 /// whatever else a killed process left there (a restore's spilled runs).
+/// Also removes the folders that builds before 2026-12-06 kept beside it,
+/// one per lane (`<folder>-<lane>`), which nothing reads any more.
 pub fn sweep(dir: &Path) -> Result<(), std::io::Error> {
     std::fs::create_dir_all(dir)?;
     for entry in std::fs::read_dir(dir)? {
@@ -69,6 +71,21 @@ pub fn sweep(dir: &Path) -> Result<(), std::io::Error> {
             .is_none_or(|extension| extension != EXTENSION)
         {
             drop(std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path)));
+        }
+    }
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+    else {
+        return Ok(());
+    };
+    for entry in std::fs::read_dir(parent)? {
+        let entry = entry?;
+        let lane = entry.file_name();
+        let is_lane = lane
+            .to_str()
+            .and_then(|lane| lane.strip_prefix(name)?.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if is_lane && entry.file_type()?.is_dir() {
+            drop(std::fs::remove_dir_all(entry.path()));
         }
     }
     Ok(())
@@ -344,3 +361,6 @@ impl StorageBackend for Unsynced {
         self.0.write(offset, data)
     }
 }
+
+#[cfg(test)]
+mod tests;
