@@ -13,7 +13,9 @@
 //! - `replay`: the slot for `replay rebuild` over 1 M events.
 //! - `restore`: the command service's memory over many orders and its
 //!   restore after a SIGKILL, on a command service of its own.
+//! - `child`: starting such a service of a phase's own.
 
+pub mod child;
 pub mod commands;
 pub mod end_to_end;
 pub mod latency;

@@ -2,18 +2,16 @@
 //! and how fast a fresh projector folds everything the run wrote (catch-up).
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
-use tokio::process::Command;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Ctx, Outcome, get_order, poll};
+use super::{Ctx, Outcome, child, get_order, poll};
 use crate::baselines::progress;
 use crate::procstat;
 use crate::stats::Measured;
@@ -100,8 +98,6 @@ pub async fn catch_up(ctx: &Ctx) -> Outcome {
 
 async fn measure_catch_up(ctx: &Ctx) -> anyhow::Result<Measured> {
     let args = &ctx.args;
-    let binary = args.bin_dir.join("projections");
-    anyhow::ensure!(binary.exists(), "{} is missing", binary.display());
     let live = PgPoolOptions::new()
         .max_connections(1)
         .connect(&args.database_url(&args.views_db))
@@ -111,35 +107,25 @@ async fn measure_catch_up(ctx: &Ctx) -> anyhow::Result<Measured> {
     if sqlx::Postgres::database_exists(&url).await? {
         sqlx::Postgres::force_drop_database(&url).await?;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let log = std::fs::File::create(std::env::temp_dir().join("bench-catch-up-projector.log"))?;
-    let mut child = Command::new(&binary)
-        .args(["--http-addr", &format!("127.0.0.1:{port}")])
-        .args([
+    let group = format!(
+        "{}catch-up-{}",
+        args.kafka_args.topic_prefix,
+        Uuid::new_v4()
+    );
+    let mut child = child::start(
+        args,
+        "projections",
+        "bench-catch-up-projector.log",
+        &[
             "--group-id",
-            &format!(
-                "{}catch-up-{}",
-                args.kafka_args.topic_prefix,
-                Uuid::new_v4()
-            ),
-        ])
-        .args(["--database-url", &url, "--redis-url", &args.redis_url])
-        .args(["--kafka-brokers", &args.kafka_args.brokers])
-        .args(["--topic-prefix", &args.kafka_args.topic_prefix])
-        .args([
-            "--kafka-partitions",
-            &args.kafka_args.partitions.to_string(),
-        ])
-        // Development mode, as scripts/bench starts the other services.
-        .arg("--dev")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the catch-up projector")?;
-    let pid = child.id().context("the catch-up projector's pid")?;
+            &group,
+            "--database-url",
+            &url,
+            "--redis-url",
+            &args.redis_url,
+        ],
+    )?;
+    let pid = child.pid;
     let started = Instant::now();
     let mut pool = None;
     let mut first_progress = None;
@@ -167,7 +153,7 @@ async fn measure_catch_up(ctx: &Ctx) -> anyhow::Result<Measured> {
         }
     };
     let memory = procstat::memory("projections (catch-up)", pid);
-    child.kill().await.ok();
+    child.process.kill().await.ok();
     let pool = pool.context("no connection to the catch-up database")?;
     let (events,): (i64,) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM order_timeline)

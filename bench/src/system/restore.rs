@@ -15,17 +15,14 @@
 //! which resumes from them); the second half start from an empty state
 //! folder (another host, which restores from the snapshots).
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use super::{commands, metrics};
+use super::{child, commands, metrics};
 use crate::baselines::progress;
 use crate::config::RunArgs;
 use crate::procstat::{self, Memory};
@@ -67,7 +64,7 @@ async fn measure(args: &RunArgs, state_dir: &Path) -> anyhow::Result<()> {
         progress(&format!(
             "restore: SIGKILL and restart {i} of {RESTARTS}, state folder {folder}"
         ));
-        service.child.kill().await.ok();
+        service.child.process.kill().await.ok();
         if emptied {
             std::fs::remove_dir_all(state_dir).ok();
         }
@@ -89,10 +86,10 @@ async fn measure(args: &RunArgs, state_dir: &Path) -> anyhow::Result<()> {
             longest_restore: longest("command_restore_seconds"),
             snapshots: value("command_restore_snapshots"),
             events_read: value("command_restore_events_read"),
-            memory: procstat::memory("command", service.pid),
+            memory: procstat::memory("command", service.child.pid),
         });
     }
-    service.child.kill().await.ok();
+    service.child.process.kill().await.ok();
     let text = markdown(&args.invocation, orders, &statuses, &samples, &restarts);
     std::fs::create_dir_all(&args.out_dir)?;
     let name = format!(
@@ -107,8 +104,7 @@ async fn measure(args: &RunArgs, state_dir: &Path) -> anyhow::Result<()> {
 
 /// A command service started by the phase, ready.
 struct Service {
-    child: Child,
-    pid: u32,
+    child: child::Child,
     url: String,
     /// From the start of the process until `/health/ready` answered 200:
     /// joining the group (as the killed lanes' static members, at once)
@@ -118,41 +114,29 @@ struct Service {
 
 impl Service {
     async fn start(args: &RunArgs, state_dir: &Path) -> anyhow::Result<Service> {
-        let binary = args.bin_dir.join("command");
-        anyhow::ensure!(binary.exists(), "{} is missing", binary.display());
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_path())?;
         let started = Instant::now();
-        let mut child = Command::new(&binary)
-            .args(["--http-addr", &addr.to_string()])
-            .args(["--instance-id", "bench-restore"])
-            .arg("--state-dir")
-            .arg(state_dir)
-            .args(["--kafka-brokers", &args.kafka_args.brokers])
-            .args(["--topic-prefix", &args.kafka_args.topic_prefix])
-            .args([
-                "--kafka-partitions",
-                &args.kafka_args.partitions.to_string(),
-            ])
-            // Development mode, as scripts/bench starts the other services,
-            // and no per-caller rate limit: the load comes from one address.
-            .args(["--dev", "--rate-per-second", "0"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the command service")?;
-        let pid = child.id().context("the command service's pid")?;
-        let url = format!("http://{addr}");
+        let state_dir = state_dir.to_string_lossy();
+        let mut child = child::start(
+            args,
+            "command",
+            "bench-restore-command.log",
+            &[
+                "--instance-id",
+                "bench-restore",
+                "--state-dir",
+                &state_dir,
+                // No per-caller rate limit: the load comes from one address.
+                "--rate-per-second",
+                "0",
+            ],
+        )?;
+        let url = format!("http://{}", child.addr);
         let http = reqwest::Client::new();
         let ready = loop {
-            if let Some(status) = child.try_wait()? {
+            if let Some(status) = child.process.try_wait()? {
                 anyhow::bail!(
                     "the command service exited with {status} (log: {})",
-                    log_path().display()
+                    child.log.display()
                 );
             }
             let answer = http.get(format!("{url}/health/ready")).send().await;
@@ -162,26 +146,17 @@ impl Service {
             anyhow::ensure!(
                 started.elapsed() < READY_WITHIN,
                 "the command service was not ready within {READY_WITHIN:?} (log: {})",
-                log_path().display()
+                child.log.display()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        Ok(Service {
-            child,
-            pid,
-            url,
-            ready,
-        })
+        Ok(Service { child, url, ready })
     }
 }
 
 /// Longer than a restore may take plus a session timeout (10 s), should the
 /// lanes join as new members.
 const READY_WITHIN: Duration = Duration::from_secs(300);
-
-fn log_path() -> PathBuf {
-    std::env::temp_dir().join("bench-restore-command.log")
-}
 
 /// The service's memory after some number of orders.
 struct Sample {
@@ -235,7 +210,7 @@ async fn place(ctx: &Arc<super::Ctx>, service: &Service, orders: u64) -> Vec<Sam
             samples.push(Sample {
                 orders: done,
                 elapsed: started.elapsed(),
-                memory: procstat::memory("command", service.pid),
+                memory: procstat::memory("command", service.child.pid),
             });
             progress(&format!("restore: {done} orders answered"));
             due = (done / step + 1) * step;
