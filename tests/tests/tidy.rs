@@ -33,7 +33,7 @@ const FILE_LINES: usize = 400;
 /// Shrink a file under the limit and its entry must go.
 const LONG_FILES: &[(&str, usize)] = &[
     ("tests/src/lib.rs", 541),
-    ("command/src/processor/mod.rs", 442),
+    ("command/src/processor/mod.rs", 440),
     ("events/src/domain/tests/samples.rs", 414),
 ];
 

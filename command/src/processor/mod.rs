@@ -300,20 +300,18 @@ impl<'a> Session<'a> {
                 })
                 .map(|(aggregate, partition)| {
                     scope.spawn(move || {
-                        let stores =
-                            restore::restore(&config.kafka, aggregate, &[partition], limits, dir);
-                        (aggregate, stores)
+                        let store =
+                            restore::restore(&config.kafka, aggregate, partition, limits, dir);
+                        ((aggregate, partition), store)
                     })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join()).collect()
         });
         for joined in restored {
-            let (aggregate, stores) =
+            let (key, store) =
                 joined.map_err(|_| ProcessorError::Restore("a restore thread panicked".into()))?;
-            for (partition, store) in stores? {
-                self.stores.insert((aggregate, partition), store);
-            }
+            self.stores.insert(key, store?);
         }
         metrics::gauge!("command_processor_partitions", "lane" => self.config.transactional_id.clone())
             .set(self.stores.len() as f64);

@@ -9,7 +9,6 @@
 //! deduplication window. Snapshots and replies reach the store's disk half
 //! in key order, sorted on the way ([`Keyed`]).
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -27,7 +26,7 @@ mod logs;
 mod read;
 mod sorted;
 
-use logs::logs;
+use logs::log;
 use read::{Starts, read_to_end};
 use sorted::{Keyed, Sorter};
 
@@ -41,61 +40,45 @@ struct Counts {
     replies: u64,
 }
 
-/// Reads the state of the given partitions of one aggregate type into
-/// stores (their disk halves in their files in `dir`, resumed or emptied),
-/// one consumer per topic for all of them. Blocking.
+/// Reads the state of one partition of an aggregate type into a store (its
+/// disk half in the partition's file in `dir`, resumed or emptied).
+/// Blocking.
 pub fn restore(
     kafka: &KafkaConfig,
     aggregate: AggregateType,
-    partitions: &[i32],
+    partition: i32,
     limits: Limits,
     dir: &Path,
-) -> Result<HashMap<i32, PartitionStore>, ProcessorError> {
+) -> Result<PartitionStore, ProcessorError> {
     let started = Instant::now();
     let events_topic = kafka.events_topic(aggregate);
     let replies_topic = kafka.replies_topic(aggregate);
-    let name = |p: i32| format!("{events_topic}-{p}");
-    let mut files = HashMap::new();
-    for &p in partitions {
-        let file = StateFile::open(dir, &name(p))
-            .map_err(|e| ProcessorError::StateDir(dir.to_owned(), e))?;
-        files.insert(p, file);
-    }
-    let open = |p: i32| PartitionStore::open(aggregate, limits, &files[&p], &name(p));
-    let logs = logs(kafka, &events_topic, &replies_topic, partitions)?;
-    let mut stores = HashMap::new();
-    let mut counts: HashMap<i32, Counts> = HashMap::new();
-    let mut fresh = Vec::new();
-    for &p in partitions {
-        let resumed = PartitionStore::reopen(aggregate, limits, &files[&p], &name(p))?
-            .filter(|(_, resume)| logs.get(&p).is_some_and(|log| log.resumes(resume)));
-        let store = match resumed {
-            Some((store, _)) => store,
-            None => {
-                fresh.push(p);
-                open(p)?
+    let name = format!("{events_topic}-{partition}");
+    let file =
+        StateFile::open(dir, &name).map_err(|e| ProcessorError::StateDir(dir.to_owned(), e))?;
+    let open = || PartitionStore::open(aggregate, limits, &file, &name);
+    let log = log(kafka, &events_topic, &replies_topic, partition)?;
+    let resumed = PartitionStore::reopen(aggregate, limits, &file, &name)?
+        .filter(|(_, resume)| log.resumes(resume));
+    let mut counts = Counts::default();
+    let mut store = match resumed {
+        Some((store, _)) => store,
+        None => {
+            let mut store = open()?;
+            if !read_snapshots(kafka, aggregate, partition, &mut store, &mut counts, dir)? {
+                // An unreadable snapshot (a state type changed incompatibly):
+                // the partition is folded from its first event instead, and
+                // snapshotted anew.
+                store = open()?;
+                counts = Counts::default();
             }
-        };
-        counts.entry(p).or_default().resumed = store.resumed();
-        stores.insert(p, store);
-    }
-    let unusable = read_snapshots(kafka, aggregate, &fresh, &mut stores, &mut counts, dir)?;
-    for p in unusable {
-        // An unreadable snapshot (a state type changed incompatibly): this
-        // partition is folded from its first event instead, and snapshotted anew.
-        stores.insert(p, open(p)?);
-        counts.insert(p, Counts::default());
-    }
-    let starts: Vec<(i32, Offset)> = partitions
-        .iter()
-        .map(
-            |p| match stores.get(p).and_then(PartitionStore::checkpoint) {
-                Some(offset) => (*p, Offset::Offset(offset)),
-                None => (*p, Offset::Beginning),
-            },
-        )
-        .collect();
-    read_to_end(kafka, &events_topic, Starts::Offsets(starts), |message| {
+            store
+        }
+    };
+    counts.resumed = store.resumed();
+    let start = store.checkpoint().map_or(Offset::Beginning, Offset::Offset);
+    let starts = Starts::Offsets(vec![(partition, start)]);
+    read_to_end(kafka, &events_topic, starts, |message| {
         // A record without a valid envelope names no aggregate, so it
         // cannot be part of any aggregate's history: someone else wrote it
         // (the projectors dead-letter it). Failing here would stop the
@@ -117,18 +100,17 @@ pub fn restore(
             }
         };
         let payload = message.payload().unwrap_or_default();
-        let folded = store_of(&mut stores, message.partition())?
+        let folded = store
             .restore_event(message.offset(), &meta, payload)
             .map_err(|e| e.to_string())?;
-        let count = counts.entry(message.partition()).or_default();
-        count.events_read += 1;
-        count.events_folded += u64::from(folded);
+        counts.events_read += 1;
+        counts.events_folded += u64::from(folded);
         Ok(())
     })?;
     let since = Utc::now()
         - chrono::Duration::from_std(limits.dedup_window).unwrap_or(chrono::Duration::MAX);
     let starts = Starts::Newest {
-        partitions: partitions.to_vec(),
+        partitions: vec![partition],
         since_ms: since.timestamp_millis(),
         // The replies a store remembers are those of its deduplication
         // window up to its capacity. Each transaction adds one commit
@@ -138,20 +120,21 @@ pub fn restore(
         // expired (a partition with a day of 500,000 replies was read whole).
         at_most: 2 * limits.dedup_capacity as i64,
         // A resumed store's outcomes hold the replies before this.
-        after: partitions
-            .iter()
-            .filter_map(|p| Some((*p, stores.get(p)?.replies_end()?)))
+        after: store
+            .replies_end()
+            .map(|end| (partition, end))
+            .into_iter()
             .collect(),
     };
     let mut sorter = Sorter::new(dir, &replies_topic)?;
-    let mut replies_end: HashMap<i32, i64> = HashMap::new();
+    let mut replies_end = None;
     read_to_end(kafka, &replies_topic, starts, |message| {
-        replies_end.insert(message.partition(), message.offset() + 1);
+        replies_end = Some(message.offset() + 1);
         let payload = message.payload().unwrap_or_default();
         // Only the key here: the whole reply is decoded once, in key order.
         let key: ReplyKey = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         sorter.push(Keyed {
-            partition: message.partition(),
+            partition,
             key: key.command_id.as_bytes().to_vec(),
             offset: message.offset(),
             value: payload.to_vec(),
@@ -161,40 +144,33 @@ pub fn restore(
         let record = record?;
         let reply: Reply =
             serde_json::from_slice(&record.value).map_err(|e| record.error(&replies_topic, e))?;
-        store_of(&mut stores, record.partition)
-            .and_then(|store| store.restore_reply(reply).map_err(|e| e.to_string()))
+        store
+            .restore_reply(reply)
             .map_err(|e| record.error(&replies_topic, e))?;
-        counts.entry(record.partition).or_default().replies += 1;
+        counts.replies += 1;
     }
-    for (p, store) in stores.iter_mut() {
-        let origin = logs.get(p).and_then(|log| log.origin);
-        store.restored(origin, replies_end.get(p).copied());
-        store.commit()?;
-    }
-    report(&events_topic, &counts, started);
-    Ok(stores)
+    store.restored(log.origin, replies_end);
+    store.commit()?;
+    report(&events_topic, partition, &counts, started);
+    Ok(store)
 }
 
-/// Reads the snapshots partitions to their end into the stores, in key
-/// order; answers the partitions with a snapshot that cannot be read.
+/// Reads the snapshots partition to its end into the store, in key order;
+/// answers false when a snapshot cannot be read.
 fn read_snapshots(
     kafka: &KafkaConfig,
     aggregate: AggregateType,
-    partitions: &[i32],
-    stores: &mut HashMap<i32, PartitionStore>,
-    counts: &mut HashMap<i32, Counts>,
+    partition: i32,
+    store: &mut PartitionStore,
+    counts: &mut Counts,
     dir: &Path,
-) -> Result<HashSet<i32>, ProcessorError> {
-    let mut unusable = HashSet::new();
-    if partitions.is_empty() {
-        return Ok(unusable);
-    }
+) -> Result<bool, ProcessorError> {
     let topic = snapshot::topic(kafka, aggregate);
-    let starts: Vec<(i32, Offset)> = partitions.iter().map(|p| (*p, Offset::Beginning)).collect();
     let mut sorter = Sorter::new(dir, &topic)?;
-    read_to_end(kafka, &topic, Starts::Offsets(starts), |message| {
-        let partition = message.partition();
-        counts.entry(partition).or_default().snapshots += 1;
+    let mut usable = true;
+    let starts = Starts::Offsets(vec![(partition, Offset::Beginning)]);
+    read_to_end(kafka, &topic, starts, |message| {
+        counts.snapshots += 1;
         let key = message.key().unwrap_or_default();
         let value = message.payload().unwrap_or_default();
         if key != CHECKPOINT_KEY.as_bytes() {
@@ -207,20 +183,19 @@ fn read_snapshots(
         }
         // Checkpoints in offset order: the last one read is the newest.
         match serde_json::from_slice::<Checkpoint>(value) {
-            Ok(c) => store_of(stores, partition)?.set_checkpoint(c.events_offset),
+            Ok(c) => store.set_checkpoint(c.events_offset),
             Err(error) => {
                 unreadable(&topic, partition, message.offset(), &error);
-                unusable.insert(partition);
+                usable = false;
             }
         }
         Ok(())
     })?;
+    if !usable {
+        return Ok(false);
+    }
     for record in sorter.sorted()? {
         let record = record?;
-        if unusable.contains(&record.partition) {
-            continue;
-        }
-        let store = store_of(stores, record.partition).map_err(|e| record.error(&topic, e))?;
         let applied = match std::str::from_utf8(&record.key) {
             Ok(id) => match store.restore_snapshot(id, &record.value) {
                 Err(StoreError::Cold(e)) => return Err(record.error(&topic, e)),
@@ -230,15 +205,11 @@ fn read_snapshots(
         };
         if let Err(error) = applied {
             unreadable(&topic, record.partition, record.offset, &error);
-            unusable.insert(record.partition);
+            return Ok(false);
         }
     }
-    for (partition, store) in stores.iter_mut() {
-        if !unusable.contains(partition) {
-            store.commit()?;
-        }
-    }
-    Ok(unusable)
+    store.commit()?;
+    Ok(true)
 }
 
 /// The field of a reply a restore sorts by.
@@ -251,38 +222,27 @@ fn unreadable(topic: &str, partition: i32, offset: i64, error: &dyn std::fmt::Di
     tracing::warn!(topic, partition, offset, %error, "unreadable snapshot, folding the partition's events from the beginning");
 }
 
-fn report(events_topic: &str, counts: &HashMap<i32, Counts>, started: Instant) {
-    for (partition, count) in counts {
-        tracing::info!(
-            topic = %events_topic,
-            partition,
-            resumed = count.resumed,
-            snapshots = count.snapshots,
-            events_read = count.events_read,
-            events_folded = count.events_folded,
-            replies = count.replies,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "restored partition"
-        );
-        let labels = [
-            ("topic", events_topic.to_owned()),
-            ("partition", partition.to_string()),
-        ];
-        metrics::gauge!("command_restore_resumed", &labels).set(f64::from(u8::from(count.resumed)));
-        metrics::gauge!("command_restore_snapshots", &labels).set(count.snapshots as f64);
-        metrics::gauge!("command_restore_events_read", &labels).set(count.events_read as f64);
-        metrics::gauge!("command_restore_events_folded", &labels).set(count.events_folded as f64);
-        metrics::gauge!("command_restore_seconds", &labels).set(started.elapsed().as_secs_f64());
-    }
+fn report(events_topic: &str, partition: i32, count: &Counts, started: Instant) {
+    tracing::info!(
+        topic = %events_topic,
+        partition,
+        resumed = count.resumed,
+        snapshots = count.snapshots,
+        events_read = count.events_read,
+        events_folded = count.events_folded,
+        replies = count.replies,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "restored partition"
+    );
+    let labels = [
+        ("topic", events_topic.to_owned()),
+        ("partition", partition.to_string()),
+    ];
+    metrics::gauge!("command_restore_resumed", &labels).set(f64::from(u8::from(count.resumed)));
+    metrics::gauge!("command_restore_snapshots", &labels).set(count.snapshots as f64);
+    metrics::gauge!("command_restore_events_read", &labels).set(count.events_read as f64);
+    metrics::gauge!("command_restore_events_folded", &labels).set(count.events_folded as f64);
+    metrics::gauge!("command_restore_seconds", &labels).set(started.elapsed().as_secs_f64());
     metrics::histogram!("command_processor_restore_seconds")
         .record(started.elapsed().as_secs_f64());
-}
-
-fn store_of(
-    stores: &mut HashMap<i32, PartitionStore>,
-    partition: i32,
-) -> Result<&mut PartitionStore, String> {
-    stores
-        .get_mut(&partition)
-        .ok_or_else(|| format!("a record of unassigned partition {partition}"))
 }

@@ -1,7 +1,6 @@
 //! What a restore checks the tables an earlier session left against: the
 //! first record and the ends of a partition's events and replies.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use events::KafkaConfig;
@@ -42,59 +41,46 @@ impl Log {
     }
 }
 
-/// The first record and the ends of the partitions' events and replies.
-pub(super) fn logs(
+/// The first record and the ends of a partition's events and replies.
+pub(super) fn log(
     kafka: &KafkaConfig,
     events_topic: &str,
     replies_topic: &str,
-    partitions: &[i32],
-) -> Result<HashMap<i32, Log>, ProcessorError> {
+    partition: i32,
+) -> Result<Log, ProcessorError> {
     let consumer = consumer(kafka, events_topic)?;
-    let mut logs = HashMap::new();
-    let mut firsts = TopicPartitionList::new();
-    for &p in partitions {
-        let (low, events_end) = consumer.fetch_watermarks(events_topic, p, TIMEOUT)?;
-        let (_, replies_end) = consumer.fetch_watermarks(replies_topic, p, TIMEOUT)?;
-        let log = Log {
-            origin: None,
-            events_end,
-            replies_end,
-        };
-        logs.insert(p, log);
-        if low < events_end {
-            firsts.add_partition_offset(events_topic, p, Offset::Offset(low))?;
-        }
+    let (low, events_end) = consumer.fetch_watermarks(events_topic, partition, TIMEOUT)?;
+    let (_, replies_end) = consumer.fetch_watermarks(replies_topic, partition, TIMEOUT)?;
+    let mut log = Log {
+        origin: None,
+        events_end,
+        replies_end,
+    };
+    if low >= events_end {
+        return Ok(log);
     }
-    let mut open: HashSet<i32> = firsts.elements().iter().map(|e| e.partition()).collect();
-    if open.is_empty() {
-        return Ok(logs);
-    }
-    consumer.assign(&firsts)?;
+    let mut first = TopicPartitionList::new();
+    first.add_partition_offset(events_topic, partition, Offset::Offset(low))?;
+    consumer.assign(&first)?;
     let deadline = Instant::now() + END_WITHIN;
-    while !open.is_empty() {
+    loop {
         match consumer.poll(Duration::from_millis(500)) {
             None if Instant::now() >= deadline => {
                 return Err(ProcessorError::Restore(format!(
-                    "{events_topic} {open:?}: no first record within {END_WITHIN:?}"
+                    "{events_topic}/{partition}: no first record within {END_WITHIN:?}"
                 )));
             }
             None => {}
             // Only aborted records: no first committed one yet.
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                open.remove(&partition);
-            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(log),
             Some(Err(e)) => return Err(e.into()),
-            // Later records of a partition already seen are not needed.
-            Some(Ok(m)) if open.remove(&m.partition()) => {
-                if let Some(log) = logs.get_mut(&m.partition()) {
-                    let timestamp = m.timestamp().to_millis().unwrap_or_default();
-                    log.origin = Some((m.offset(), timestamp));
-                }
+            Some(Ok(m)) => {
+                let timestamp = m.timestamp().to_millis().unwrap_or_default();
+                log.origin = Some((m.offset(), timestamp));
+                return Ok(log);
             }
-            Some(Ok(_)) => {}
         }
     }
-    Ok(logs)
 }
 
 #[cfg(test)]
