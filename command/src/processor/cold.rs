@@ -4,8 +4,8 @@
 //! aggregates.
 //!
 //! The files of an instance's partitions share a folder, whichever lane
-//! holds them: a restarted instance's lanes are given its partitions
-//! afresh. A file is a cache, never the record: it is written only with
+//! holds them: lanes that rejoin after their sessions expired, or in
+//! another number, are given the instance's partitions afresh. A file is a cache, never the record: it is written only with
 //! committed state, and every commit also records where in the logs that
 //! state ends ([`Resume`]), so the next session on this host (after a
 //! crash, a deploy or a rebalance) resumes the partition from it and reads

@@ -59,10 +59,10 @@ pub fn restore(
     let open = || PartitionStore::open(aggregate, limits, &file, &name);
     let log = log(kafka, &events_topic, &replies_topic, partition)?;
     let resumed = PartitionStore::reopen(aggregate, limits, &file, &name)?
-        .filter(|(_, resume)| log.resumes(resume));
+        .filter(|store| store.resume().is_some_and(|resume| log.resumes(resume)));
     let mut counts = Counts::default();
     let mut store = match resumed {
-        Some((store, _)) => store,
+        Some(store) => store,
         None => {
             let mut store = open()?;
             if !read_snapshots(kafka, aggregate, partition, &mut store, &mut counts, dir)? {

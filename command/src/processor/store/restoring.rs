@@ -18,23 +18,29 @@ use super::{Limits, PartitionStore, Slot, StoreError};
 const RESTORE_FLUSH_EVERY: usize = 10_000;
 
 impl PartitionStore {
-    /// The tables `name` as an earlier session on this host left them, and
-    /// where they end ([`Resume`]), when it finished restoring them; the
-    /// caller reads the logs after that, or opens empty tables instead.
+    /// The tables `name` as an earlier session on this host left them, when
+    /// it finished restoring them; [`resume`](Self::resume) says where they
+    /// end, so the caller reads the logs after that, or opens empty tables
+    /// instead.
     pub fn reopen(
         aggregate: AggregateType,
         limits: Limits,
         file: &Arc<StateFile>,
         name: &str,
-    ) -> Result<Option<(PartitionStore, Resume)>, StoreError> {
+    ) -> Result<Option<PartitionStore>, StoreError> {
         let Some((cold, resume)) = ColdStore::reopen(file, name)? else {
             return Ok(None);
         };
         let mut store = PartitionStore::over(aggregate, limits, cold);
         store.checkpoint = resume.checkpoint;
         store.resumed = true;
-        store.resume = Some(resume.clone());
-        Ok(Some((store, resume)))
+        store.resume = Some(resume);
+        Ok(Some(store))
+    }
+
+    /// Where the tables end in the logs, once known.
+    pub fn resume(&self) -> Option<&Resume> {
+        self.resume.as_ref()
     }
 
     /// Whether the tables came from an earlier session.
