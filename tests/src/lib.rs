@@ -485,6 +485,7 @@ pub mod outage {
 /// A service binary from `tests/src/bin` started as a process of its own, so
 /// a crash test can SIGKILL it; `vars` configure it. Answers the process and
 /// its HTTP address (the first line it prints) once `/health/ready` says 200.
+/// It logs warnings to the test's stderr, or what `SERVICE_LOG` asks for.
 pub async fn spawn_process(
     binary: &str,
     vars: &[(&str, String)],
@@ -492,7 +493,10 @@ pub async fn spawn_process(
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut process = tokio::process::Command::new(binary)
         .envs(vars.iter().map(|(k, v)| (k, v)))
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SERVICE_LOG").unwrap_or("warn".into()),
+        )
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -21,12 +21,27 @@ use super::ProcessorConfig;
 /// expire (10 s). A closing static member does not leave the group, so the
 /// partitions of a lane stopped for good pass to the other instances only
 /// once its session expires.
+///
+/// Its rebalances are eager (every member gives up all its partitions and
+/// the leader hands them all out again, in one round), not cooperative.
+/// A cooperative rebalance moves a partition in two rounds: the first takes
+/// it from its owner, who then rejoins to start the second, which gives it
+/// to its new owner. An owner killed in between never rejoins, and its
+/// restarted self is handed the unfinished assignment as a static member,
+/// without a rebalance, so the partition stayed with no owner until the
+/// group next changed (seen in `command_processor`'s rebalance test on a
+/// busy machine). Round robin spreads the partitions evenly over the lanes,
+/// which are ordered by their names.
 pub(super) fn create(config: &ProcessorConfig) -> KafkaResult<BaseConsumer<RebalanceLog>> {
     config
         .kafka
         .consumer(&config.group_id)
         .set("group.instance.id", &config.transactional_id)
-        .create_with_context(RebalanceLog::default())
+        .set("partition.assignment.strategy", "roundrobin")
+        .create_with_context(RebalanceLog {
+            lane: config.transactional_id.clone(),
+            changes: Mutex::default(),
+        })
 }
 
 /// Waits briefly for one command, then takes what else is buffered, up to
@@ -63,8 +78,8 @@ pub(super) struct PartitionChange {
 }
 
 /// Partition changes seen by the consumer, handled between transactions.
-#[derive(Default)]
 pub(super) struct RebalanceLog {
+    lane: String,
     pub changes: Mutex<Vec<PartitionChange>>,
 }
 
@@ -81,11 +96,12 @@ impl ConsumerContext for RebalanceLog {
                 return;
             }
         };
-        let partitions = list
+        let partitions: Vec<(String, i32)> = list
             .elements()
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
+        tracing::info!(lane = %self.lane, assigned, ?partitions, "partitions changed");
         let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         changes.push(PartitionChange {
             assigned,
