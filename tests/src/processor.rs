@@ -196,12 +196,23 @@ pub struct Instance {
 impl Instance {
     /// Starts the instance `name` and waits until its processor is ready.
     pub async fn start(binary: &str, env: &TestEnv, name: &str) -> Instance {
-        let vars = [
+        Instance::start_with(binary, env, name, &[]).await
+    }
+
+    /// [`start`](Self::start), with more variables (they win).
+    pub async fn start_with(
+        binary: &str,
+        env: &TestEnv,
+        name: &str,
+        more: &[(&str, String)],
+    ) -> Instance {
+        let mut vars = vec![
             ("KAFKA_BROKERS", env.kafka.brokers.clone()),
             ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
             ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
             ("INSTANCE_ID", name.to_owned()),
         ];
+        vars.extend_from_slice(more);
         let (process, addr) = spawn_process(binary, &vars).await;
         Instance { process, addr }
     }

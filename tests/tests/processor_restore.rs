@@ -35,7 +35,8 @@ use events::{AggregateType, KafkaConfig, kafka};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use tests::{TestEnv, spawn_process};
+use tests::processor::Instance;
+use tests::{TestEnv, eventually};
 
 const EVENTS: u64 = 1_000_000;
 /// The version the produced snapshot is at; events after it form the tail.
@@ -109,44 +110,24 @@ fn send(
     }
 }
 
-/// The sum over partitions of a gauge of the catalog events topic.
-fn gauge(metrics: &str, env: &TestEnv, name: &str) -> u64 {
-    let topic = format!(
-        "topic=\"{}\"",
-        env.kafka.events_topic(AggregateType::CatalogItem)
-    );
-    metrics
-        .lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(&topic))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 /// Starts the command service as a process, waits until it has restored,
-/// and answers it with what its restore read.
-async fn start(
-    env: &TestEnv,
-    state: &Path,
-) -> (tokio::process::Child, HashMap<&'static str, u64>, Duration) {
+/// and answers it with what its restore read. One lane: with two, the
+/// second to join may take the partition over after the first restored
+/// it, and the figures would be those of that second restore.
+async fn start(env: &TestEnv, state: &Path) -> (Instance, HashMap<&'static str, u64>, Duration) {
     let started = Instant::now();
-    let (child, addr) = spawn_process(
+    let service = Instance::start_with(
         env!("CARGO_BIN_EXE_command-service"),
+        env,
+        "restorer",
         &[
-            ("KAFKA_BROKERS", env.kafka.brokers.clone()),
-            ("TOPIC_PREFIX", env.kafka.topic_prefix.clone()),
-            ("KAFKA_PARTITIONS", env.kafka.partitions.to_string()),
-            ("INSTANCE_ID", "restorer".into()),
             ("COMMAND_STATE_DIR", state.display().to_string()),
+            ("PROCESSOR_LANES", "1".into()),
         ],
     )
     .await;
     let ready_after = started.elapsed();
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .unwrap();
+    let topic = env.kafka.events_topic(AggregateType::CatalogItem);
     let mut read = HashMap::new();
     for name in [
         "command_restore_resumed",
@@ -154,16 +135,23 @@ async fn start(
         "command_restore_events_read",
         "command_restore_events_folded",
     ] {
-        read.insert(name, gauge(&metrics, env, name));
+        let value = service.counter_where(name, &[("topic", &topic)]).await;
+        read.insert(name, value as u64);
     }
-    (child, read, ready_after)
+    (service, read, ready_after)
 }
 
-/// SIGKILLs the service: its local state is left behind, as of its last
-/// commit.
-async fn kill(mut child: tokio::process::Child) {
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+/// SIGKILLs the service once it has stored the `answered` commands it
+/// replied to, so its folder holds its last commit: its local store writes
+/// what a transaction changed right after the commit, which the reply may
+/// beat.
+async fn kill(service: Instance, answered: u64) {
+    let stored = eventually(Duration::from_secs(10), || async {
+        let processed = service.counter("commands_processed_total").await;
+        (processed >= answered as f64).then_some(())
+    });
+    stored.await.expect("the service stores what it answered");
+    service.kill().await;
 }
 
 /// A test's slice of the stack with one partition per topic, created.
@@ -240,7 +228,7 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
     let first = tempfile::tempdir().unwrap();
     let second = tempfile::tempdir().unwrap();
 
-    let (child, read, took) = start(&env, first.path()).await;
+    let (service, read, took) = start(&env, first.path()).await;
     println!("snapshot at {SNAPSHOT_AT}: ready after {took:?}, read {read:?}");
     assert_eq!(read["command_restore_resumed"], 0, "nothing to resume");
     assert_eq!(
@@ -254,9 +242,9 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
     // for the lag.
     assert_eq!(restock(&bus).await, EVENTS + 1);
     assert_eq!(restock(&bus).await, EVENTS + 2);
-    kill(child).await;
+    kill(service, 2).await;
 
-    let (child, read, took) = start(&env, second.path()).await;
+    let (service, read, took) = start(&env, second.path()).await;
     println!("snapshot by the processor: ready after {took:?}, read {read:?}");
     assert_eq!(read["command_restore_resumed"], 0, "a new state folder");
     assert!(
@@ -272,9 +260,9 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
         EVENTS + 3,
         "the state is the whole history's"
     );
-    kill(child).await;
+    kill(service, 1).await;
 
-    let (child, read, took) = start(&env, second.path()).await;
+    let (service, read, took) = start(&env, second.path()).await;
     println!("resumed from its own tables: ready after {took:?}, read {read:?}");
     assert_eq!(read["command_restore_resumed"], 1, "{read:?}");
     assert_eq!(read["command_restore_snapshots"], 0, "{read:?}");
@@ -287,9 +275,9 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
         "the tables hold every committed restock: {read:?}"
     );
     assert_eq!(restock(&bus).await, EVENTS + 4);
-    kill(child).await;
+    kill(service, 1).await;
 
-    let (child, read, took) = start(&env, first.path()).await;
+    let (service, read, took) = start(&env, first.path()).await;
     println!("resumed from tables two restocks behind: ready after {took:?}, read {read:?}");
     assert_eq!(read["command_restore_resumed"], 1, "{read:?}");
     assert_eq!(
@@ -301,7 +289,7 @@ async fn a_restart_reads_the_snapshot_and_the_tail_not_the_whole_log() {
         EVENTS + 5,
         "the state is the whole history's"
     );
-    kill(child).await;
+    kill(service, 1).await;
 }
 
 /// Items whose snapshots the second test writes, more than one sorted run.
@@ -362,7 +350,7 @@ async fn many_items_restore_from_their_snapshots_through_sorted_runs() {
     let bus = bus(&env).await;
 
     let state = tempfile::tempdir().unwrap();
-    let (child, read, took) = start(&env, state.path()).await;
+    let (service, read, took) = start(&env, state.path()).await;
     println!("{ITEMS} items: ready after {took:?}, read {read:?}");
     assert_eq!(read["command_restore_snapshots"], ITEMS + 2);
     assert_eq!(read["command_restore_events_read"], 0);
@@ -376,5 +364,5 @@ async fn many_items_restore_from_their_snapshots_through_sorted_runs() {
             1 + i % 7
         );
     }
-    kill(child).await;
+    kill(service, 4).await;
 }

@@ -1,8 +1,8 @@
 //! The command service as a separate process, configured from the
 //! environment (the real command line's variables: the Kafka ones and
-//! `INSTANCE_ID`), with the tests' token keys, reply wait, lanes and limits,
-//! so crash tests can SIGKILL it mid-batch. It prints its HTTP address on the
-//! first line of stdout.
+//! `INSTANCE_ID`, `PROCESSOR_LANES`), with the tests' token keys and reply
+//! wait, so crash tests can SIGKILL it mid-batch. It prints its HTTP address
+//! on the first line of stdout.
 
 use std::time::Duration;
 
@@ -12,7 +12,6 @@ async fn main() -> anyhow::Result<()> {
     let args = events::args::from_env::<command::cli::ServeArgs>()?;
     let config = command::Config {
         reply_wait: Duration::from_secs(5),
-        lanes: 2,
         http: tests::test_http(),
         ..args.config(tests::auth_config())
     };
