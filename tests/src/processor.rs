@@ -223,8 +223,8 @@ impl Instance {
         self.counter_where(name, &[]).await
     }
 
-    /// The sum of a counter's samples whose labels include every one of
-    /// `labels` (0 when none).
+    /// The sum of a counter's (or a gauge's) samples whose labels include
+    /// every one of `labels` (0 when none).
     pub async fn counter_where(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let url = format!("http://{}/metrics", self.addr);
         let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
