@@ -4,12 +4,13 @@
 //! aggregates.
 //!
 //! The files of an instance's partitions share a folder, whichever lane
-//! holds them: lanes that rejoin after their sessions expired, or in
-//! another number, are given the instance's partitions afresh. A file is a cache, never the record: it is written only with
-//! committed state, and every commit also records where in the logs that
-//! state ends ([`Resume`]), so the next session on this host (after a
-//! crash, a deploy or a rebalance) resumes the partition from it and reads
-//! only the logs' tails. A file that cannot be trusted (none, another
+//! holds them: every rebalance (an instance joining or leaving, lanes
+//! rejoining after their sessions expired or in another number) deals the
+//! instance's partitions out to its lanes afresh. A file is a cache, never
+//! the record: it is written only with committed state, and every commit
+//! also records where in the logs that state ends ([`Resume`]), so the next
+//! session on this host (after a crash, a deploy or a rebalance) resumes
+//! the partition from it and reads only the logs' tails. A file that cannot be trusted (none, another
 //! layout, another boot, another topic of the same name, or too far behind)
 //! is emptied and restored from the log. It is never synced to the disk: a
 //! process that dies leaves its writes in the kernel's page cache, and
