@@ -134,7 +134,6 @@ pub fn restore(
         // Only the key here: the whole reply is decoded once, in key order.
         let key: ReplyKey = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         sorter.push(Keyed {
-            partition,
             key: key.command_id.as_bytes().to_vec(),
             offset: message.offset(),
             value: payload.to_vec(),
@@ -142,11 +141,11 @@ pub fn restore(
     })?;
     for record in sorter.sorted()? {
         let record = record?;
-        let reply: Reply =
-            serde_json::from_slice(&record.value).map_err(|e| record.error(&replies_topic, e))?;
+        let reply: Reply = serde_json::from_slice(&record.value)
+            .map_err(|e| record.error(&replies_topic, partition, e))?;
         store
             .restore_reply(reply)
-            .map_err(|e| record.error(&replies_topic, e))?;
+            .map_err(|e| record.error(&replies_topic, partition, e))?;
         counts.replies += 1;
     }
     store.restored(log.origin, replies_end);
@@ -175,7 +174,6 @@ fn read_snapshots(
         let value = message.payload().unwrap_or_default();
         if key != CHECKPOINT_KEY.as_bytes() {
             return sorter.push(Keyed {
-                partition,
                 key: key.to_vec(),
                 offset: message.offset(),
                 value: value.to_vec(),
@@ -198,13 +196,13 @@ fn read_snapshots(
         let record = record?;
         let applied = match std::str::from_utf8(&record.key) {
             Ok(id) => match store.restore_snapshot(id, &record.value) {
-                Err(StoreError::Cold(e)) => return Err(record.error(&topic, e)),
+                Err(StoreError::Cold(e)) => return Err(record.error(&topic, partition, e)),
                 other => other.map_err(|e| e.to_string()),
             },
             Err(e) => Err(e.to_string()),
         };
         if let Err(error) = applied {
-            unreadable(&topic, record.partition, record.offset, &error);
+            unreadable(&topic, partition, record.offset, &error);
             return Ok(false);
         }
     }

@@ -9,34 +9,37 @@ use extsort::{ExternalSorter, Sortable};
 
 use crate::processor::ProcessorError;
 
-/// A record of a snapshots or replies partition, to be written to its
-/// store in key order. Read in offset order, their keys are random ids,
+/// A record of the snapshots or replies partition being restored, to be
+/// written to its store in key order. Read in offset order, their keys are random ids,
 /// and each write of a batch of random ids rewrites a leaf of the store's
 /// B-tree per id: a restore of 500,000 order snapshots and as many replies
 /// per partition spent half its time in the file's reads and writes
 /// (BENCHMARKS.md, "The command service over 1,000,000 orders, and
-/// restores in key order"). Sorted by partition, key and offset, so the
-/// last record of a key is written last.
+/// restores in key order"). Sorted by key and offset, so the last record
+/// of a key is written last.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Keyed {
-    pub partition: i32,
     pub key: Vec<u8>,
     pub offset: i64,
     pub value: Vec<u8>,
 }
 
 impl Keyed {
-    pub fn error(&self, topic: &str, error: impl std::fmt::Display) -> ProcessorError {
+    pub fn error(
+        &self,
+        topic: &str,
+        partition: i32,
+        error: impl std::fmt::Display,
+    ) -> ProcessorError {
         ProcessorError::Restore(format!(
-            "{topic}/{} offset {}: {error}",
-            self.partition, self.offset
+            "{topic}/{partition} offset {}: {error}",
+            self.offset
         ))
     }
 }
 
 impl Sortable for Keyed {
     fn encode<W: Write>(&self, writer: &mut W) -> std::io::Result<()> {
-        writer.write_all(&self.partition.to_le_bytes())?;
         writer.write_all(&self.offset.to_le_bytes())?;
         for bytes in [&self.key, &self.value] {
             writer.write_all(&(bytes.len() as u32).to_le_bytes())?;
@@ -59,7 +62,6 @@ impl Sortable for Keyed {
             Ok(buffer)
         }
         Ok(Keyed {
-            partition: i32::from_le_bytes(bytes(reader)?),
             offset: i64::from_le_bytes(bytes(reader)?),
             key: field(reader)?,
             value: field(reader)?,
@@ -70,7 +72,7 @@ impl Sortable for Keyed {
 /// Records kept in memory before a sorted run of them goes to disk.
 pub(super) const SORT_RUN: usize = 10_000;
 
-/// Sorts [`Keyed`] records of one topic in runs of [`SORT_RUN`], spilled
+/// Sorts [`Keyed`] records of one partition in runs of [`SORT_RUN`], spilled
 /// to a folder of its own in the instance's folder (which a new process
 /// empties) and merged.
 pub(super) struct Sorter {

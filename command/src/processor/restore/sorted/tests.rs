@@ -3,8 +3,8 @@ use uuid::Uuid;
 use super::{Keyed, SORT_RUN, Sorter};
 
 /// More records than three runs, so the sorter spills runs to disk and
-/// merges them: they come back ordered by partition, key and offset (a key
-/// read twice comes back at its later offset last), bytes intact, and the
+/// merges them: they come back ordered by key and offset (a key read twice
+/// comes back at its later offset last), bytes intact, and the
 /// runs' folder goes with the iterator.
 #[test]
 fn records_come_back_in_key_order_from_spilled_runs() {
@@ -18,7 +18,6 @@ fn records_come_back_in_key_order_from_spilled_runs() {
             _ => Uuid::new_v4().to_string(),
         };
         let record = Keyed {
-            partition: (offset % 2) as i32,
             key: key.into_bytes(),
             offset,
             value: offset.to_le_bytes().repeat(offset as usize % 5),
