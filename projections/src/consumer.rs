@@ -36,6 +36,12 @@ use crate::record::Record;
 pub type Consumer = StreamConsumer<CountRebalances>;
 use crate::refresh::Refresher;
 
+/// The channel every batch transaction notifies (delivered at its commit,
+/// dropped with a rollback): the query API's reads that wait for a
+/// consistency token listen on it and check their view once per batch,
+/// instead of polling PostgreSQL while they wait.
+pub const PROGRESS_CHANNEL: &str = "views_progress";
+
 /// Records per batch when caught up: a batch takes what is buffered, so a
 /// projector that keeps up applies small batches with little delay.
 const MIN_BATCH: usize = 1000;
@@ -201,13 +207,14 @@ async fn apply(
     } else {
         "BEGIN; SET LOCAL synchronous_commit = off"
     };
+    let begin = format!("{begin}; NOTIFY {PROGRESS_CHANNEL}");
     // The batch's own transactions open while the pause lock is taken; they
     // read and write nothing before the lock is held.
     let (batch, spans) = spans(records);
     let parts = parts(records, mode);
     let (guard, txs) = tokio::join!(
         BatchGuard::enter(pool),
-        future::try_join_all(parts.iter().map(|_| pool.begin_with(begin)))
+        future::try_join_all(parts.iter().map(|_| pool.begin_with(begin.clone())))
     );
     let (guard, txs) = (guard?, txs?);
     let applied =

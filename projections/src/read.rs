@@ -6,6 +6,7 @@
 //! Each module below re-exports what readers need from its namesake.
 
 pub use crate::cache::{Cache, CacheError, Cached, namespace_for};
+pub use crate::consumer::PROGRESS_CHANNEL;
 pub use crate::db::connect_lazy;
 
 /// The cached and PostgreSQL-built documents of an order and a catalog item.

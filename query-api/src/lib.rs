@@ -120,6 +120,7 @@ pub async fn run(
         cache,
         verifier,
         consistency_wait: config.consistency_wait,
+        progress: consistency::Progress::listen(config.database_url.clone(), shutdown.clone()),
         fallbacks: tokio::sync::Semaphore::new(http::MAX_FALLBACKS),
         fills: Arc::new(tokio::sync::Semaphore::new(http::MAX_FILLS)),
         signing: config.auth.signing.clone(),

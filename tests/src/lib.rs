@@ -282,6 +282,19 @@ impl Drop for TestEnv {
 }
 
 /// A service started by a test, with an HTTP client pointed at it.
+/// The sum of a counter's (or a gauge's) samples in the `/metrics` of the
+/// service at `addr` whose labels include every one of `labels` (0 when none).
+pub async fn metric(addr: impl std::fmt::Display, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let url = format!("http://{addr}/metrics");
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    text.lines()
+        .filter(|line| line.split([' ', '{']).next() == Some(name))
+        .filter(|line| wanted.iter().all(|label| line.contains(label.as_str())))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub struct Service {
     pub addr: SocketAddr,
     pub http: reqwest::Client,

@@ -226,14 +226,7 @@ impl Instance {
     /// The sum of a counter's (or a gauge's) samples whose labels include
     /// every one of `labels` (0 when none).
     pub async fn counter_where(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let url = format!("http://{}/metrics", self.addr);
-        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-        let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        text.lines()
-            .filter(|line| line.split([' ', '{']).next() == Some(name))
-            .filter(|line| wanted.iter().all(|label| line.contains(label.as_str())))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        crate::metric(&self.addr, name, labels).await
     }
 
     pub async fn kill(mut self) {

@@ -1,13 +1,14 @@
 //! The read side honours consistency tokens (read-your-writes with the
 //! token a command answer carries, a plain 503 for a version the log never
-//! reached) and pages through a customer's history newest first.
+//! reached, waits woken by the projector's batches) and pages through a
+//! customer's history newest first.
 
 use events::command::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::TestEnv;
 use tests::auth::token;
 use tests::views::query::{get, place, problem, start, wait_for_version};
+use tests::{TestEnv, metric};
 
 #[tokio::test]
 async fn reads_wait_for_consistency_tokens_and_histories_page() {
@@ -85,13 +86,27 @@ async fn reads_wait_for_consistency_tokens_and_histories_page() {
     assert_eq!(seen, expected);
 
     // A version the log never reached: a plain 503, never an old answer.
+    // Meanwhile the wait checks again whenever a projector batch commits,
+    // told by the batch's notification, not only by its timer.
     let ahead = tests::consistency_token(events::AggregateType::Order, &last.to_string(), 99);
-    let response = get(
-        &query,
-        &format!("/orders/{last}"),
-        Some(&customer),
-        Some(&ahead),
-    )
-    .await;
+    let wakeups = || {
+        metric(
+            query.addr,
+            "query_consistency_wakeups_total",
+            &[("by", "listener")],
+        )
+    };
+    let before = wakeups().await;
+    let path = format!("/orders/{last}");
+    let read = get(&query, &path, Some(&customer), Some(&ahead));
+    tokio::pin!(read);
+    // Other orders make batches for as long as the read waits.
+    let response = loop {
+        tokio::select! {
+            response = &mut read => break response,
+            _ = place(&bus, "someone-else", &["SKU-X"]) => {}
+        }
+    };
     problem(response, StatusCode::SERVICE_UNAVAILABLE, "stale_read").await;
+    assert!(wakeups().await > before, "no batch woke the waiting read");
 }

@@ -65,7 +65,7 @@ type Hop = (
 /// service). The projector's rows are per batch: its phases, and how old
 /// the batch's oldest record was when it was fetched, committed to
 /// PostgreSQL and written to the cache.
-const HOPS: [Hop; 15] = [
+const HOPS: [Hop; 16] = [
     (
         "API produce to ack",
         "command_dispatch_phase_seconds",
@@ -106,6 +106,12 @@ const HOPS: [Hop; 15] = [
         "txn commit",
         "command_txn_phase_seconds",
         Some(("phase", "commit")),
+        Service::Command,
+    ),
+    (
+        "txn store (after the reply; the lane's next poll waits)",
+        "command_txn_phase_seconds",
+        Some(("phase", "store")),
         Service::Command,
     ),
     (

@@ -16,24 +16,36 @@ use crate::baselines::progress;
 use crate::procstat;
 use crate::stats::Measured;
 
-/// How often a watched order is polled at first: the resolution of the lag
-/// figure. Later polls are spaced at a tenth of the time waited so far, so
-/// a slow projector is not buried under the polls of its own measurement.
-pub const POLL: Duration = Duration::from_millis(5);
-
 /// Database of the catch-up projector (dropped and recreated each run).
 pub const CATCH_UP_DB: &str = "bench_catchup";
 
 type Positions = HashMap<(String, String, i32), i64>;
 
-/// Polls the query API until it serves order `id`; false after 10 s.
-pub async fn visible(ctx: &Ctx, id: Uuid, customer: usize) -> bool {
+/// Asks the query API for order `id` with `token`, the consistency token
+/// of its 201, until it serves it; false after 10 s. The query API holds
+/// each read until its views reach the token, or answers 503 `stale_read`
+/// after its own bound (2 s by default), when the read is sent again: a
+/// watched order costs the query API a wait, not a poll every few
+/// milliseconds (which took a sixth of PostgreSQL's CPU at 250 orders/s,
+/// BENCHMARKS.md, "Reads that wait are woken").
+pub async fn visible(ctx: &Ctx, id: Uuid, token: &str, customer: usize) -> bool {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
-        if let Some((200, _)) = get_order(ctx, id, customer).await {
-            return true;
+        let sent = Instant::now();
+        let response = ctx
+            .http
+            .get(format!("{}/orders/{id}", ctx.args.query_url))
+            .bearer_auth(ctx.tokens.customer(customer))
+            .header("x-consistency-token", token)
+            .send()
+            .await;
+        match response.map(|r| r.status().as_u16()) {
+            Ok(200) => return true,
+            // Held for the query API's whole bound (`stale_read`): at once.
+            Ok(503) if sent.elapsed() >= Duration::from_millis(500) => {}
+            // Refused at once (too many waits) or failed: a little later.
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
-        tokio::time::sleep(POLL.max(started.elapsed() / 10)).await;
     }
     false
 }

@@ -33,6 +33,7 @@ fn state(upstream: &str) -> Shared {
         ),
         verifier: Arc::new(JwtVerifier::new(&AuthConfig::hs256(SECRET)).unwrap()),
         consistency_wait: Duration::from_millis(10),
+        progress: crate::consistency::Progress::unheard(),
         fallbacks: Semaphore::new(1),
         fills: Arc::new(Semaphore::new(1)),
         signing: events::auth::signing::SigningKey::development(),

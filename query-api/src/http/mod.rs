@@ -64,6 +64,8 @@ pub struct Shared {
     pub verifier: Arc<JwtVerifier>,
     /// Longest a read waits for the views to reach a consistency token.
     pub consistency_wait: Duration,
+    /// Wakes those waits when a projector batch commits.
+    pub progress: consistency::Progress,
     /// Reads of the hot views that PostgreSQL answers at the same time at
     /// most (cache misses); more answer 503 at once rather than queue for
     /// the database's few connections.
@@ -186,7 +188,7 @@ impl AppState {
                 QueryError::Busy
             })?;
             let span = read_span("consistency wait", "postgres", "token");
-            consistency::wait(token, &self.pool, self.consistency_wait)
+            consistency::wait(token, &self.pool, &self.progress, self.consistency_wait)
                 .instrument(span)
                 .await?;
         }
@@ -337,6 +339,7 @@ mod tests {
                 .unwrap(),
             ),
             consistency_wait: Duration::from_millis(10),
+            progress: consistency::Progress::unheard(),
             fallbacks: Semaphore::new(0),
             fills: Arc::new(Semaphore::new(0)),
             upstreams: crate::console::Upstreams {
