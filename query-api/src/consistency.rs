@@ -6,9 +6,8 @@
 //! checks its view when it arrives and again each time a projector batch
 //! commits: every batch transaction notifies [`PROGRESS_CHANNEL`], which
 //! one connection of this process listens on ([`Progress`]). Waits used to
-//! poll their view every few milliseconds each, and the reads of a client
-//! watching its fresh orders then took a sixth of PostgreSQL's CPU on the
-//! two-core machine (BENCHMARKS.md, "Reads that wait are woken").
+//! poll their view every few milliseconds each (BENCHMARKS.md, "Reads that
+//! wait are woken").
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -76,23 +75,17 @@ pub fn parse(token: &str, key: &SigningKey) -> Result<ConsistencyToken, InvalidT
     }
 }
 
-/// What the listener has heard: whether it is listening, and how many
-/// times the views may have moved since it started.
-#[derive(Debug, Clone, Copy, Default)]
-struct Heard {
-    listening: bool,
-    changes: u64,
-}
-
-/// The projector's batches as this process hears them, for the waits.
+/// The projector's batches as this process hears them, for the waits:
+/// whether the listener is up, marked changed at every batch it hears (and
+/// whenever it connects, since what was notified before is lost).
 #[derive(Debug, Clone)]
-pub struct Progress(watch::Receiver<Heard>);
+pub struct Progress(watch::Receiver<bool>);
 
 impl Progress {
     /// Listens on [`PROGRESS_CHANNEL`] of the views database at `url` until
     /// `shutdown`, connecting again whenever the connection is lost.
     pub fn listen(url: String, shutdown: CancellationToken) -> Progress {
-        let (heard, progress) = watch::channel(Heard::default());
+        let (heard, progress) = watch::channel(false);
         tokio::spawn(async move {
             let mut pause = RECONNECT_FIRST;
             loop {
@@ -100,7 +93,7 @@ impl Progress {
                     () = shutdown.cancelled() => return,
                     Err(error) = follow(&url, &heard) => error,
                 };
-                heard.send_modify(|h| h.listening = false);
+                heard.send_replace(false);
                 tracing::warn!(%error, "listening for the projector's batches failed, waits poll meanwhile");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -115,21 +108,20 @@ impl Progress {
     /// Nothing listens: waits poll their view (for handlers tested alone).
     #[cfg(test)]
     pub fn unheard() -> Progress {
-        Progress(watch::channel(Heard::default()).1)
+        Progress(watch::channel(false).1)
     }
 }
 
-/// Counts the notifications of one listening connection. A lost connection
-/// is taken up again by the listener itself, and counts as a change, since
-/// what was notified meanwhile is lost.
-async fn follow(url: &str, heard: &watch::Sender<Heard>) -> Result<Infallible, sqlx::Error> {
+/// Passes on the notifications of one listening connection. A lost
+/// connection is taken up again by the listener itself (`try_recv` answers
+/// `None` then) and wakes the waits too, as what was notified meanwhile is
+/// lost.
+async fn follow(url: &str, heard: &watch::Sender<bool>) -> Result<Infallible, sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
     listener.listen(PROGRESS_CHANNEL).await?;
     loop {
-        heard.send_modify(|h| {
-            h.listening = true;
-            h.changes += 1;
-        });
+        // Marks the value changed even where it already was true.
+        heard.send_replace(true);
         listener.try_recv().await?;
     }
 }
@@ -152,7 +144,7 @@ pub async fn wait(
     loop {
         // Marked seen before the check, so a batch that commits during it
         // wakes the wait below.
-        let listening = heard.borrow_and_update().listening;
+        let listening = *heard.borrow_and_update();
         if current_version(token, pool).await? >= wanted {
             return Ok(());
         }
