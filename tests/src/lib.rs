@@ -281,7 +281,6 @@ impl Drop for TestEnv {
     }
 }
 
-/// A service started by a test, with an HTTP client pointed at it.
 /// The sum of a counter's (or a gauge's) samples in the `/metrics` of the
 /// service at `addr` whose labels include every one of `labels` (0 when none).
 pub async fn metric(addr: impl std::fmt::Display, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -295,6 +294,7 @@ pub async fn metric(addr: impl std::fmt::Display, name: &str, labels: &[(&str, &
         .sum()
 }
 
+/// A service started by a test, with an HTTP client pointed at it.
 pub struct Service {
     pub addr: SocketAddr,
     pub http: reqwest::Client,

@@ -25,9 +25,10 @@ type Positions = HashMap<(String, String, i32), i64>;
 /// of its 201, until it serves it; false after 10 s. The query API holds
 /// each read until its views reach the token, or answers 503 `stale_read`
 /// after its own bound (2 s by default), when the read is sent again: a
-/// watched order costs the query API a wait, not a poll every few
-/// milliseconds (which took a sixth of PostgreSQL's CPU at 250 orders/s,
-/// BENCHMARKS.md, "Reads that wait are woken").
+/// watched order costs the query API a wait, not a read every few
+/// milliseconds (those took about 0.3 of PostgreSQL's cores at 250
+/// orders/s on the two-core machine, BENCHMARKS.md, "Reads that wait are
+/// woken").
 pub async fn visible(ctx: &Ctx, id: Uuid, token: &str, customer: usize) -> bool {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
