@@ -93,7 +93,10 @@ impl Progress {
                     () = shutdown.cancelled() => return,
                     Err(error) = follow(&url, &heard) => error,
                 };
-                heard.send_replace(false);
+                // A connection that had been up starts the backoff afresh.
+                if heard.send_replace(false) {
+                    pause = RECONNECT_FIRST;
+                }
                 tracing::warn!(%error, "listening for the projector's batches failed, waits poll meanwhile");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
