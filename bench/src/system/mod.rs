@@ -249,15 +249,16 @@ where
     }
 }
 
-/// `GET /orders/{id}` as the order's customer: the status code and the body.
-pub async fn get_order(ctx: &Ctx, id: Uuid, customer: usize) -> Option<(u16, serde_json::Value)> {
-    let response = ctx
-        .http
+/// `GET /orders/{id}` as the order's customer, not yet sent.
+pub fn order_request(ctx: &Ctx, id: Uuid, customer: usize) -> reqwest::RequestBuilder {
+    ctx.http
         .get(format!("{}/orders/{id}", ctx.args.query_url))
         .bearer_auth(ctx.tokens.customer(customer))
-        .send()
-        .await
-        .ok()?;
+}
+
+/// `GET /orders/{id}` as the order's customer: the status code and the body.
+pub async fn get_order(ctx: &Ctx, id: Uuid, customer: usize) -> Option<(u16, serde_json::Value)> {
+    let response = order_request(ctx, id, customer).send().await.ok()?;
     let status = response.status().as_u16();
     Some((status, response.json().await.unwrap_or_default()))
 }

@@ -11,7 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Ctx, Outcome, child, get_order, poll};
+use super::{Ctx, Outcome, child, get_order, order_request, poll};
 use crate::baselines::progress;
 use crate::procstat;
 use crate::stats::Measured;
@@ -33,10 +33,7 @@ pub async fn visible(ctx: &Ctx, id: Uuid, token: &str, customer: usize) -> bool 
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
         let sent = Instant::now();
-        let response = ctx
-            .http
-            .get(format!("{}/orders/{id}", ctx.args.query_url))
-            .bearer_auth(ctx.tokens.customer(customer))
+        let response = order_request(ctx, id, customer)
             .header("x-consistency-token", token)
             .send()
             .await;

@@ -10,11 +10,12 @@
 //! the record: it is written only with committed state, and every commit
 //! also records where in the logs that state ends ([`Resume`]), so the next
 //! session on this host (after a crash, a deploy or a rebalance) resumes
-//! the partition from it and reads only the logs' tails. A file that cannot be trusted (none, another
-//! layout, another boot, another topic of the same name, or too far behind)
-//! is emptied and restored from the log. It is never synced to the disk: a
-//! process that dies leaves its writes in the kernel's page cache, and
-//! after a reboot, which may lose them, [`Resume::boot`] no longer matches.
+//! the partition from it and reads only the logs' tails. A file that
+//! cannot be trusted (none, another layout, another boot, another topic of
+//! the same name, or too far behind) is emptied and restored from the log.
+//! It is never synced to the disk: a process that dies leaves its writes in
+//! the kernel's page cache, and after a reboot, which may lose them,
+//! [`Resume::boot`] no longer matches.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
