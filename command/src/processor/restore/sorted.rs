@@ -12,9 +12,9 @@ use crate::processor::ProcessorError;
 /// A record of the snapshots or replies partition being restored, to be
 /// written to its store in key order. Read in offset order, their keys are
 /// random ids, and each write of a batch of random ids rewrites a leaf of
-/// the store's B-tree per id: a restore of 500,000 order snapshots and as many replies
-/// per partition spent half its time in the file's reads and writes
-/// (BENCHMARKS.md, "The command service over 1,000,000 orders, and
+/// the store's B-tree per id: a restore of 500,000 order snapshots and as
+/// many replies per partition spent half its time in the file's reads and
+/// writes (BENCHMARKS.md, "The command service over 1,000,000 orders, and
 /// restores in key order"). Sorted by key and offset, so the last record
 /// of a key is written last.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
