@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::baselines::{Baselines, progress};
@@ -150,6 +151,7 @@ pub async fn run(args: &RunArgs, baselines: &Baselines) -> anyhow::Result<System
     let (command_max, command_paced, projection_lag) = commands::run(&ctx, baselines).await?;
     progress("waiting for the sagas to settle and the projector to catch up");
     projection::wait_caught_up(&ctx).await?;
+    flush_to_disk(&ctx).await;
     let (query_hit, query_hit_paced, query_miss) = query::run(&ctx).await?;
     let projection_catch_up = projection::catch_up(&ctx).await;
     let (end_to_end_max, end_to_end_paced, end_to_end_hops) = end_to_end::run(&ctx).await;
@@ -198,6 +200,30 @@ pub async fn settle(ctx: &Ctx) {
         let now = processed().await;
         quiet = if now == before { quiet + 1 } else { 0 };
         before = now;
+    }
+}
+
+/// Writes what the write phases left in memory to disk before the reads
+/// are measured: a PostgreSQL checkpoint, then `sync`. Left to PostgreSQL's
+/// background writer and the kernel's writeback every 5 s, those pages went
+/// out during the reads, and on these machines each writeback stalled every
+/// process for 20 to 30 ms, which an open loop of reads took up to a second
+/// to work off (BENCHMARKS.md, "What sets the query API's p99"): the read
+/// phase measured the write phases before it.
+async fn flush_to_disk(ctx: &Ctx) {
+    progress("writing the write phases' dirty pages to disk (CHECKPOINT, sync)");
+    let checkpoint = async {
+        let url = ctx.args.database_url(&ctx.args.views_db);
+        let mut connection = sqlx::PgConnection::connect(&url).await?;
+        sqlx::query("CHECKPOINT").execute(&mut connection).await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = checkpoint.await {
+        progress(&format!("no checkpoint before the reads: {e:#}"));
+    }
+    let synced = tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await;
+    if !matches!(synced, Ok(Ok(status)) if status.success()) {
+        progress("sync failed before the reads; measuring anyway");
     }
 }
 
