@@ -131,16 +131,15 @@ impl From<HttpArgs> for HttpConfig {
 /// what it verified in the request's extensions for the handler.
 pub type CallerKey = Arc<dyn Fn(&HeaderMap, &mut Extensions) -> Option<String> + Send + Sync>;
 
-/// Adds the request limits of `config` to `router`: a request timeout, the
-/// in-flight bound and, when configured, the per-caller rate limit.
+/// Adds the request limits of `config` to `router`: the in-flight bound and
+/// a request timeout (one middleware, so a request pays for one boxed future,
+/// not two) and, when configured, the per-caller rate limit.
 pub fn limit(router: Router, config: &HttpConfig, caller: CallerKey) -> Router {
-    let timeout = config.request_timeout;
-    let slots = Arc::new(Semaphore::new(config.max_in_flight));
-    let mut router = router
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            time_limit(timeout, request, next)
-        }))
-        .layer(middleware::from_fn_with_state(slots, limit_in_flight));
+    let bounds = Arc::new(Bounds {
+        timeout: config.request_timeout,
+        slots: Semaphore::new(config.max_in_flight),
+    });
+    let mut router = router.layer(middleware::from_fn_with_state(bounds, bound));
     if let Some(rate) = config.rate {
         let limiter = Arc::new(Limiter::new(rate, caller));
         router = router.layer(middleware::from_fn_with_state(limiter, limit_rate));
@@ -148,8 +147,25 @@ pub fn limit(router: Router, config: &HttpConfig, caller: CallerKey) -> Router {
     router
 }
 
-async fn time_limit(timeout: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
+/// What every request is held to: a slot among the requests in flight, and
+/// an answer within the timeout.
+struct Bounds {
+    timeout: Duration,
+    slots: Semaphore,
+}
+
+async fn bound(State(bounds): State<Arc<Bounds>>, request: Request, next: Next) -> Response {
+    let Ok(_slot) = bounds.slots.try_acquire() else {
+        metrics::counter!("http_shed_total", "reason" => "in_flight").increment(1);
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight; try again shortly",
+        )
+        .retry_after(1)
+        .into_response();
+    };
+    match tokio::time::timeout(bounds.timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             metrics::counter!("http_shed_total", "reason" => "timeout").increment(1);
@@ -158,26 +174,6 @@ async fn time_limit(timeout: Duration, request: Request, next: Next) -> Response
                 "request_timeout",
                 "the request took too long",
             )
-            .into_response()
-        }
-    }
-}
-
-async fn limit_in_flight(
-    State(slots): State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match slots.try_acquire() {
-        Ok(_slot) => next.run(request).await,
-        Err(_) => {
-            metrics::counter!("http_shed_total", "reason" => "in_flight").increment(1);
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "too many requests in flight; try again shortly",
-            )
-            .retry_after(1)
             .into_response()
         }
     }
@@ -267,6 +263,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(config.max_connections));
+    let rate_limited = config.rate.is_some();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -299,7 +296,10 @@ pub async fn serve(
         drop(stream.set_nodelay(true));
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: Request<_>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+            // Only the rate limit reads the client's address.
+            if rate_limited {
+                request.extensions_mut().insert(ConnectInfo(peer));
+            }
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));

@@ -8,24 +8,23 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
-
-use crate::telemetry;
 
 mod metrics_recorder;
+mod requests;
 
 pub use metrics_recorder::metrics_handle;
+use requests::{Requests, track_requests};
 
 /// A token cancelled on SIGTERM or ctrl-c.
 pub fn shutdown_on_signal() -> CancellationToken {
@@ -191,7 +190,10 @@ pub fn with_ops(router: Router, service: &'static str, health: Health) -> Router
     router
         .merge(ops)
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such resource") })
-        .layer(middleware::from_fn_with_state(service, track_requests))
+        .layer(middleware::from_fn_with_state(
+            Requests::new(service),
+            track_requests,
+        ))
 }
 
 /// Serves a public API (`app`) on `listener` with the limits of `http`
@@ -224,7 +226,10 @@ pub async fn serve_api(
     let public = app
         .merge(public)
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such resource") })
-        .layer(middleware::from_fn_with_state(service, track_requests));
+        .layer(middleware::from_fn_with_state(
+            Requests::new(service),
+            track_requests,
+        ));
     let public = crate::http::limit(public, http, caller);
     let ops = with_ops(Router::new(), service, health);
     let (served, ops_served) = tokio::join!(
@@ -232,77 +237,6 @@ pub async fn serve_api(
         crate::http::serve(ops_listener, ops, http, shutdown),
     );
     served.and(ops_served)
-}
-
-/// The method label of request metrics: the standard methods by name, any
-/// other as `other`, so a client cannot create series at will.
-fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    const KNOWN: [(Method, &str); 9] = [
-        (Method::GET, "GET"),
-        (Method::POST, "POST"),
-        (Method::PUT, "PUT"),
-        (Method::DELETE, "DELETE"),
-        (Method::PATCH, "PATCH"),
-        (Method::HEAD, "HEAD"),
-        (Method::OPTIONS, "OPTIONS"),
-        (Method::CONNECT, "CONNECT"),
-        (Method::TRACE, "TRACE"),
-    ];
-    KNOWN
-        .iter()
-        .find(|(known, _)| known == method)
-        .map_or("other", |(_, name)| name)
-}
-
-async fn track_requests(
-    State(service): State<&'static str>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    // Route templates, never raw paths: unmatched requests share one label.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = method_label(request.method());
-    // Probes and scrapes would bury the requests that matter in the traces.
-    let traced = !(route.starts_with("/health/") || route == "/metrics");
-    let span = if traced {
-        tracing::info_span!(
-            target: telemetry::TARGET,
-            "http request",
-            otel.name = %format_args!("{method} {route}"),
-            otel.kind = "server",
-            http.request.method = %method,
-            http.route = %route,
-            http.response.status_code = tracing::field::Empty,
-            service,
-        )
-    } else {
-        tracing::Span::none()
-    };
-    telemetry::continue_from_http(&span, request.headers());
-    let mut response = next.run(request).instrument(span.clone()).await;
-    span.record("http.response.status_code", response.status().as_u16());
-    // W3C Trace Context level 2: tells the caller which trace to look up.
-    if let Some((traceparent, _)) = telemetry::context_of(&span)
-        && let Ok(value) = header::HeaderValue::from_str(&traceparent)
-    {
-        response.headers_mut().insert("traceresponse", value);
-    }
-    let labels = [
-        ("service", service.to_owned()),
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
 }
 
 /// Serves `router` (an ops-only router: health and metrics) until
