@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::procstat::CpuWatch;
-use crate::stats::{Measured, Recorder};
+use crate::stats::{Latency, Measured, Recorder};
 
 /// Runs `op` from `concurrency` workers for `warmup + duration`; only
 /// operations started after the warm-up are counted.
@@ -84,7 +84,9 @@ where
 }
 
 /// Schedules `op` at `rate` per second for `duration`, with at most
-/// `max_in_flight` outstanding; latency counts from the scheduled time.
+/// `max_in_flight` outstanding; latency counts from the scheduled time,
+/// and how late each request started (the load generator's own share of
+/// it: its runtime, the in-flight bound) is recorded beside it.
 pub async fn open_loop<F, Fut>(
     rate: f64,
     duration: Duration,
@@ -100,6 +102,7 @@ where
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let recorder = Recorder::new();
+    let late = Recorder::new();
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let total = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
@@ -114,8 +117,10 @@ where
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        let (op, ok, failed, recorder) = (op.clone(), ok.clone(), failed.clone(), recorder.clone());
+        let (op, ok, failed) = (op.clone(), ok.clone(), failed.clone());
+        let (recorder, late) = (recorder.clone(), late.clone());
         tasks.push(tokio::spawn(async move {
+            late.record(scheduled.elapsed());
             let success = op(i).await;
             drop(permit);
             if success {
@@ -134,6 +139,7 @@ where
         Some(&recorder.snapshot()),
     );
     m.offered_rate = Some(rate);
+    m.started_late_ms = Latency::of(&late.snapshot()).map(Box::new);
     watch.finish(&mut m);
     m
 }
@@ -164,6 +170,10 @@ mod tests {
         assert_eq!(m.ops, 20);
         let latency = m.latency_ms.unwrap();
         assert!(latency.max > 500.0, "{latency:?}");
+        // The wait for the slot is the load generator's own, so the last
+        // requests started late by nearly all of their latency.
+        let late = m.started_late_ms.unwrap();
+        assert!(late.max > 450.0 && late.max < latency.max, "{late:?}");
     }
 
     #[tokio::test]

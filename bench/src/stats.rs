@@ -59,6 +59,10 @@ pub struct Measured {
     /// The offered rate of an open-loop phase, per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered_rate: Option<f64>,
+    /// How late an open loop's requests started after their scheduled
+    /// time: the load generator's own delay, which `latency_ms` includes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_late_ms: Option<Box<Latency>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

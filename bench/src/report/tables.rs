@@ -121,8 +121,20 @@ pub fn baselines(b: &Baselines) -> String {
 fn notes(items: &[(&str, &Measured)]) -> String {
     let mut out = String::new();
     for (name, m) in items {
-        if let Some(note) = &m.note {
-            let _ = writeln!(out, "- {name}: {note}");
+        let late = m.started_late_ms.as_ref().map(|l| {
+            format!(
+                "the load generator started its requests {:.2} ms (p99), at most {:.1} ms, after their scheduled time",
+                l.p99, l.max
+            )
+        });
+        let said: Vec<&str> = m
+            .note
+            .iter()
+            .map(String::as_str)
+            .chain(late.as_deref())
+            .collect();
+        if !said.is_empty() {
+            let _ = writeln!(out, "- {name}: {}", said.join("; "));
         }
     }
     out.push('\n');
