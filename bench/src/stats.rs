@@ -60,9 +60,15 @@ pub struct Measured {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered_rate: Option<f64>,
     /// How late an open loop's requests started after their scheduled
-    /// time: the load generator's own delay, which `latency_ms` includes.
+    /// time, besides any wait for an in-flight slot: the load generator's
+    /// own delay, which `latency_ms` includes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_late_ms: Option<Box<Latency>>,
+    /// An open loop's requests held back because every in-flight slot was
+    /// taken, and the latest of them in ms after its scheduled time: the
+    /// service's unanswered requests, not the load generator's delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_waits: Option<(u64, f64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

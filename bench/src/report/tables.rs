@@ -127,11 +127,17 @@ fn notes(items: &[(&str, &Measured)]) -> String {
                 l.p99, l.max
             )
         });
+        let waits = m.slot_waits.map(|(n, longest)| {
+            format!(
+                "{n} requests were held back because every in-flight slot was taken (sent at most {longest:.1} ms after their scheduled time: waiting for the service's answers, not counted as the generator's lateness)"
+            )
+        });
         let said: Vec<&str> = m
             .note
             .iter()
             .map(String::as_str)
             .chain(late.as_deref())
+            .chain(waits.as_deref())
             .collect();
         if !said.is_empty() {
             let _ = writeln!(out, "- {name}: {}", said.join("; "));
