@@ -3,6 +3,9 @@
 //! key-value file (redb) of its own, so memory holds only the hot
 //! aggregates.
 //!
+//! Outcomes are kept in decision order and found by command id through an
+//! index in memory ([`index`], which says why).
+//!
 //! The files of an instance's partitions share a folder, whichever lane
 //! holds them: every rebalance (an instance joining or leaving, lanes
 //! rejoining after their sessions expired or in another number) deals the
@@ -29,14 +32,18 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use index::{OutcomeIndex, second_of};
+
 type Slots<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
-type Outcomes<'a> = TableDefinition<'a, u128, &'static [u8]>;
-/// Outcomes by the time they were decided (ms), oldest first, to expire them.
-type Expiry<'a> = TableDefinition<'a, (i64, u128), ()>;
+/// Replies by (second decided, command id): oldest first.
+type Outcomes<'a> = TableDefinition<'a, (u32, u128), &'static [u8]>;
+/// Format 1's expiry index, deleted by name when tables are created
+/// (deleting a table does not check its types).
+type Expiry<'a> = TableDefinition<'a, (), ()>;
 /// Each partition's [`Resume`], by its tables' name.
 const RESUMES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("resume");
 /// The tables' layout: a session that finds another restores from the log.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// How a partition's file name ends; anything else in the folder is left
 /// over from a killed process.
 const EXTENSION: &str = "redb";
@@ -197,8 +204,9 @@ pub struct ColdStore {
     file: Arc<StateFile>,
     slots: String,
     outcomes: String,
-    expiry: String,
+    old_expiry: String,
     name: String,
+    index: OutcomeIndex,
 }
 
 impl std::fmt::Debug for ColdStore {
@@ -233,11 +241,10 @@ impl ColdStore {
         let txn = store.file.db.begin_write()?;
         txn.delete_table(store.slots_table())?;
         txn.delete_table(store.outcomes_table())?;
-        txn.delete_table(store.expiry_table())?;
+        txn.delete_table(Expiry::new(&store.old_expiry))?;
         txn.open_table(RESUMES)?.remove(name)?;
         txn.open_table(store.slots_table())?;
         txn.open_table(store.outcomes_table())?;
-        txn.open_table(store.expiry_table())?;
         txn.commit()?;
         Ok(store)
     }
@@ -256,9 +263,15 @@ impl ColdStore {
             Err(e) => return Err(e.into()),
         };
         let resume = resume.and_then(|bytes| serde_json::from_slice::<Resume>(&bytes).ok());
-        Ok(resume
-            .filter(Resume::current)
-            .map(|resume| (ColdStore::named(file, name), resume)))
+        let Some(resume) = resume.filter(Resume::current) else {
+            return Ok(None);
+        };
+        let mut store = ColdStore::named(file, name);
+        for entry in txn.open_table(store.outcomes_table())?.iter()? {
+            let (second, id) = entry?.0.value();
+            store.index.insert(id, second);
+        }
+        Ok(Some((store, resume)))
     }
 
     fn named(file: &Arc<StateFile>, name: &str) -> ColdStore {
@@ -266,8 +279,9 @@ impl ColdStore {
             file: file.clone(),
             slots: format!("{name}/slots"),
             outcomes: format!("{name}/outcomes"),
-            expiry: format!("{name}/outcome_expiry"),
+            old_expiry: format!("{name}/outcome_expiry"),
             name: name.to_owned(),
+            index: OutcomeIndex::default(),
         }
     }
 
@@ -279,10 +293,6 @@ impl ColdStore {
         TableDefinition::new(&self.outcomes)
     }
 
-    fn expiry_table(&self) -> Expiry<'_> {
-        TableDefinition::new(&self.expiry)
-    }
-
     /// The stored state of one aggregate, as JSON.
     pub fn slot(&self, id: &str) -> Result<Option<Vec<u8>>, ColdError> {
         let txn = self.file.db.begin_read()?;
@@ -290,40 +300,54 @@ impl ColdStore {
         Ok(table.get(id)?.map(|v| v.value().to_vec()))
     }
 
-    /// The recorded reply of a command, as JSON.
+    /// The recorded reply of a command, as JSON. An id the index does not
+    /// know (every new command) costs no read.
     pub fn outcome(&self, command_id: Uuid) -> Result<Option<Vec<u8>>, ColdError> {
+        let id = command_id.as_u128();
+        let Some(second) = self.index.get(id) else {
+            return Ok(None);
+        };
         let txn = self.file.db.begin_read()?;
         let table = txn.open_table(self.outcomes_table())?;
-        Ok(table.get(command_id.as_u128())?.map(|v| v.value().to_vec()))
+        Ok(table.get((second, id))?.map(|v| v.value().to_vec()))
     }
 
     /// Writes committed state in one transaction and expires old outcomes.
-    pub fn write(&self, write: ColdWrite) -> Result<(), ColdError> {
+    /// An outcome already stored is replaced where it is. The index follows
+    /// once the transaction has committed.
+    pub fn write(&mut self, write: ColdWrite) -> Result<(), ColdError> {
         let txn = self.file.db.begin_write()?;
+        let (mut added, mut expired) = (Vec::new(), Vec::new());
         {
             let mut slots = txn.open_table(self.slots_table())?;
             for (id, state) in &write.slots {
                 slots.insert(id.as_str(), state.as_slice())?;
             }
             let mut outcomes = txn.open_table(self.outcomes_table())?;
-            let mut expiry = txn.open_table(self.expiry_table())?;
             for (id, at, reply) in &write.outcomes {
-                if outcomes.insert(id.as_u128(), reply.as_slice())?.is_none() {
-                    expiry.insert((*at, id.as_u128()), ())?;
+                let id = id.as_u128();
+                let stored = match self.index.get(id) {
+                    Some(second) => outcomes.get((second, id))?.map(|_| second),
+                    None => None,
+                };
+                let second = stored.unwrap_or_else(|| second_of(*at));
+                outcomes.insert((second, id), reply.as_slice())?;
+                if stored.is_none() {
+                    added.push((id, second));
                 }
             }
-            let over = (expiry.len()? as usize).saturating_sub(write.outcome_capacity);
-            let mut expired = Vec::new();
-            for entry in expiry.iter()?.take(EXPIRE_PER_COMMIT) {
-                let (at, id) = entry?.0.value();
-                if at >= write.expire_before_ms && expired.len() >= over {
+            let over = (outcomes.len()? as usize).saturating_sub(write.outcome_capacity);
+            for entry in outcomes.iter()?.take(EXPIRE_PER_COMMIT) {
+                let (second, id) = entry?.0.value();
+                // Kept until the whole second is past the horizon.
+                let young = (i64::from(second) + 1) * 1_000 > write.expire_before_ms;
+                if young && expired.len() >= over {
                     break;
                 }
-                expired.push((at, id));
+                expired.push((second, id));
             }
-            for (at, id) in expired {
-                expiry.remove((at, id))?;
-                outcomes.remove(id)?;
+            for &(second, id) in &expired {
+                outcomes.remove((second, id))?;
             }
             if let Some(resume) = &write.resume {
                 let value = serde_json::to_vec(resume).map_err(|e| redb::Error::Io(e.into()))?;
@@ -332,6 +356,12 @@ impl ColdStore {
             }
         }
         txn.commit()?;
+        for (id, second) in added {
+            self.index.insert(id, second);
+        }
+        for (second, id) in expired {
+            self.index.remove(id, second);
+        }
         Ok(())
     }
 }
@@ -364,5 +394,6 @@ impl StorageBackend for Unsynced {
     }
 }
 
+mod index;
 #[cfg(test)]
 mod tests;

@@ -131,10 +131,12 @@ pub fn restore(
     read_to_end(kafka, &replies_topic, starts, |message| {
         replies_end = Some(message.offset() + 1);
         let payload = message.payload().unwrap_or_default();
-        // Only the key here: the whole reply is decoded once, in key order.
+        // Only the key here: the whole reply is decoded once, in the order
+        // the outcomes table keys it (second decided, command id).
         let key: ReplyKey = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        let second = key.processed_at.timestamp().max(0).to_be_bytes();
         sorter.push(Keyed {
-            key: key.command_id.as_bytes().to_vec(),
+            key: [second.as_slice(), key.command_id.as_bytes()].concat(),
             offset: message.offset(),
             value: payload.to_vec(),
         })
@@ -210,10 +212,11 @@ fn read_snapshots(
     Ok(true)
 }
 
-/// The field of a reply a restore sorts by.
+/// The fields of a reply a restore sorts by.
 #[derive(serde::Deserialize)]
 struct ReplyKey {
     command_id: uuid::Uuid,
+    processed_at: chrono::DateTime<chrono::Utc>,
 }
 
 fn unreadable(topic: &str, partition: i32, offset: i64, error: &dyn std::fmt::Display) {
