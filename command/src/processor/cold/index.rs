@@ -5,8 +5,8 @@
 //! written and each expired rewrote a leaf somewhere in a tree far larger
 //! than redb's cache: that was most of a lane's store phase, itself about a
 //! quarter of the command service's CPU at 250 orders/s (BENCHMARKS.md,
-//! "Outcomes in decision order"). The price is this index: a 16-byte slot
-//! an outcome held (about 4.5 MB a partition at the capacity of 200,000,
+//! "Outcomes in decision order"). The price is this index: an 8-byte slot
+//! an outcome held (about 2.4 MB a partition at the capacity of 200,000,
 //! as the map sizes its table), rebuilt from the table when a session
 //! resumes it.
 
@@ -14,13 +14,15 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 /// Where each stored outcome is: its command id's second. Keyed by the
-/// id's low 64 bits (random in every UUID version the ids use), not the
-/// whole id, for a smaller map; an id whose bits another stored id has goes into
-/// `clashes`, keyed by the whole id, so every lookup stays exact (a hit
-/// is read under the whole id, which the table's key includes).
+/// id's low 32 bits (random in every UUID version the ids use), not the
+/// whole id, for a map a quarter the size; an id whose bits another
+/// stored id has (a handful among 200,000) goes into `clashes`, keyed by
+/// the whole id. Lookups stay exact: a hit is read under the whole id,
+/// which the table's key includes, so a new id whose bits a stored one has
+/// (one in 20,000 at the capacity) costs one read that finds nothing.
 #[derive(Debug, Default)]
 pub(super) struct OutcomeIndex {
-    by_bits: HashMap<u64, u32>,
+    by_bits: HashMap<u32, u32>,
     clashes: HashMap<u128, u32>,
 }
 
@@ -30,12 +32,12 @@ impl OutcomeIndex {
     pub(super) fn get(&self, id: u128) -> Option<u32> {
         self.clashes
             .get(&id)
-            .or_else(|| self.by_bits.get(&(id as u64)))
+            .or_else(|| self.by_bits.get(&(id as u32)))
             .copied()
     }
 
     pub(super) fn insert(&mut self, id: u128, second: u32) {
-        match self.by_bits.entry(id as u64) {
+        match self.by_bits.entry(id as u32) {
             Entry::Vacant(entry) => {
                 entry.insert(second);
             }
@@ -46,8 +48,8 @@ impl OutcomeIndex {
     }
 
     pub(super) fn remove(&mut self, id: u128, second: u32) {
-        if self.clashes.remove(&id).is_none() && self.by_bits.get(&(id as u64)) == Some(&second) {
-            self.by_bits.remove(&(id as u64));
+        if self.clashes.remove(&id).is_none() && self.by_bits.get(&(id as u32)) == Some(&second) {
+            self.by_bits.remove(&(id as u32));
         }
     }
 }

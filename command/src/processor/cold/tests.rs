@@ -75,9 +75,9 @@ fn outcomes_are_found_by_id_also_when_their_low_bits_clash_and_after_a_reopen() 
     let dir = tempfile::tempdir().unwrap();
     let file = StateFile::open(dir.path(), "p").unwrap();
     let mut store = ColdStore::create(&file, "t").unwrap();
-    // Two ids with the same low 64 bits, decided in the same second, and a
+    // Two ids with the same low 32 bits, decided in the same second, and a
     // third with other bits.
-    let (a, b, c) = (1 << 64 | 7, 2 << 64 | 7, 9);
+    let (a, b, c) = (1 << 32 | 7, 2 << 64 | 7, 9);
     write(
         &mut store,
         vec![outcome(a, 5_000, "a"), outcome(b, 5_500, "b")],
@@ -87,7 +87,7 @@ fn outcomes_are_found_by_id_also_when_their_low_bits_clash_and_after_a_reopen() 
     assert_eq!(read(&store, a).as_deref(), Some("a"));
     assert_eq!(read(&store, b).as_deref(), Some("b"));
     assert_eq!(read(&store, c).as_deref(), Some("c"));
-    assert_eq!(read(&store, 3 << 64 | 7), None, "same bits, never stored");
+    assert_eq!(read(&store, 3 << 96 | 7), None, "same bits, never stored");
     assert_eq!(read(&store, 8), None);
 
     // Written again: replaced where it is, not stored twice.
