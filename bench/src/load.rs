@@ -110,25 +110,29 @@ where
     let watch = CpuWatch::start(services);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
-    // When the loop last got a slot: a request scheduled before it was held
-    // back by the slots, not by the load generator.
-    let mut free_at = start;
+    // When the loop last stopped waiting for a free slot: a request
+    // scheduled before then was held back by the slots, not by the load
+    // generator.
+    let mut blocked_until = start;
     for i in 0..total {
         let scheduled = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(scheduled).await;
-        let timer_late = Instant::now().saturating_duration_since(scheduled.max(free_at));
+        let timer_late = Instant::now().saturating_duration_since(scheduled.max(blocked_until));
         // Waiting for a permit delays this request; its latency still counts
         // from `scheduled`, so the wait is measured, not hidden. That wait is
         // the service's (every slot holds a request it has not answered), so
         // it is kept apart from the generator's own lateness (its timer and
         // its runtime starting the task).
-        let held = permits.available_permits() == 0 || scheduled < free_at;
+        let full = permits.available_permits() == 0;
+        let held = full || scheduled < blocked_until;
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        free_at = Instant::now();
+        if full {
+            blocked_until = Instant::now();
+        }
         if held {
-            slot_waits.record(free_at.saturating_duration_since(scheduled));
+            slot_waits.record(scheduled.elapsed());
         }
         let (op, ok, failed) = (op.clone(), ok.clone(), failed.clone());
         let (recorder, late) = (recorder.clone(), late.clone());
@@ -192,6 +196,29 @@ mod tests {
         assert!(waits >= 15 && longest > 450.0, "{waits} {longest}");
         let late = m.started_late_ms.unwrap();
         assert!(late.max < 100.0, "{late:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_load_generator_is_its_own_lateness_not_a_wait_for_slots() {
+        // One request blocks the test's only runtime thread for 50 ms, as a
+        // starved load generator would be: the requests scheduled meanwhile
+        // start late, with slots to spare.
+        let m = open_loop(
+            1000.0,
+            Duration::from_millis(200),
+            64,
+            &[],
+            |i| async move {
+                if i == 20 {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                true
+            },
+        )
+        .await;
+        assert_eq!(m.slot_waits, None);
+        let late = m.started_late_ms.unwrap();
+        assert!(late.max > 40.0, "{late:?}");
     }
 
     #[tokio::test]
