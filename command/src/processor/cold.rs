@@ -204,7 +204,6 @@ pub struct ColdStore {
     file: Arc<StateFile>,
     slots: String,
     outcomes: String,
-    old_expiry: String,
     name: String,
     index: OutcomeIndex,
 }
@@ -241,7 +240,7 @@ impl ColdStore {
         let txn = store.file.db.begin_write()?;
         txn.delete_table(store.slots_table())?;
         txn.delete_table(store.outcomes_table())?;
-        txn.delete_table(Expiry::new(&store.old_expiry))?;
+        txn.delete_table(Expiry::new(&format!("{name}/outcome_expiry")))?;
         txn.open_table(RESUMES)?.remove(name)?;
         txn.open_table(store.slots_table())?;
         txn.open_table(store.outcomes_table())?;
@@ -279,7 +278,6 @@ impl ColdStore {
             file: file.clone(),
             slots: format!("{name}/slots"),
             outcomes: format!("{name}/outcomes"),
-            old_expiry: format!("{name}/outcome_expiry"),
             name: name.to_owned(),
             index: OutcomeIndex::default(),
         }

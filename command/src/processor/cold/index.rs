@@ -3,7 +3,7 @@
 //! tree's right edge and expiring the oldest removes from its left edge.
 //! Keyed by the random command id alone, as until 2026-12-07, each outcome
 //! written and each expired rewrote a leaf somewhere in a tree far larger
-//! than redb's cache: that was most of a lane's store phase, itself about a
+//! than redb's cache: that was much of a lane's store phase, itself about a
 //! quarter of the command service's CPU at 250 orders/s (BENCHMARKS.md,
 //! "Outcomes in decision order"). The price is this index: an 8-byte slot
 //! an outcome held (about 2.4 MB a partition at the capacity of 200,000,
