@@ -35,6 +35,7 @@ use crate::record::Record;
 /// The projector's consumer, counting its group's rebalances.
 pub type Consumer = StreamConsumer<CountRebalances>;
 use crate::refresh::Refresher;
+use crate::views::recent_timelines::{self, RecentTimelines};
 
 /// The channel every batch transaction notifies (delivered at its commit,
 /// dropped with a rollback): the query API's reads that wait for a
@@ -90,6 +91,7 @@ pub async fn run(
     let mut hints = Hints::default();
     let mut last_durable = Instant::now();
     let mut max = MIN_BATCH;
+    let recent = RecentTimelines::new(recent_timelines::CAPACITY);
     loop {
         let fetching = Instant::now();
         let Some(mut records) = record::next_batch_or_wait(&consumer, max, &shutdown).await else {
@@ -112,7 +114,7 @@ pub async fn run(
         let durable = last_durable.elapsed() >= DURABLE_EVERY;
         let generation = refresher.generation();
         let applied = record::retry_until(&shutdown, "applying a batch", || {
-            apply(&pool, &routes, &records, mode, durable)
+            apply(&pool, &routes, &records, mode, durable, &recent)
         });
         let Some((mut applied, guard)) = applied.await else {
             return;
@@ -201,6 +203,7 @@ async fn apply(
     records: &[Record],
     mode: Mode,
     durable: bool,
+    recent: &RecentTimelines,
 ) -> Result<(Applied, BatchGuard), sqlx::Error> {
     let begin = if durable {
         "BEGIN"
@@ -219,7 +222,7 @@ async fn apply(
     let (guard, txs) = (guard?, txs?);
     let applied =
         future::try_join_all(txs.into_iter().zip(parts).map(|(mut tx, part)| async move {
-            let applied = dispatch::apply_batch(&mut tx, routes, part, mode).await?;
+            let applied = dispatch::apply_batch(&mut tx, routes, part, mode, Some(recent)).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(applied)
         }))

@@ -18,6 +18,7 @@ use crate::hold::{self, HeldKeys};
 use crate::record::Record;
 use crate::refresh::{Fresh, Touched};
 use crate::views::order_set::{self, OrderSetEvent};
+use crate::views::recent_timelines::RecentTimelines;
 use crate::views::{catalog_items, saga_timelines};
 use crate::{positions, probes};
 
@@ -277,12 +278,14 @@ impl Applied {
 /// one per view table writes it, one stores the dead letters and moves the
 /// positions. Positions are locked in one fixed order, so concurrent
 /// instances never deadlock. In [`Mode::Live`], the cached documents the batch
-/// changed are built from the rows it folded ([`Mode::CatchUp`]: see there).
+/// changed are built from the rows it folded ([`Mode::CatchUp`]: see there),
+/// with the timelines `recent` remembers.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     routes: &Routes,
     records: &[Record],
     mode: Mode,
+    recent: Option<&RecentTimelines>,
 ) -> Result<Applied, sqlx::Error> {
     let sets = routes.split(records);
     let tagged: Vec<(&'static str, &Record)> = sets
@@ -305,7 +308,7 @@ pub async fn apply_batch(
             continue;
         }
         let (events, dead) = Events::divert(routes, set, &fresh, &mut claimed.held);
-        apply_set(tx, events, mode, &mut applied.fresh).await?;
+        apply_set(tx, events, mode, recent, &mut applied.fresh).await?;
         letters.extend(dead);
         moved.extend(fresh.iter().map(|r| (projection, *r)));
         applied.counts.push((set, fresh.len()));
@@ -344,6 +347,7 @@ pub async fn apply_set(
     tx: &mut Transaction<'_, Postgres>,
     events: Events,
     mode: Mode,
+    recent: Option<&RecentTimelines>,
     fresh: &mut Fresh,
 ) -> Result<(), sqlx::Error> {
     match events {
@@ -356,7 +360,7 @@ pub async fn apply_set(
             }
         }
         Events::Orders(events) => {
-            let orders = order_set::apply_batch(tx, &events, mode).await?;
+            let orders = order_set::apply_batch(tx, &events, mode, recent).await?;
             fresh.orders.extend(orders.documents);
             fresh.unplaced.extend(orders.unplaced);
             fresh.unbuilt.extend(orders.unbuilt);

@@ -43,7 +43,7 @@ mod refresh;
 pub mod replay;
 pub mod views;
 
-pub use dispatch::ViewSet;
+pub use dispatch::{Mode, ViewSet};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

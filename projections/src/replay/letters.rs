@@ -180,7 +180,7 @@ async fn retry_group(
             break;
         }
         let mut fresh = Fresh::default();
-        dispatch::apply_set(&mut tx, events, dispatch::Mode::Live, &mut fresh).await?;
+        dispatch::apply_set(&mut tx, events, dispatch::Mode::Live, None, &mut fresh).await?;
         touched.merge(fresh.touched());
         applied.push(letter.id);
     }

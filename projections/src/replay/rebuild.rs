@@ -204,7 +204,7 @@ async fn apply_one(
     records: &[crate::record::Record],
 ) -> Result<(), ReplayError> {
     let mut tx = pool.begin().await?;
-    dispatch::apply_batch(&mut tx, routes, records, Mode::Rebuild).await?;
+    dispatch::apply_batch(&mut tx, routes, records, Mode::Rebuild, None).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -16,6 +16,7 @@
 //! - [`order_timeline`]: every order, payment and shipment event of an order.
 //! - [`sales`]: confirmed orders and revenue per minute, hour and day.
 //! - [`order_set`]: applies a batch to the order tables and the sales.
+//! - [`recent_timelines`]: the timelines of the documents a projector built lately.
 //! - [`saga_timelines`]: where each order's fulfilment saga is, from `sagas.events`.
 
 pub mod catalog_items;
@@ -25,6 +26,7 @@ pub mod order_set_csv;
 pub mod order_shipments;
 pub mod order_timeline;
 pub mod orders;
+pub mod recent_timelines;
 pub mod saga_timelines;
 pub mod sales;
 

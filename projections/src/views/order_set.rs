@@ -3,7 +3,7 @@
 //! all in the caller's transaction; and, when asked, build the order
 //! documents of the batch from the rows just folded, for the cache.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
 
 use events::domain::{OrderEvent, PaymentEvent, ShipmentEvent};
@@ -16,6 +16,7 @@ use super::order_payments::PaymentRow;
 use super::order_shipments::ShipmentRow;
 use super::order_timeline::{self, TimelineEntry};
 use super::orders::OrderRow;
+use super::recent_timelines::{RecentTimelines, Versions};
 use super::{decode, fold_into, order_payments, order_set_csv, order_shipments, orders, sales};
 use crate::dispatch::Mode;
 use crate::documents::{self, OrderEntries};
@@ -95,11 +96,14 @@ impl<'e> Split<'e> {
 /// leaves them (see [`documents::assemble`] for why they equal what a reader
 /// loads), and the versions of those it named without an order row; in
 /// [`Mode::CatchUp`], only the versions of every order it named (see
-/// [`documents::Unbuilt`]).
+/// [`documents::Unbuilt`]). The stored timelines a document needs are taken
+/// from `recent` where it has them at the rows' versions, and the
+/// documents built are remembered there.
 pub async fn apply_batch(
     tx: &mut Transaction<'_, Postgres>,
     events: &[OrderSetEvent],
     mode: Mode,
+    recent: Option<&RecentTimelines>,
 ) -> Result<OrderEntries, sqlx::Error> {
     let want_documents = mode == Mode::Live;
     let batch = Split::of(events);
@@ -112,9 +116,13 @@ pub async fn apply_batch(
 
     let mut order_rows =
         orders::find_many(tx, &load(ids(batch.orders.iter().map(|e| e.0)))).await?;
-    // Orders with a row before this batch: only they can have stored
-    // timeline entries a document shows (see `stored_timelines`).
-    let mut earlier: HashSet<Uuid> = order_rows.keys().copied().collect();
+    // Orders with a row before this batch, at their rows' versions: only
+    // they can have stored timeline entries a document shows (see
+    // `stored_timelines`).
+    let mut earlier: HashMap<Uuid, Versions> = HashMap::new();
+    for row in order_rows.values() {
+        earlier.entry(row.order_id).or_default()[0] = row.version;
+    }
     let mut sold = Vec::new();
     for (key, meta, event) in &batch.orders {
         // The sale is read off the order as it was just before the event.
@@ -125,13 +133,17 @@ pub async fn apply_batch(
 
     let mut payments =
         order_payments::find_many(tx, &load(ids(batch.payments.iter().map(|e| e.0)))).await?;
-    earlier.extend(payments.keys());
+    for row in payments.values() {
+        earlier.entry(row.order_id).or_default()[1] = row.version;
+    }
     fold_all(&mut payments, &batch.payments, order_payments::evolve);
     order_payments::store(tx, changed(&payments, &batch.payments)).await?;
 
     let mut shipments =
         order_shipments::find_many(tx, &load(ids(batch.shipments.iter().map(|e| e.0)))).await?;
-    earlier.extend(shipments.keys());
+    for row in shipments.values() {
+        earlier.entry(row.order_id).or_default()[2] = row.version;
+    }
     fold_all(&mut shipments, &batch.shipments, order_shipments::evolve);
     order_shipments::store(tx, changed(&shipments, &batch.shipments)).await?;
 
@@ -159,7 +171,7 @@ pub async fn apply_batch(
         }
         Mode::Rebuild => return Ok(OrderEntries::default()),
     }
-    let mut timelines = stored_timelines(tx, earlier).await?;
+    let mut timelines = stored_timelines(tx, earlier, recent).await?;
     for entry in batch.timeline {
         let stored = timelines.entry(entry.order_id).or_default();
         if !stored
@@ -170,8 +182,12 @@ pub async fn apply_batch(
         }
     }
     let unplaced = documents::unplaced(&order_rows, &payments, &shipments);
+    let documents = documents::assemble(order_rows, payments, shipments, timelines);
+    if let Some(recent) = recent {
+        recent.remember(&documents);
+    }
     Ok(OrderEntries {
-        documents: documents::assemble(order_rows, payments, shipments, timelines),
+        documents,
         unplaced,
         unbuilt: Vec::new(),
     })
@@ -266,18 +282,23 @@ fn render<R, E>(
 /// any has no stored entry a document shows: each stream's first event
 /// creates its row, and a document shows a stream's entries only up to its
 /// row's version. Read after the rows, so it holds at least every entry they
-/// reflect; `assemble` drops any entry newer than them.
+/// reflect; `assemble` drops any entry newer than them. Those `recent` has
+/// at the rows' versions are not read.
 async fn stored_timelines(
     tx: &mut Transaction<'_, Postgres>,
-    earlier: HashSet<Uuid>,
+    earlier: HashMap<Uuid, Versions>,
+    recent: Option<&RecentTimelines>,
 ) -> Result<HashMap<Uuid, Vec<TimelineEntry>>, sqlx::Error> {
-    if earlier.is_empty() {
-        return Ok(HashMap::new());
+    let (mut timelines, unknown) = match recent {
+        Some(recent) => recent.recall(earlier),
+        None => (HashMap::new(), earlier.into_keys().collect()),
+    };
+    if !unknown.is_empty() {
+        timelines.extend(documents::timelines(
+            order_timeline::find_many(tx, &unknown).await?,
+        ));
     }
-    let ids: Vec<Uuid> = earlier.into_iter().collect();
-    Ok(documents::timelines(
-        order_timeline::find_many(tx, &ids).await?,
-    ))
+    Ok(timelines)
 }
 
 /// The distinct ids, sorted.
