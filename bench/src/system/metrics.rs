@@ -75,8 +75,9 @@ pub fn processor_summary(before: &HashMap<String, f64>, after: &HashMap<String, 
 }
 
 /// What the projector did between two scrapes, in words: its batches, the
-/// time each phase took, and how old a batch's oldest record was at each
-/// step (from its append to the log), so the lag shows where it goes.
+/// time each phase took, how old a batch's oldest record was at each step
+/// (from its append to the log), so the lag shows where it goes, and how
+/// many of the stored timelines its documents needed it remembered.
 pub fn projector_summary(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> String {
     let delta = |name: &str| delta(before, after, name);
     let mean = |metric: &str, label: &str, value: &str| {
@@ -95,9 +96,12 @@ pub fn projector_summary(before: &HashMap<String, f64>, after: &HashMap<String, 
     if batches <= 0.0 {
         return "no projector batches seen in /metrics".into();
     }
+    let remembered = delta("projection_timelines_total{from=\"memory\"}");
+    let timelines = delta("projection_timelines_total");
     format!(
         "projector: {batches:.0} batches, {:.1} events each; mean ms per batch: {}; \
-         mean age in ms of a batch's oldest record when {}",
+         mean age in ms of a batch's oldest record when {}; stored timelines remembered \
+         {remembered:.0} of {timelines:.0}",
         delta("projection_events_applied_total") / batches,
         ["apply", "handoff", "cache"]
             .map(|p| mean("projection_batch_phase_seconds", "phase", p))
@@ -136,13 +140,15 @@ mod tests {
              projection_events_applied_total{projection=\"orders\"} 30\n\
              projection_events_applied_total{projection=\"sagas\"} 10\n\
              projection_record_age_seconds_count{at=\"cached\"} 2\n\
-             projection_record_age_seconds_sum{at=\"cached\"} 0.3\n",
+             projection_record_age_seconds_sum{at=\"cached\"} 0.3\n\
+             projection_timelines_total{from=\"memory\"} 9\n\
+             projection_timelines_total{from=\"database\"} 3\n",
         );
         assert_eq!(
             projector_summary(&HashMap::new(), &after),
             "projector: 4 batches, 10.0 events each; mean ms per batch: apply 5.0, handoff NaN, \
              cache NaN; mean age in ms of a batch's oldest record when fetched NaN, committed NaN, \
-             cached 150.0"
+             cached 150.0; stored timelines remembered 9 of 12"
         );
         assert_eq!(
             projector_summary(&after, &after),
