@@ -26,6 +26,26 @@ fn at(sequence: u64) -> DateTime<Utc> {
         + chrono::Duration::seconds(sequence as i64)
 }
 
+fn order_placed(customer: &str) -> OrderEvent {
+    OrderEvent::OrderPlaced {
+        customer_id: CustomerId::new(customer).unwrap(),
+        currency: Currency::new("USD").unwrap(),
+        lines: vec![OrderLine {
+            sku: "SKU-D".parse().unwrap(),
+            quantity: 2,
+        }],
+        shipping_address: address(),
+        payment_token: "tok_ok".into(),
+    }
+}
+
+fn authorization_requested() -> PaymentEvent {
+    PaymentEvent::PaymentAuthorizationRequested {
+        amount: usd(700),
+        token: "tok_ok".into(),
+    }
+}
+
 #[tokio::test]
 async fn an_order_read_back_equals_the_document_the_fold_builds() {
     let env = TestEnv::new();
@@ -34,20 +54,8 @@ async fn an_order_read_back_equals_the_document_the_fold_builds() {
         .unwrap();
     let (placed, paid_only, missing) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
 
-    let order = OrderEvent::OrderPlaced {
-        customer_id: CustomerId::new("cust-doc").unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: vec![OrderLine {
-            sku: "SKU-D".parse().unwrap(),
-            quantity: 2,
-        }],
-        shipping_address: address(),
-        payment_token: "tok_ok".into(),
-    };
-    let requested = PaymentEvent::PaymentAuthorizationRequested {
-        amount: usd(700),
-        token: "tok_ok".into(),
-    };
+    let order = order_placed("cust-doc");
+    let requested = authorization_requested();
     let authorized = PaymentEvent::PaymentAuthorized {
         provider_ref: "p-1".into(),
         amount: usd(700),
@@ -148,16 +156,7 @@ async fn a_batch_builds_with_remembered_timelines_what_it_would_read_back() {
         .unwrap();
     let recent = RecentTimelines::new(16);
     let id = Uuid::now_v7();
-    let order = OrderEvent::OrderPlaced {
-        customer_id: CustomerId::new("cust-recent").unwrap(),
-        currency: Currency::new("USD").unwrap(),
-        lines: vec![OrderLine {
-            sku: "SKU-R".parse().unwrap(),
-            quantity: 1,
-        }],
-        shipping_address: address(),
-        payment_token: "tok_ok".into(),
-    };
+    let order = order_placed("cust-recent");
     let payment = |sequence: u64, event: PaymentEvent| {
         let m = meta(
             &event,
@@ -176,11 +175,7 @@ async fn a_batch_builds_with_remembered_timelines_what_it_would_read_back() {
     )
     .await;
     // Another writer moves the payment stream: what was remembered is stale.
-    let requested = PaymentEvent::PaymentAuthorizationRequested {
-        amount: usd(700),
-        token: "tok_ok".into(),
-    };
-    live_batch(&pool, &[payment(1, requested)], None).await;
+    live_batch(&pool, &[payment(1, authorization_requested())], None).await;
     let authorized = PaymentEvent::PaymentAuthorized {
         provider_ref: "p-r".into(),
         amount: usd(700),
