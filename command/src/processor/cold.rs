@@ -32,7 +32,8 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use index::{OutcomeIndex, second_of};
+use index::OutcomeIndex;
+pub(super) use index::second_of;
 
 type Slots<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
 /// Replies by (second decided, command id): oldest first.

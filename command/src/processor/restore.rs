@@ -18,7 +18,7 @@ use events::{AggregateType, KafkaConfig, kafka};
 use rdkafka::{Message, Offset};
 
 use super::ProcessorError;
-use super::cold::StateFile;
+use super::cold::{StateFile, second_of};
 use super::snapshot::{self, CHECKPOINT_KEY, Checkpoint};
 use super::store::{Limits, PartitionStore, StoreError};
 
@@ -134,7 +134,7 @@ pub fn restore(
         // Only the key here: the whole reply is decoded once, in the order
         // the outcomes table keys it (second decided, command id).
         let key: ReplyKey = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-        let second = key.processed_at.timestamp().max(0).to_be_bytes();
+        let second = second_of(key.processed_at.timestamp_millis()).to_be_bytes();
         sorter.push(Keyed {
             key: [second.as_slice(), key.command_id.as_bytes()].concat(),
             offset: message.offset(),

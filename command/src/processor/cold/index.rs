@@ -54,7 +54,8 @@ impl OutcomeIndex {
     }
 }
 
-/// The second an outcome decided at `ms` is filed under.
-pub(super) fn second_of(ms: i64) -> u32 {
+/// The second an outcome decided at `ms` is filed under (and a restore
+/// sorts it by).
+pub(in crate::processor) fn second_of(ms: i64) -> u32 {
     u32::try_from(ms.div_euclid(1_000).max(0)).unwrap_or(u32::MAX)
 }
