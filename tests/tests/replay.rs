@@ -223,6 +223,17 @@ async fn a_rebuild_killed_halfway_resumes_without_double_counting() {
     assert_eq!(report["resumed"], true, "{report}");
     assert!(report["events"].as_i64().unwrap() < total, "{report}");
     assert_views_equal_the_fold(&env, &pool).await;
+    let (target,): (i32,) = sqlx::query_as(
+        "SELECT attstattarget::int FROM pg_attribute
+         WHERE attrelid = 'public.order_timeline'::regclass AND attname = 'detail'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        target, 0,
+        "the swapped-in timeline kept its column's statistics target"
+    );
     assert_eq!(
         expected_sales(&log::<OrderEvent>(&env, AggregateType::Order).await).0,
         400,

@@ -126,7 +126,8 @@ impl Shadow {
                 .await?;
             // Only the indexed columns: statistics of the large JSON
             // columns cost more than the rest of the finish, and no query
-            // filters on them (autovacuum gathers them later).
+            // filters on them (their targets are 0, so autovacuum skips
+            // them too).
             let columns = indexed_columns(live, table.name).await?;
             sqlx::raw_sql(&format!("ANALYZE {name} ({columns})"))
                 .execute(&self.pool)
@@ -236,8 +237,8 @@ async fn create(
     Ok(())
 }
 
-/// An empty copy of `public.<table>` with its columns, defaults and checks,
-/// its unique constraints (under their live names) when `keyed`, and no
+/// An empty copy of `public.<table>` with its columns, defaults, checks and
+/// statistics targets, its unique constraints (under their live names) when `keyed`, and no
 /// other index yet. Autovacuum stays off until the load is done: vacuuming
 /// tables that only grow would compete with the load for the same cores.
 async fn copy_table(
@@ -256,6 +257,25 @@ async fn copy_table(
         .as_str(),
     )
     .await?;
+    // LIKE leaves out the columns' statistics targets (the migrations turn
+    // off those of the wide JSON columns), which the swap must keep.
+    let targets: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT attname::text, attstattarget::int FROM pg_attribute
+         WHERE attrelid = ('public.' || $1)::regclass AND attnum > 0
+           AND NOT attisdropped AND attstattarget >= 0",
+    )
+    .bind(name)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (column, target) in targets {
+        tx.execute(
+            format!(
+                "ALTER TABLE \"{schema}\".{name} ALTER COLUMN \"{column}\" SET STATISTICS {target}"
+            )
+            .as_str(),
+        )
+        .await?;
+    }
     if !keyed {
         return Ok(());
     }
