@@ -238,9 +238,10 @@ async fn create(
 }
 
 /// An empty copy of `public.<table>` with its columns, defaults, checks and
-/// statistics targets, its unique constraints (under their live names) when `keyed`, and no
-/// other index yet. Autovacuum stays off until the load is done: vacuuming
-/// tables that only grow would compete with the load for the same cores.
+/// statistics targets, its unique constraints (under their live names)
+/// when `keyed`, and no other index yet. Autovacuum stays off until the
+/// load is done: vacuuming tables that only grow would compete with the
+/// load for the same cores.
 async fn copy_table(
     tx: &mut Transaction<'_, Postgres>,
     schema: &str,
