@@ -193,8 +193,8 @@ async fn count_statuses(pool: PgPool, shutdown: CancellationToken) {
         // A deadline the timer has not fired a minute after it passed means
         // the timer loop is stuck or far behind.
         let overdue: Result<i64, _> = sqlx::query_scalar(
-            "SELECT count(*) FROM sagas WHERE status = ANY($1)
-             AND deadline_at < now() - interval '1 minute'",
+            "SELECT count(*) FROM saga_deadlines d JOIN sagas s ON s.order_id = d.order_id
+             WHERE d.deadline_at < now() - interval '1 minute' AND s.status = ANY($1)",
         )
         .bind(&names)
         .fetch_one(&pool)

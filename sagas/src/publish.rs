@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::relay::destination;
-use crate::store::OutboxMessage;
+use crate::store::{self, OutboxMessage};
 
 /// Committed batches waiting for the publisher; a worker that gets ahead of
 /// Kafka waits here instead of queueing without bound.
@@ -157,12 +157,7 @@ async fn mark_published(mut marked: mpsc::Receiver<Vec<i64>>, pool: PgPool) {
         while let Ok(more) = marked.try_recv() {
             ids.extend(more);
         }
-        let done = sqlx::query(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
-        )
-        .bind(&ids)
-        .execute(&pool)
-        .await;
+        let done = store::mark_published(&pool, &ids).await;
         // Unmarked rows are published again by the relay: a duplicate, not a loss.
         if let Err(e) = done {
             tracing::warn!(error = %e, "marking published saga messages failed");

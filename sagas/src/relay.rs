@@ -20,7 +20,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Kind;
+use crate::store::{self, Kind};
 
 /// Messages published per round.
 const PER_ROUND: i64 = 1000;
@@ -119,9 +119,10 @@ pub async fn publish_round(
 ) -> Result<usize, RelayError> {
     let mut tx = pool.begin().await?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT id, topic_stream, kind, message_key, payload, meta FROM outbox
-         WHERE published_at IS NULL AND created_at < now() - interval '{GRACE}'
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+        "SELECT o.id, o.topic_stream, o.kind, o.message_key, o.payload, o.meta
+         FROM outbox_pending p JOIN outbox o ON o.id = p.id
+         WHERE p.created_at < now() - interval '{GRACE}'
+         ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"
     ))
     .bind(PER_ROUND)
     .fetch_all(&mut *tx)
@@ -151,10 +152,7 @@ pub async fn publish_round(
         sent.map_err(|(e, _)| e)?;
     }
     let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
-    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+    store::mark_published(&mut *tx, &ids).await?;
     tx.commit().await?;
     metrics::counter!("saga_outbox_published_total", "path" => "relay").increment(ids.len() as u64);
     Ok(ids.len())
@@ -162,7 +160,8 @@ pub async fn publish_round(
 
 async fn prune(pool: &PgPool) {
     let pruned = sqlx::query(&format!(
-        "DELETE FROM outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"
+        "DELETE FROM outbox o WHERE o.created_at < now() - interval '{KEEP_PUBLISHED}'
+         AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id)"
     ))
     .execute(pool)
     .await;

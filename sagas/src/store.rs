@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 use crate::machine::Saga;
 
+pub use write::{Writes, save};
+
+mod write;
+
 pub type Tx<'c> = Transaction<'c, Postgres>;
 
 /// Connects to the saga database, creating it when missing, and migrates it.
@@ -70,9 +74,8 @@ pub async fn open_orders(
         .execute(&mut **tx)
         .await?;
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT state->'order'->>'customer_id', count(*) FROM sagas
-         WHERE status IN ('running', 'compensating')
-           AND state->'order'->>'customer_id' = ANY($1)
+        "SELECT customer_id, count(*) FROM sagas
+         WHERE status IN ('running', 'compensating') AND customer_id = ANY($1)
          GROUP BY 1",
     )
     .bind(customers)
@@ -90,16 +93,21 @@ fn customer_lock(customer: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// Sagas whose deadline passed, locked; rows another transaction holds are skipped.
+/// Sagas whose deadline passed, locked; rows another transaction holds are
+/// skipped. The deadline is checked again on the saga row itself, so a row
+/// a worker moved on meanwhile (its new version is what the lock rechecks)
+/// is not fired.
 pub async fn lock_due(
     tx: &mut Tx<'_>,
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<HashMap<Uuid, Stored>, sqlx::Error> {
     let rows: Vec<(Uuid, sqlx::types::Json<Saga>, i64)> = sqlx::query_as(
-        "SELECT order_id, state, version FROM sagas
-         WHERE deadline_at <= $1 ORDER BY deadline_at LIMIT $2
-         FOR UPDATE SKIP LOCKED",
+        "SELECT s.order_id, s.state, s.version
+         FROM saga_deadlines d JOIN sagas s ON s.order_id = d.order_id
+         WHERE d.deadline_at <= $1 AND s.deadline_at <= $1
+         ORDER BY d.deadline_at LIMIT $2
+         FOR UPDATE OF s SKIP LOCKED",
     )
     .bind(now)
     .bind(limit)
@@ -214,119 +222,17 @@ pub async fn claim(tx: &mut Tx<'_>, records: Vec<Record>) -> Result<Vec<Record>,
     Ok(records.into_iter().filter(fresh).collect())
 }
 
-/// What one saga transaction writes besides its locks: the sagas it
-/// changed, the messages they caused, and the records it consumed.
-#[derive(Default)]
-pub struct Writes<'a> {
-    pub sagas: Vec<(Uuid, &'a Stored)>,
-    pub messages: Vec<OutboxMessage>,
-    pub consumed: &'a [Record],
-}
-
-/// Writes in one statement, one round trip where there were three:
-/// inserts or updates the sagas;
-/// moves the positions past the consumed records, and each partition's
-/// watermark up to the time of the last record read from it; adds the
-/// messages to the outbox, leaving a message id already there as it is.
-/// Answers the outbox rows it inserted with their ids, in the order of
-/// `messages`, for the publisher to produce after the commit.
-///
-/// The three parts touch different tables, and the rows of the first two
-/// are already locked by this transaction (`lock`, `claim`), so running
-/// them as one statement's parts changes no lock order.
-pub async fn save(
-    tx: &mut Tx<'_>,
-    writes: Writes<'_>,
-) -> Result<Vec<(i64, OutboxMessage)>, sqlx::Error> {
-    let Writes {
-        sagas,
-        messages,
-        consumed,
-    } = writes;
-    if sagas.is_empty() && messages.is_empty() && consumed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut ids = Vec::with_capacity(sagas.len());
-    let mut states = Vec::with_capacity(sagas.len());
-    let mut statuses = Vec::with_capacity(sagas.len());
-    let mut deadlines = Vec::with_capacity(sagas.len());
-    let mut versions = Vec::with_capacity(sagas.len());
-    for (id, stored) in &sagas {
-        ids.push(*id);
-        states.push(serde_json::to_value(&stored.saga).map_err(|e| sqlx::Error::Encode(e.into()))?);
-        statuses.push(stored.saga.status().as_str());
-        deadlines.push(stored.saga.deadline());
-        versions.push(stored.version);
-    }
-    type Progress = (i64, Option<DateTime<Utc>>);
-    let mut next: HashMap<(&str, i32), Progress> = HashMap::new();
-    for r in consumed {
-        let entry = next.entry((r.topic.as_str(), r.partition)).or_default();
-        entry.0 = entry.0.max(r.offset + 1);
-        entry.1 = entry.1.max(r.appended_at);
-    }
-    let mut topics = Vec::with_capacity(next.len());
-    let mut numbers = Vec::with_capacity(next.len());
-    let mut offsets = Vec::with_capacity(next.len());
-    let mut times = Vec::with_capacity(next.len());
-    for ((topic, partition), (offset, time)) in next {
-        topics.push(topic);
-        numbers.push(partition);
-        offsets.push(offset);
-        times.push(time);
-    }
-    let message_ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
-    let orders: Vec<Uuid> = messages.iter().map(|m| m.order_id).collect();
-    let streams: Vec<&str> = messages.iter().map(|m| m.stream.as_str()).collect();
-    let kinds: Vec<&str> = messages.iter().map(|m| m.kind.as_str()).collect();
-    let keys: Vec<&str> = messages.iter().map(|m| m.key.as_str()).collect();
-    let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
-    let metas: Vec<Option<&serde_json::Value>> = messages.iter().map(|m| m.meta.as_ref()).collect();
-    let inserted: Vec<(i64, Uuid)> = sqlx::query_as(
-        "WITH saved AS (
-             INSERT INTO sagas (order_id, state, status, deadline_at, version)
-             SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $3::text[], $4::timestamptz[], $5::bigint[])
-             ON CONFLICT (order_id) DO UPDATE
-             SET state = EXCLUDED.state, status = EXCLUDED.status,
-                 deadline_at = EXCLUDED.deadline_at, version = EXCLUDED.version,
-                 updated_at = now()
-         ), moved AS (
-             UPDATE saga_positions AS p SET next_offset = u.o, updated_at = now(),
-                 watermark_at = GREATEST(p.watermark_at, u.w)
-             FROM UNNEST($6::text[], $7::int[], $8::bigint[], $9::timestamptz[]) AS u(t, n, o, w)
-             WHERE p.topic = u.t AND p.partition = u.n
-         )
-         INSERT INTO outbox (message_id, order_id, topic_stream, kind, message_key, payload, meta)
-         SELECT * FROM UNNEST($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::text[],
-                              $15::bytea[], $16::jsonb[])
-         ORDER BY 1
-         ON CONFLICT (message_id) DO NOTHING
-         RETURNING id, message_id",
-    )
-    .bind(&ids)
-    .bind(&states)
-    .bind(&statuses)
-    .bind(&deadlines)
-    .bind(&versions)
-    .bind(&topics)
-    .bind(&numbers)
-    .bind(&offsets)
-    .bind(&times)
-    .bind(&message_ids)
-    .bind(&orders)
-    .bind(&streams)
-    .bind(&kinds)
-    .bind(&keys)
-    .bind(&payloads)
-    .bind(&metas)
-    .fetch_all(&mut **tx)
-    .await?;
-    // A message listed twice was inserted once: it is handed off once.
-    let mut row_of: HashMap<Uuid, i64> = inserted.into_iter().map(|(id, m)| (m, id)).collect();
-    Ok(messages
-        .into_iter()
-        .filter_map(|m| Some((row_of.remove(&m.message_id)?, m)))
-        .collect())
+/// Marks outbox rows published: they leave the list of pending rows (the
+/// outbox row itself is written once, and the relay prunes it a day later).
+pub(crate) async fn mark_published(
+    db: impl sqlx::PgExecutor<'_>,
+    ids: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM outbox_pending WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// A record the worker could not read, kept with its position and error.

@@ -1,7 +1,8 @@
 //! The deadline timer: fires `DeadlineFired` into sagas whose deadline
 //! passed, once the worker has read its inputs up to the deadline (see
-//! `watermark`). Deadlines are a column of the saga row, so they survive
-//! restarts; rows are taken with `FOR UPDATE SKIP LOCKED`, so several
+//! `watermark`). Deadlines are a column of the saga row, indexed by time in
+//! `saga_deadlines` (written in the same statement), so they survive
+//! restarts; saga rows are taken with `FOR UPDATE SKIP LOCKED`, so several
 //! workers' timers (and the workers' own batches) never fire one deadline
 //! twice.
 

@@ -233,7 +233,7 @@ pub async fn current(
     let (unread, read, oldest_unsent): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
         sqlx::query_as(
             "SELECT count(*) FILTER (WHERE watermark_at IS NULL), min(watermark_at),
-                    (SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1)
+                    (SELECT created_at FROM outbox_pending ORDER BY id LIMIT 1)
              FROM saga_positions WHERE topic = ANY($1)",
         )
         .bind(answer_topics)

@@ -1,8 +1,9 @@
 //! Two saga workers sharing one consumer group, one of them SIGKILLed at a
 //! random moment six times while 500 orders with mixed sandbox tokens go
 //! through them: afterwards every saga is terminal and no effect happened
-//! twice (no second reservation, capture or refund), and no stock is left
-//! reserved.
+//! twice (no second reservation, capture or refund), no stock is left
+//! reserved, and the saga database's lists (deadlines, unpublished outbox
+//! rows) match its rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -97,9 +98,44 @@ async fn sagas_end_and_nothing_happens_twice_when_workers_are_killed() {
     // The last compensations' commands are applied before the log is read.
     tokio::time::sleep(Duration::from_secs(2)).await;
     nothing_happened_twice(&env, &order_ids).await;
+    lists_match_the_rows(&env).await;
     for worker in &mut workers {
         worker.start_kill().unwrap();
     }
+}
+
+/// The lists the workers keep beside the rows survived the kills: the
+/// deadlines' index has exactly each saga's deadline, and every outbox row
+/// is published (the relay took over what the killed workers' hand-offs
+/// lost), so none is left pending.
+async fn lists_match_the_rows(env: &TestEnv) {
+    let pool = sqlx::PgPool::connect(&env.sagas_db_url).await.unwrap();
+    let (unlisted, stale): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM sagas s WHERE s.deadline_at IS NOT NULL AND NOT EXISTS
+                    (SELECT 1 FROM saga_deadlines d
+                     WHERE d.order_id = s.order_id AND d.deadline_at = s.deadline_at)),
+                (SELECT count(*) FROM saga_deadlines d WHERE NOT EXISTS
+                    (SELECT 1 FROM sagas s
+                     WHERE s.order_id = d.order_id AND s.deadline_at = d.deadline_at))",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (unlisted, stale),
+        (0, 0),
+        "deadlines unlisted, listed stale"
+    );
+    let published = eventually(Duration::from_secs(30), || async {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_pending")
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+        (pending == 0).then_some(())
+    })
+    .await;
+    assert!(published.is_some(), "outbox rows left unpublished");
+    pool.close().await;
 }
 
 async fn nothing_happened_twice(env: &TestEnv, order_ids: &[String]) {

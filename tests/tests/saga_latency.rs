@@ -53,33 +53,10 @@ async fn good_orders_are_confirmed_and_captured_only_after_stock_and_shipment() 
         "{ORDERS} tok_ok orders, 10/s, offsets from OrderPlaced:\n{}",
         latency::report(&timelines)
     );
-    println!(
-        "outbox, transaction start to marked published: {}",
-        outbox_delay(&env).await
-    );
     // Commit to broker ack of the saga's own messages, where the service has it.
     let metrics = sagas.get("/metrics").await.text().await.unwrap_or_default();
     let handoff = metrics
         .lines()
         .filter(|l| l.starts_with("saga_outbox_handoff"));
     println!("{}", handoff.collect::<Vec<_>>().join("\n"));
-}
-
-/// p50 and p99 of how long the saga's messages waited in the outbox: from
-/// the start of the transaction that wrote them to their mark as published
-/// (after the broker's ack).
-async fn outbox_delay(env: &TestEnv) -> String {
-    let pool = sqlx::PgPool::connect(&env.sagas_db_url).await.unwrap();
-    let (p50, p99, n): (Option<f64>, Option<f64>, i64) = sqlx::query_as(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), \
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY d), count(*) \
-         FROM (SELECT extract(epoch FROM published_at - created_at)::float8 * 1000 AS d \
-               FROM outbox WHERE published_at IS NOT NULL) AS delays",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} ms"));
-    format!("p50 {} p99 {} (n={n})", ms(p50), ms(p99))
 }
