@@ -28,11 +28,13 @@ pub struct Writes<'a> {
 /// ids, in the order of `messages`, for the publisher to produce after the
 /// commit.
 ///
-/// The parts touch different tables, and the rows of the sagas, their
-/// deadlines and the positions are already locked by this transaction
-/// (`lock`, `claim`), so running them as one statement's parts changes no
-/// lock order. Every part reads the rows as they were before the statement:
-/// `before` is the sagas' stored deadlines, which the new ones replace.
+/// The parts touch different tables. The rows of the sagas and the
+/// positions are already locked by this transaction (`lock`, `claim`), and
+/// a saga's rows in `saga_deadlines` are written only by the transaction
+/// that holds its saga row, so running them as one statement's parts
+/// changes no lock order. Every part reads the rows as they were before the
+/// statement: `before` is the sagas' stored deadlines, which the new ones
+/// replace.
 pub async fn save(
     tx: &mut Tx<'_>,
     writes: Writes<'_>,
