@@ -218,13 +218,7 @@ impl Batch {
         self.outbox[mark..]
             .iter()
             .filter(|m| m.kind == Kind::Event)
-            .filter_map(|m| {
-                m.meta
-                    .as_ref()?
-                    .get("event_type")?
-                    .as_str()
-                    .map(String::from)
-            })
+            .filter_map(|m| Some(m.meta.as_ref()?.event_type.clone()))
             .collect()
     }
 

@@ -72,7 +72,7 @@ pub fn destination(
     kafka: &KafkaConfig,
     stream: events::AggregateType,
     kind: Kind,
-    meta: Option<&serde_json::Value>,
+    meta: Option<&events::EventMeta>,
     payload: &[u8],
 ) -> Result<(String, Option<OwnedHeaders>), String> {
     let topic = match kind {
@@ -81,11 +81,7 @@ pub fn destination(
         Kind::Reply => kafka.replies_topic(stream),
     };
     let headers = match meta {
-        Some(meta) => {
-            let meta: events::EventMeta =
-                serde_json::from_value(meta.clone()).map_err(|e| e.to_string())?;
-            Some(to_headers(&meta))
-        }
+        Some(meta) => Some(to_headers(meta)),
         None if kind == Kind::Command => {
             /// The one field of a command envelope the headers repeat.
             #[derive(serde::Deserialize)]
@@ -102,14 +98,7 @@ pub fn destination(
     Ok((topic, headers))
 }
 
-type Row = (
-    i64,
-    String,
-    String,
-    String,
-    Vec<u8>,
-    Option<serde_json::Value>,
-);
+type Row = (i64, String, String, String, Vec<u8>, Option<String>);
 
 /// Publishes up to `PER_ROUND` messages the hand-off left behind; answers how many.
 pub async fn publish_round(
@@ -119,7 +108,7 @@ pub async fn publish_round(
 ) -> Result<usize, RelayError> {
     let mut tx = pool.begin().await?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT o.id, o.topic_stream, o.kind, o.message_key, o.payload, o.meta
+        "SELECT o.id, o.topic_stream, o.kind, o.message_key, o.payload, o.meta::text
          FROM outbox_pending p JOIN outbox o ON o.id = p.id
          WHERE p.created_at < now() - interval '{GRACE}'
          ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"
@@ -137,6 +126,11 @@ pub async fn publish_round(
             .ok_or_else(|| unpublishable(format!("unknown stream {stream}")))?;
         let kind =
             Kind::parse(kind).ok_or_else(|| unpublishable(format!("unknown kind {kind}")))?;
+        let meta: Option<events::EventMeta> = meta
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| unpublishable(e.to_string()))?;
         let (topic, headers) =
             destination(kafka, stream, kind, meta.as_ref(), payload).map_err(unpublishable)?;
         records.push((topic, key, payload, headers));

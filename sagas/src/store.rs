@@ -139,7 +139,7 @@ pub struct OutboxMessage {
     pub key: String,
     pub payload: Vec<u8>,
     /// The envelope of an event, for its CloudEvents headers.
-    pub meta: Option<serde_json::Value>,
+    pub meta: Option<events::EventMeta>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

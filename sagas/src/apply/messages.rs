@@ -100,7 +100,7 @@ pub(super) fn event_message(
         kind: Kind::Event,
         key: order_id.to_string(),
         payload: encode(&event)?,
-        meta: serde_json::to_value(&meta).ok(),
+        meta: Some(meta),
     })
 }
 
