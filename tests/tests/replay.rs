@@ -270,6 +270,18 @@ async fn verify_finds_a_corrupted_row_and_a_swap_repairs_it() {
     let again = replay(&env, &["verify", "catalog", "--quiet"]).await;
     assert_eq!(code(&again), 0, "{}", stderr(&again));
     assert_views_equal_the_fold(&env, &pool).await;
+
+    // A `json` column compares by value: lines printed as PostgreSQL prints
+    // a jsonb are no difference, other lines are.
+    let reprint = "UPDATE orders SET lines = lines::jsonb::json;
+        UPDATE orders SET lines = '[{\"sku\": \"RP-9\"}]'
+        WHERE order_id = (SELECT order_id FROM orders LIMIT 1)";
+    sqlx::raw_sql(reprint).execute(&pool).await.unwrap();
+    let found = replay(&env, &["verify", "orders", "--output=json"]).await;
+    assert_eq!(code(&found), 1, "{}", stderr(&found));
+    let report = &json_lines(&found)[0];
+    assert_eq!(report["differences"], 1, "{report}");
+    assert_eq!(report["shown"][0]["table"], "orders", "{report}");
 }
 
 #[tokio::test]

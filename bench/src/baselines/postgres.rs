@@ -22,7 +22,7 @@ pub const BATCH: usize = 1_000;
 const TABLE: &str = "CREATE TABLE orders (
     order_id uuid PRIMARY KEY, customer_id text NOT NULL, status text NOT NULL,
     status_reason text, cancellation_reason text, currency text NOT NULL,
-    lines jsonb NOT NULL, total_minor bigint, version bigint NOT NULL,
+    lines json NOT NULL, total_minor bigint, version bigint NOT NULL,
     placed_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
   CREATE INDEX orders_customer_history ON orders (customer_id, placed_at DESC, order_id DESC)";
 
@@ -44,7 +44,8 @@ pub async fn upsert(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<Measured> {
     let lines = serde_json::json!([
         {"sku": "BENCH-003", "quantity": 2, "unit_price": {"minor": 1250, "currency": "USD"}},
         {"sku": "BENCH-011", "quantity": 1, "unit_price": {"minor": 1999, "currency": "USD"}}
-    ]);
+    ])
+    .to_string();
     let started = Instant::now();
     for version in [1i64, 2] {
         for chunk in ids.chunks(BATCH) {
@@ -55,7 +56,7 @@ pub async fn upsert(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<Measured> {
                 "INSERT INTO orders (order_id, customer_id, status, status_reason,
                    cancellation_reason, currency, lines, total_minor, version, placed_at, updated_at)
                  SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                      $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[],
+                                      $6::text[], $7::text[]::json[], $8::bigint[], $9::bigint[],
                                       $10::timestamptz[], $11::timestamptz[])
                  ON CONFLICT (order_id) DO UPDATE SET
                    status = EXCLUDED.status, status_reason = EXCLUDED.status_reason,

@@ -153,13 +153,16 @@ async fn diff(
         .collect())
 }
 
-/// The compared columns of a live table and its primary key columns.
+/// The compared columns of a live table (as the expressions compared) and
+/// its primary key columns. A `json` column has no equality, and the same
+/// value may be stored in two renderings (one written while the column was
+/// `jsonb`), so it is compared as `jsonb`: by value.
 async fn columns(
     pool: &PgPool,
     table: &ViewTable,
 ) -> Result<(Vec<String>, Vec<String>), ReplayError> {
-    let all: Vec<(String,)> = sqlx::query_as(
-        "SELECT attname::text FROM pg_attribute
+    let all: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT attname::text, atttypid = 'json'::regtype FROM pg_attribute
          WHERE attrelid = ('public.' || $1)::regclass AND attnum > 0 AND NOT attisdropped
          ORDER BY attnum",
     )
@@ -177,8 +180,11 @@ async fn columns(
     .await?;
     let compared = all
         .into_iter()
-        .map(|(c,)| c)
-        .filter(|c| !table.volatile.contains(&c.as_str()))
+        .filter(|(c, _)| !table.volatile.contains(&c.as_str()))
+        .map(|(c, json)| match json {
+            true => format!("{c}::jsonb"),
+            false => c,
+        })
         .collect();
     Ok((compared, key.into_iter().map(|(k,)| k).collect()))
 }

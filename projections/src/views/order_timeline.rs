@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use events::EventMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -36,9 +35,10 @@ pub struct TimelineEntry {
 /// An entry's payload as JSON text, kept as text: a document carries it as
 /// it is, so reading a stored timeline for a document neither parses it
 /// into a tree nor prints it again (that took about a fifth of a catching
-/// up projector's CPU, BENCHMARKS.md). The text of an entry read back is
-/// PostgreSQL's rendering of the `jsonb` (its spacing and key order); of an
-/// entry just folded, serde_json's.
+/// up projector's CPU, BENCHMARKS.md). The column is `json`, so an entry
+/// is stored and read back as the text it was written with: serde_json's,
+/// or, for entries written while the column was `jsonb` (before migration
+/// 0009), PostgreSQL's rendering of it (its own spacing and key order).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Detail(Box<RawValue>);
@@ -123,7 +123,7 @@ pub async fn store(
     sqlx::query(
         "INSERT INTO order_timeline (order_id, source, sequence, event_type, occurred_at, detail)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::text[],
-                              $5::timestamptz[], $6::jsonb[])
+                              $5::timestamptz[], $6::text[]::json[])
          ON CONFLICT (order_id, source, sequence) DO NOTHING",
     )
     .bind(entries.iter().map(|e| e.order_id).collect::<Vec<_>>())
@@ -141,7 +141,7 @@ pub async fn store(
             .collect::<Vec<_>>(),
     )
     .bind(entries.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| Json(&e.detail)).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.detail.get()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -148,15 +148,15 @@ pub async fn store(
         rows.iter().map(|r| f(r).as_deref()).collect::<Vec<_>>()
     };
     let times = |f: fn(&OrderRow) -> DateTime<Utc>| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
-    let lines: Vec<serde_json::Value> = rows
+    let lines: Vec<String> = rows
         .iter()
         // Priced lines are plain data (string keys): serializing cannot fail.
-        .map(|r| events::message::value_plain(&r.lines.0))
+        .map(|r| events::message::encode_plain(&r.lines.0))
         .collect();
     sqlx::query(&format!(
         "INSERT INTO orders ({COLUMNS})
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[],
+                              $6::text[], $7::text[]::json[], $8::bigint[], $9::bigint[],
                               $10::timestamptz[], $11::timestamptz[])
          ON CONFLICT (order_id) DO UPDATE SET
            status = EXCLUDED.status, status_reason = EXCLUDED.status_reason,

@@ -211,16 +211,16 @@ async fn store(
         |f: fn(&SagaRow) -> &Option<String>| rows.iter().map(f).cloned().collect::<Vec<_>>();
     let times = |f: fn(&SagaRow) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
     let numbers = |f: fn(&SagaRow) -> i64| rows.iter().map(f).collect::<Vec<_>>();
-    let history: Vec<serde_json::Value> = rows
+    let history: Vec<String> = rows
         .iter()
         // Step records are plain data (string keys): serializing cannot fail.
-        .map(|r| events::message::value_plain(&r.history.0))
+        .map(|r| events::message::encode_plain(&r.history.0))
         .collect();
     sqlx::query(&format!(
         "INSERT INTO saga_timelines ({COLUMNS})
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[],
                               $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[],
-                              $11::jsonb[], $12::bigint[], $13::timestamptz[], $14::timestamptz[])
+                              $11::text[]::json[], $12::bigint[], $13::timestamptz[], $14::timestamptz[])
          ON CONFLICT (order_id) DO UPDATE SET
            customer_id = EXCLUDED.customer_id, status = EXCLUDED.status,
            current_step = EXCLUDED.current_step, attempt = EXCLUDED.attempt,
