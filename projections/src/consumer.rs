@@ -205,10 +205,15 @@ async fn apply(
     durable: bool,
     recent: &RecentTimelines,
 ) -> Result<(Applied, BatchGuard), sqlx::Error> {
+    // Generic plans: a batch's statements are the same key lookups and
+    // upserts every time, planned once per connection (and again after an
+    // analysis) rather than for each execution's arrays, whose custom plans
+    // also chose sequential scans while a table was young (BENCHMARKS.md,
+    // "Generic plans for the projector's batches").
     let begin = if durable {
-        "BEGIN"
+        "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
     } else {
-        "BEGIN; SET LOCAL synchronous_commit = off"
+        "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL synchronous_commit = off"
     };
     let begin = format!("{begin}; NOTIFY {PROGRESS_CHANNEL}");
     // The batch's own transactions open while the pause lock is taken; they
