@@ -211,11 +211,13 @@ async fn apply(
     // also chose sequential scans while a table was young (BENCHMARKS.md,
     // "Generic plans for the projector's batches").
     let begin = if durable {
-        "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
+        "BEGIN"
     } else {
-        "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL synchronous_commit = off"
+        "BEGIN; SET LOCAL synchronous_commit = off"
     };
-    let begin = format!("{begin}; NOTIFY {PROGRESS_CHANNEL}");
+    let begin = format!(
+        "{begin}; SET LOCAL plan_cache_mode = force_generic_plan; NOTIFY {PROGRESS_CHANNEL}"
+    );
     // The batch's own transactions open while the pause lock is taken; they
     // read and write nothing before the lock is held.
     let (batch, spans) = spans(records);
