@@ -149,7 +149,10 @@ pub async fn orders(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<OrderDocument>, s
 /// all, so from one snapshot and in one round trip (a cache miss of the
 /// query API used to make six: a read-only transaction of four queries).
 pub async fn order_entries(pool: &PgPool, ids: &[Uuid]) -> Result<OrderEntries, sqlx::Error> {
-    let stored: Vec<Stored> = sqlx::query_as(STORED).bind(ids).fetch_all(pool).await?;
+    let stored: Vec<Stored> = match ids {
+        [id] => sqlx::query_as(STORED_ONE).bind(id).fetch_all(pool).await?,
+        _ => sqlx::query_as(STORED).bind(ids).fetch_all(pool).await?,
+    };
     let (mut rows, mut payments, mut shipments) = (HashMap::new(), HashMap::new(), HashMap::new());
     let mut timelines = HashMap::new();
     for s in stored {
@@ -187,18 +190,37 @@ struct Stored {
 
 /// Each view's row as JSON (a table's columns are its row type's fields;
 /// `row_to_json` of a row the outer join did not find is NULL), the
-/// timeline's rows as a JSON array. Ids with no row at all are left out.
-const STORED: &str = "\
-    SELECT row_to_json(o) AS order_row, row_to_json(p) AS payment, \
-           row_to_json(s) AS shipment, coalesce(t.timeline, '[]') AS timeline \
-    FROM unnest($1::uuid[]) AS ids(order_id) \
-    LEFT JOIN orders o ON o.order_id = ids.order_id \
-    LEFT JOIN order_payments p ON p.order_id = ids.order_id \
-    LEFT JOIN order_shipments s ON s.order_id = ids.order_id \
-    LEFT JOIN LATERAL ( \
-        SELECT json_agg(e) AS timeline FROM order_timeline e WHERE e.order_id = o.order_id \
-    ) t ON true \
-    WHERE o.order_id IS NOT NULL OR p.order_id IS NOT NULL OR s.order_id IS NOT NULL";
+/// timeline's rows as a JSON array, for the ids the statement's `FROM`
+/// names. Ids with no row at all are left out.
+macro_rules! stored {
+    ($ids:literal) => {
+        concat!(
+            "SELECT row_to_json(o) AS order_row, row_to_json(p) AS payment, \
+                    row_to_json(s) AS shipment, coalesce(t.timeline, '[]') AS timeline \
+             FROM ",
+            $ids,
+            " AS ids(order_id) \
+             LEFT JOIN orders o ON o.order_id = ids.order_id \
+             LEFT JOIN order_payments p ON p.order_id = ids.order_id \
+             LEFT JOIN order_shipments s ON s.order_id = ids.order_id \
+             LEFT JOIN LATERAL ( \
+                 SELECT json_agg(e) AS timeline FROM order_timeline e WHERE e.order_id = o.order_id \
+             ) t ON true \
+             WHERE o.order_id IS NOT NULL OR p.order_id IS NOT NULL OR s.order_id IS NOT NULL"
+        )
+    };
+}
+
+/// The documents of any number of ids.
+const STORED: &str = stored!("unnest($1::uuid[])");
+/// The documents of one id: what a query API cache miss asks for. Apart
+/// from being cheaper to plan, its plan is kept. With an array, PostgreSQL
+/// guesses ten ids for a plan made for any array (its generic plan), so it
+/// planned every call anew for the one id it was given, and planning took
+/// twice as long as the reads (BENCHMARKS.md, "One order's document, planned
+/// once"); with one id the generic plan is the custom plan, and the
+/// prepared statement keeps it after its fifth run.
+const STORED_ONE: &str = stored!("(VALUES ($1::uuid))");
 
 /// What the projector knows of an order whose own row it has not folded:
 /// its payment or shipment events came first, because another projector
