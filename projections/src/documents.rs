@@ -213,13 +213,13 @@ macro_rules! stored {
 
 /// The documents of any number of ids.
 const STORED: &str = stored!("unnest($1::uuid[])");
-/// The documents of one id: what a query API cache miss asks for. Apart
-/// from being cheaper to plan, its plan is kept. With an array, PostgreSQL
-/// guesses ten ids for a plan made for any array (its generic plan), so it
-/// planned every call anew for the one id it was given, and planning took
-/// twice as long as the reads (BENCHMARKS.md, "One order's document, planned
-/// once"); with one id the generic plan is the custom plan, and the
-/// prepared statement keeps it after its fifth run.
+/// The documents of one id: what a query API cache miss asks for. Over an
+/// array, PostgreSQL's plan for any array (its generic plan) guesses ten
+/// ids, so the statement was planned anew for the one id of each call, and
+/// planning cost four times the reads (BENCHMARKS.md, "One order's
+/// document, planned once"). Over one id the generic plan is the custom
+/// plan, and the prepared statement keeps it from its sixth run on, until
+/// an analysis of the tables invalidates it.
 const STORED_ONE: &str = stored!("(VALUES ($1::uuid))");
 
 /// What the projector knows of an order whose own row it has not folded:
