@@ -34,6 +34,24 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
+    closed_loop_upto(concurrency, warmup, duration, u64::MAX, services, op).await
+}
+
+/// [`closed_loop`] that also ends once `op` has been started `most` times
+/// (counting the warm-up's), for operations that can run only so often:
+/// the rate is then over the time they took.
+pub async fn closed_loop_upto<F, Fut>(
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    most: u64,
+    services: &[(String, u32)],
+    op: F,
+) -> Measured
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
     let op = Arc::new(op);
     let counter = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
@@ -56,7 +74,11 @@ where
                 if sent >= end {
                     break;
                 }
-                let success = op(counter.fetch_add(1, Ordering::Relaxed)).await;
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                if i >= most {
+                    break;
+                }
+                let success = op(i).await;
                 if sent < from {
                     continue;
                 }
@@ -235,6 +257,30 @@ mod tests {
         )
         .await;
         assert!(m.ops >= 10 && m.ops <= 24, "{m:?}");
+        assert_eq!(m.errors, 0);
+    }
+
+    #[tokio::test]
+    async fn closed_loop_upto_ends_when_the_operations_run_out() {
+        let started = Instant::now();
+        let m = closed_loop_upto(
+            4,
+            Duration::from_millis(20),
+            Duration::from_secs(10),
+            100,
+            &[],
+            |_| async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                true
+            },
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ran the whole duration"
+        );
+        // The warm-up's operations are among the 100, but not counted.
+        assert!(m.ops > 0 && m.ops < 100, "{m:?}");
         assert_eq!(m.errors, 0);
     }
 }
