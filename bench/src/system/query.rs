@@ -85,9 +85,9 @@ pub async fn run(ctx: &Arc<Ctx>) -> anyhow::Result<(Measured, Measured, Measured
     progress("query api: cache misses (closed loop)");
     evict(ctx, &placed).await?;
     // Each order once: a second read of one would be served from the
-    // cache its first read filled. The phase ends when they run out (at
-    // 11,000 misses a second a full run's orders last about 6 s), so the
-    // warm-up only opens the connections.
+    // cache its first read filled. The phase ends when they run out (a
+    // full run's 75,000 orders last about 17 s at 4,300 misses a second),
+    // so the warm-up only opens the connections.
     let orders = placed.len() as u64;
     let read = reader(Arc::new(placed));
     let warmup = (phase / 5).min(Duration::from_secs(1));
