@@ -2,7 +2,8 @@
 //! then open loop at half of it or at `--query-rate`), then with the orders
 //! evicted from the cache so every read falls through to PostgreSQL. A read
 //! PostgreSQL answers caches the order again, so the miss phase reads each
-//! order once: every order placed, in a stride, not only the newest.
+//! order once: every order placed, in a stride, not only the newest, and it
+//! ends when they run out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,10 +85,8 @@ pub async fn run(ctx: &Arc<Ctx>) -> anyhow::Result<(Measured, Measured, Measured
 
     progress("query api: cache misses (closed loop)");
     evict(ctx, &placed).await?;
-    // Each order once: a second read of one would be served from the
-    // cache its first read filled. The phase ends when they run out (a
-    // full run's 75,000 orders last about 17 s at 4,300 misses a second),
-    // so the warm-up only opens the connections.
+    // The warm-up's reads use up orders too, so it only opens the
+    // connections.
     let orders = placed.len() as u64;
     let read = reader(Arc::new(placed));
     let warmup = (phase / 5).min(Duration::from_secs(1));
