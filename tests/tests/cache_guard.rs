@@ -4,6 +4,7 @@
 //! entry without a body, so readers go to PostgreSQL, until a document that
 //! covers both arrives; and the versions alone of an order whose row a
 //! projector has not seen do the same to a document that misses them.
+//! Readers share pipelines, and each still gets its own entry.
 
 use std::time::Duration;
 
@@ -234,4 +235,38 @@ async fn documents_built_before_the_cache_was_emptied_are_refused() {
     );
     assert_eq!(other.put(1, &[entry(&other, &key, 4, 1)]).await.unwrap(), 1);
     cache.delete(vec![key, cache.epoch_key()]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_readers_each_get_their_own_entry() {
+    // Readers queued at the same moment share one pipeline to Redis; each
+    // must still get its own key's answer, a hit or a miss.
+    let cache = std::sync::Arc::new(cache_in(&namespace()));
+    let generation = cache.learn_generation().await.unwrap();
+    let ids: Vec<Uuid> = (0..500).map(|_| Uuid::now_v7()).collect();
+    let written: Vec<Entry> = ids
+        .iter()
+        .step_by(2)
+        .zip(1..)
+        .map(|(id, order)| entry(&cache, &cache.order_key(*id), order, 0))
+        .collect();
+    assert_eq!(
+        cache.put(generation, &written).await.unwrap(),
+        written.len()
+    );
+
+    let readers: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let cache = cache.clone();
+            tokio::spawn(async move { body(&cache, id).await })
+        })
+        .collect();
+    for (n, reader) in readers.into_iter().enumerate() {
+        let expected = (n % 2 == 0).then(|| format!("{}/0", n / 2 + 1));
+        assert_eq!(reader.await.unwrap(), expected, "order {n}");
+    }
+    let mut keys: Vec<String> = written.into_iter().map(|e| e.key).collect();
+    keys.push(cache.epoch_key());
+    cache.delete(keys).await.unwrap();
 }

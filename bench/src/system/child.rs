@@ -21,9 +21,15 @@ pub struct Child {
     pub log: PathBuf,
 }
 
-/// Starts `binary` with the common flags and `flags`; `log` names its log
-/// file in the temporary directory.
-pub fn start(args: &RunArgs, binary: &str, log: &str, flags: &[&str]) -> anyhow::Result<Child> {
+/// Starts `binary` with the common flags, `flags` and the environment
+/// variables `vars`; `log` names its log file in the temporary directory.
+pub fn start(
+    args: &RunArgs,
+    binary: &str,
+    log: &str,
+    flags: &[&str],
+    vars: &[(&str, &str)],
+) -> anyhow::Result<Child> {
     let path = args.bin_dir.join(binary);
     anyhow::ensure!(path.exists(), "{} is missing", path.display());
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -42,6 +48,7 @@ pub fn start(args: &RunArgs, binary: &str, log: &str, flags: &[&str]) -> anyhow:
         ])
         .arg("--dev")
         .args(flags)
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(stderr)
         .kill_on_drop(true)

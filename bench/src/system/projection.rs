@@ -134,6 +134,8 @@ async fn measure_catch_up(ctx: &Ctx) -> anyhow::Result<Measured> {
             "--redis-url",
             &args.redis_url,
         ],
+        // One worker, as `scripts/start` and `scripts/bench` run the projector.
+        &[("TOKIO_WORKER_THREADS", "1")],
     )?;
     let pid = child.pid;
     let started = Instant::now();

@@ -129,6 +129,7 @@ impl Service {
                 "--rate-per-second",
                 "0",
             ],
+            &[],
         )?;
         let url = format!("http://{}", child.addr);
         let http = reqwest::Client::new();

@@ -1,17 +1,42 @@
 //! The connection to Redis: one pipelined connection shared by every call,
 //! each call bounded by the cache's timeout.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::{AsyncConnectionConfig, Client, RedisError};
 
-use super::{Cache, CacheError};
+use super::CacheError;
 
 /// Calls in a row that may time out before the connection is replaced.
 const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 
-impl Cache {
+/// The shared connection, shared in turn by the cache and its batcher of reads.
+pub(super) struct Link {
+    client: Client,
+    pub(super) timeout: Duration,
+    /// The shared connection; every call clones it (a handle to one
+    /// pipelined connection). A plain mutex: it is never held across an await.
+    connection: std::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Lets one caller at a time connect, so a reconnect is not a stampede.
+    connecting: tokio::sync::Mutex<()>,
+    /// Calls in a row that ran out of time; a few mean the connection is stuck.
+    timeouts: AtomicU32,
+}
+
+impl Link {
+    /// Connects lazily, on the first call.
+    pub(super) fn new(url: &str, timeout: Duration) -> Result<Link, RedisError> {
+        Ok(Link {
+            client: Client::open(url)?,
+            timeout,
+            connection: std::sync::Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            timeouts: AtomicU32::new(0),
+        })
+    }
+
     /// Runs `call` on a connection, within the timeout. When the connection
     /// itself failed it is dropped, so the next call reconnects; a call that
     /// only ran out of time leaves it alone (the other calls pipelined on

@@ -57,18 +57,22 @@
 //! bounded by a timeout; a broken connection is dropped and re-established
 //! on the next call.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use events::auth::signing::SigningKey;
-use redis::aio::MultiplexedConnection;
-use redis::{Client, ErrorKind, RedisError, Script};
+use redis::{ErrorKind, RedisError, Script};
 use uuid::Uuid;
 
 mod connection;
 mod entries;
+mod reads;
 
-use entries::{CACHED_STREAMS, cached};
+use connection::Link;
+use reads::Reads;
+
+use entries::cached;
 pub use entries::{Cached, Entry};
 
 /// How long an entry lives without being rewritten; bounds what a lost
@@ -108,17 +112,11 @@ pub const ITEM_PREFIX: &str = "catalog:";
 
 /// A connection to the cache under one key namespace.
 pub struct Cache {
-    client: Client,
+    link: Arc<Link>,
+    /// Sends reads to the task that pipelines them (started by the first).
+    reads: OnceLock<Reads>,
     guarded_set: Script,
     namespace: String,
-    timeout: Duration,
-    /// The shared connection; every call clones it (a handle to one
-    /// pipelined connection). A plain mutex: it is never held across an await.
-    connection: std::sync::Mutex<Option<MultiplexedConnection>>,
-    /// Lets one caller at a time connect, so a reconnect is not a stampede.
-    connecting: tokio::sync::Mutex<()>,
-    /// Calls in a row that ran out of time; a few mean the connection is stuck.
-    timeouts: AtomicU32,
     /// Signs owned entries on write and checks them on read; without it,
     /// owned entries are written unsigned and never served.
     signing: Option<SigningKey>,
@@ -142,13 +140,10 @@ impl Cache {
     /// a service starts (and keeps serving) while Redis is down.
     pub fn new(url: &str, namespace: String, timeout: Duration) -> Result<Cache, RedisError> {
         Ok(Cache {
-            client: Client::open(url)?,
+            link: Arc::new(Link::new(url, timeout)?),
+            reads: OnceLock::new(),
             guarded_set: Script::new(GUARDED_SET),
             namespace,
-            timeout,
-            connection: std::sync::Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
-            timeouts: AtomicU32::new(0),
             signing: None,
             epoch: std::sync::Mutex::new(String::new()),
             generation: AtomicU64::new(0),
@@ -179,6 +174,7 @@ impl Cache {
         loop {
             let pattern = pattern.clone();
             let (next, keys): (u64, Vec<String>) = self
+                .link
                 .bounded(|mut conn| async move {
                     redis::cmd("SCAN")
                         .arg(cursor)
@@ -203,10 +199,11 @@ impl Cache {
         if keys.is_empty() {
             return Ok(0);
         }
-        self.bounded(|mut conn| async move {
-            redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await
-        })
-        .await
+        self.link
+            .bounded(|mut conn| async move {
+                redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await
+            })
+            .await
     }
 
     /// The cached order, if any.
@@ -220,17 +217,8 @@ impl Cache {
     }
 
     async fn get(&self, key: String) -> Result<Option<Cached>, CacheError> {
-        let key_ref = &key;
-        let values: Vec<Option<String>> = self
-            .bounded(|mut conn| async move {
-                let mut cmd = redis::cmd("HMGET");
-                cmd.arg(key_ref).arg("body").arg("owner").arg("sig");
-                for stream in CACHED_STREAMS {
-                    cmd.arg(stream.as_str());
-                }
-                cmd.query_async(&mut conn).await
-            })
-            .await?;
+        let reads = self.reads.get_or_init(|| Reads::start(self.link.clone()));
+        let values = reads.fields(key.clone()).await?;
         // An owned entry whose signature does not verify is not served:
         // PostgreSQL answers instead.
         Ok(cached(values).filter(|entry| self.owner_verifies(&key, entry)))
@@ -249,6 +237,7 @@ impl Cache {
         let mine = Uuid::new_v4().to_string();
         let candidate = &mine;
         let held: Option<String> = self
+            .link
             .bounded(|mut conn| async move {
                 redis::cmd("SET")
                     .arg(&key)
@@ -325,6 +314,7 @@ impl Cache {
         }
         let script = &self.guarded_set;
         let written: Vec<i64> = self
+            .link
             .bounded(|mut conn| async move {
                 match pipe.query_async(&mut conn).await {
                     Err(e) if e.kind() == ErrorKind::NoScriptError => {
@@ -353,11 +343,12 @@ impl Cache {
 
     /// Whether Redis answers a PING within the timeout.
     pub async fn ping(&self) -> Result<(), CacheError> {
-        self.bounded(
-            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
-        )
-        .await
-        .map(|_| ())
+        self.link
+            .bounded(
+                |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+            )
+            .await
+            .map(|_| ())
     }
 }
 
