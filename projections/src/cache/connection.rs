@@ -12,7 +12,7 @@ use super::CacheError;
 /// Calls in a row that may time out before the connection is replaced.
 const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 
-/// The shared connection, shared in turn by the cache and its batcher of reads.
+/// The one connection and its upkeep, held by the cache and by its reads task.
 pub(super) struct Link {
     client: Client,
     pub(super) timeout: Duration,

@@ -8,9 +8,9 @@
 //! the readers queue their keys for one task, which yields once when woken,
 //! so the readers ready in the same round queue theirs too, and then sends
 //! every key waiting as one pipeline. At most [`IN_FLIGHT`] pipelines are
-//! out at a time; the keys that arrive while they are make the next one, so
-//! a backlog (after a stall of the machine) drains in a few large pipelines,
-//! and an idle cache sends a pipeline of one key at once.
+//! out at a time, and keys that arrive while that many are out go together
+//! in the next: a backlog (after a stall of the machine) drains in a few
+//! large pipelines, and an idle cache sends a pipeline of one key at once.
 
 use std::sync::Arc;
 use std::time::Duration;
