@@ -4,7 +4,8 @@
 //! entry without a body, so readers go to PostgreSQL, until a document that
 //! covers both arrives; and the versions alone of an order whose row a
 //! projector has not seen do the same to a document that misses them.
-//! Readers share pipelines, and each still gets its own entry.
+//! Readers share pipelines, and each still gets its own entry, also from
+//! a runtime other than the one that started the pipelining.
 
 use std::time::Duration;
 
@@ -269,4 +270,35 @@ async fn concurrent_readers_each_get_their_own_entry() {
     let mut keys: Vec<String> = written.into_iter().map(|e| e.key).collect();
     keys.push(cache.epoch_key());
     cache.delete(keys).await.unwrap();
+}
+
+#[test]
+fn a_cache_outliving_its_first_runtime_still_reads() {
+    // The reads task and the connection belong to the runtime of the first
+    // read. Once it ends, a read from another runtime must still answer.
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let cache = cache_in(&namespace());
+    let id = Uuid::now_v7();
+    let key = cache.order_key(id);
+    runtime().block_on(async {
+        let generation = cache.learn_generation().await.unwrap();
+        let written = [entry(&cache, &key, 1, 0)];
+        assert_eq!(cache.put(generation, &written).await.unwrap(), 1);
+        assert_eq!(body(&cache, id).await.as_deref(), Some("1/0"));
+    });
+    runtime().block_on(async {
+        // The connection ended with the first runtime too: the first call
+        // finds it broken and drops it, the next one reconnects.
+        let read = match cache.order(id).await {
+            Err(_) => cache.order(id).await,
+            first => first,
+        };
+        assert_eq!(read.unwrap().map(|c| c.body).as_deref(), Some("1/0"));
+        cache.delete(vec![key, cache.epoch_key()]).await.unwrap();
+    });
 }

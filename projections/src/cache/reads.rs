@@ -13,7 +13,6 @@
 //! large pipelines, and an idle cache sends a pipeline of one key at once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::RedisError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -41,26 +40,36 @@ struct Read {
 /// The queue of the task that pipelines reads.
 pub(super) struct Reads {
     queue: mpsc::UnboundedSender<Read>,
-    timeout: Duration,
+    link: Arc<Link>,
 }
 
 impl Reads {
     /// Starts the task on the current runtime; it ends when `Reads` is dropped.
     pub(super) fn start(link: Arc<Link>) -> Reads {
         let (queue, waiting) = mpsc::unbounded_channel();
-        let timeout = link.timeout;
-        tokio::spawn(pipeline(link, waiting));
-        Reads { queue, timeout }
+        tokio::spawn(pipeline(link.clone(), waiting));
+        Reads { queue, link }
     }
 
-    /// The fields of the entry `key`, within the cache's timeout.
+    /// The fields of the entry `key`, within the cache's timeout. When the
+    /// task is gone (the runtime that started it has ended: a cache used
+    /// from another), the read goes alone on the connection.
     pub(super) async fn fields(&self, key: String) -> Result<Fields, CacheError> {
         let (answer, fields) = oneshot::channel();
-        self.queue.send(Read { key, answer }).map_err(|_| gone())?;
-        match tokio::time::timeout(self.timeout, fields).await {
+        if let Err(mpsc::error::SendError(read)) = self.queue.send(Read { key, answer }) {
+            return self
+                .link
+                .bounded(|mut conn| async move { hmget(&read.key).query_async(&mut conn).await })
+                .await;
+        }
+        let timeout = self.link.timeout;
+        match tokio::time::timeout(timeout, fields).await {
             Ok(Ok(fields)) => fields,
-            Ok(Err(_)) => Err(gone()),
-            Err(_) => Err(CacheError::Timeout(self.timeout)),
+            Ok(Err(_)) => Err(CacheError::Redis(RedisError::from((
+                redis::ErrorKind::IoError,
+                "a pipelined read was dropped unanswered",
+            )))),
+            Err(_) => Err(CacheError::Timeout(timeout)),
         }
     }
 }
@@ -102,15 +111,7 @@ async fn send(link: &Link, batch: Vec<Read>) {
     metrics::counter!("cache_read_pipelines_total").increment(1);
     let mut pipe = redis::pipe();
     for read in &batch {
-        let cmd = pipe
-            .cmd("HMGET")
-            .arg(&read.key)
-            .arg("body")
-            .arg("owner")
-            .arg("sig");
-        for stream in CACHED_STREAMS {
-            cmd.arg(stream.as_str());
-        }
+        pipe.add_command(hmget(&read.key));
     }
     let answers: Result<Vec<Fields>, CacheError> = link
         .bounded(|mut conn| async move { pipe.query_async(&mut conn).await })
@@ -142,10 +143,12 @@ fn copy(e: &CacheError) -> CacheError {
     }
 }
 
-/// The task is gone: its runtime shut down.
-fn gone() -> CacheError {
-    CacheError::Redis(RedisError::from((
-        redis::ErrorKind::IoError,
-        "the cache's reads task has stopped",
-    )))
+/// The read of one entry's fields (see [`Fields`]).
+fn hmget(key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("HMGET");
+    cmd.arg(key).arg("body").arg("owner").arg("sig");
+    for stream in CACHED_STREAMS {
+        cmd.arg(stream.as_str());
+    }
+    cmd
 }
