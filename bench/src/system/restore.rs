@@ -9,8 +9,9 @@
 //! outcome per order. It places `--orders` orders closed loop and samples
 //! the service's memory at every tenth of them; then it kills the service
 //! with SIGKILL and starts it again over the same topics [`RESTARTS`] times,
-//! each time timing the start until ready and reading from `/metrics` what
-//! the restore read and how long it took. The first half of the starts find
+//! each time timing the start until ready, reading from `/metrics` what
+//! the restore read and how long it took, and reading its memory once ready
+//! and again [`SETTLE`] later. The first half of the starts find
 //! the local tables the killed process left (a restart on the same host,
 //! which resumes from them); the second half start from an empty state
 //! folder (another host, which restores from the snapshots).
@@ -32,6 +33,11 @@ const RESTARTS: usize = 4;
 
 /// Memory samples while the orders are placed.
 const SAMPLES: u64 = 10;
+
+/// How long after a restart the memory is read a second time: what the
+/// service holds once idle, after its allocator has had time to give back
+/// what the restore freed (jemalloc's decay is 10 s).
+const SETTLE: Duration = Duration::from_secs(15);
 
 /// `--phases restore`: the figures above, printed and written to
 /// `<out_dir>/<date>-restore-<mode>.md`.
@@ -87,6 +93,10 @@ async fn measure(args: &RunArgs, state_dir: &Path) -> anyhow::Result<()> {
             snapshots: value("command_restore_snapshots"),
             events_read: value("command_restore_events_read"),
             memory: procstat::memory("command", service.child.pid),
+            settled: {
+                tokio::time::sleep(SETTLE).await;
+                procstat::memory("command", service.child.pid)
+            },
         });
     }
     service.child.process.kill().await.ok();
@@ -179,6 +189,8 @@ struct Restart {
     snapshots: f64,
     events_read: f64,
     memory: Option<Memory>,
+    /// [`SETTLE`] later, the service idle.
+    settled: Option<Memory>,
 }
 
 /// Places `orders` orders from `concurrency` workers and samples the
@@ -260,12 +272,12 @@ fn markdown(
     }
     out.push_str(
         "\nThen SIGKILL and a start over the same topics, each time:\n\n\
-         | restart | state folder | partitions resumed | state files open s (sum) | start to ready s | longest restore of a partition s | snapshots read | events read | RSS MiB once ready |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         | restart | state folder | partitions resumed | state files open s (sum) | start to ready s | longest restore of a partition s | snapshots read | events read | RSS MiB once ready | RSS MiB 15 s later |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (i, r) in restarts.iter().enumerate() {
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |\n",
             i + 1,
             r.folder,
             r.resumed,
@@ -274,7 +286,8 @@ fn markdown(
             r.longest_restore,
             r.snapshots,
             r.events_read,
-            mib(&r.memory).0
+            mib(&r.memory).0,
+            mib(&r.settled).0
         ));
     }
     out.push_str(
