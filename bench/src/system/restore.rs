@@ -84,6 +84,8 @@ async fn measure(args: &RunArgs, state_dir: &Path) -> anyhow::Result<()> {
                 .map(|(_, seconds)| *seconds)
                 .fold(0.0, f64::max)
         };
+        let memory = procstat::memory("command", service.child.pid);
+        tokio::time::sleep(SETTLE).await;
         restarts.push(Restart {
             folder,
             resumed: value("command_restore_resumed"),
@@ -92,11 +94,8 @@ async fn measure(args: &RunArgs, state_dir: &Path) -> anyhow::Result<()> {
             longest_restore: longest("command_restore_seconds"),
             snapshots: value("command_restore_snapshots"),
             events_read: value("command_restore_events_read"),
-            memory: procstat::memory("command", service.child.pid),
-            settled: {
-                tokio::time::sleep(SETTLE).await;
-                procstat::memory("command", service.child.pid)
-            },
+            memory,
+            settled: procstat::memory("command", service.child.pid),
         });
     }
     service.child.process.kill().await.ok();
@@ -270,11 +269,12 @@ fn markdown(
             s.orders as f64 / secs.max(f64::EPSILON)
         ));
     }
-    out.push_str(
+    out.push_str(&format!(
         "\nThen SIGKILL and a start over the same topics, each time:\n\n\
-         | restart | state folder | partitions resumed | state files open s (sum) | start to ready s | longest restore of a partition s | snapshots read | events read | RSS MiB once ready | RSS MiB 15 s later |\n\
+         | restart | state folder | partitions resumed | state files open s (sum) | start to ready s | longest restore of a partition s | snapshots read | events read | RSS MiB once ready | RSS MiB {} s later |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
-    );
+        SETTLE.as_secs()
+    ));
     for (i, r) in restarts.iter().enumerate() {
         out.push_str(&format!(
             "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |\n",
